@@ -1,0 +1,1 @@
+//! sqlora-eval
