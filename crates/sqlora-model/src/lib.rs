@@ -1,1 +1,21 @@
-//! sqlora-model
+//! sqlora-model: causal language models (Llama and Qwen2 architectures) in candle.
+//!
+//! * [`config`] / [`llama`]: the architecture, written like candle-transformers (one file, a
+//!   `Config`, plain modules, weights through `VarBuilder`).
+//! * [`gguf`] / [`hf`]: loaders for a GGUF file and a Hugging Face folder.
+//! * [`tokenizer`] / [`chat`]: the tokenizer (from GGUF metadata or tokenizer.json) and the
+//!   model's own Jinja chat template.
+//! * [`generate`]: batched generation with a KV cache (greedy, sampling, n-best).
+//! * [`fetch`]: obtaining and verifying the default model (SmolLM2-135M-Instruct).
+
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod fetch;
+pub mod generate;
+pub mod gguf;
+pub mod hf;
+pub mod llama;
+pub mod tokenizer;
+
+pub use error::{ModelError, Result};
