@@ -356,13 +356,18 @@ def build_data(rng: random.Random):
     bookings.sort(key=lambda x: x[0])
 
     crew = []
+    crew_names: set[tuple[str, str]] = set()
     crew_of: dict[tuple[int, str], list[int]] = {}
     for al in range(8):
         captains = []
         for role, n in (("captain", 3), ("first officer", 3), ("purser", 2), ("flight attendant", 6)):
             for _ in range(n):
                 cid = len(crew) + 1
-                fn, ln = rng.choice(FIRST), rng.choice(LAST)
+                while True:
+                    fn, ln = rng.choice(FIRST), rng.choice(LAST)
+                    if (fn, ln) not in crew_names:
+                        crew_names.add((fn, ln))
+                        break
                 hire = date(rng.randint(1998 if role == "captain" else 2008, 2023), rng.randint(1, 12),
                             rng.randint(1, 28)).isoformat()
                 sup = None if role == "captain" else rng.choice(captains)
