@@ -609,6 +609,9 @@ def build_domain(
     frac = nonempty / total
     assert frac >= 0.92, f"non-empty fraction {frac:.3f}"
 
+    unused = [t.name for t in templates if not any(e.template == t.name for s in split_names for e in results[s])]
+    assert not unused, f"templates never instantiated: {unused} (empty-result rejects: {nonempty_fail})"
+
     # --- write --------------------------------------------------------------
     _write(os.path.join(out_dir, "schema.sql"), schema.strip() + "\n")
     _write(os.path.join(out_dir, "data.sql"), data_text)
@@ -637,6 +640,4 @@ def build_domain(
         print(f"  {s:5s}: {len(results[s]):4d} examples, difficulty {dict(sorted(diff_counts[s].items()))}")
     print(f"  non-empty results: {frac:.3f}")
     print(f"  test examples with a skeleton unseen in train: {unseen:.3f}")
-    unused = [t.name for t in templates if not any(e.template == t.name for s in split_names for e in results[s])]
-    assert not unused, f"templates never instantiated: {unused} (empty-result rejects: {nonempty_fail})"
     print(f"  data.sql: {len(data_text.encode())} bytes")
