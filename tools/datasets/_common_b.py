@@ -594,3 +594,29 @@ def build_domain(db_id: str, root: str, schema: str,
     print(f"  test with skeleton unseen in train: {unseen}/{len(rows_out['test'])} = {frac_unseen:.1%}")
     for split in ("train", "dev", "test"):
         print(f"  difficulty {split}: {diff_count[split]}")
+
+
+DEMONYMS = {
+    "United States": "American", "United Kingdom": "British", "Canada": "Canadian", "Germany": "German",
+    "France": "French", "Spain": "Spanish", "Brazil": "Brazilian", "Mexico": "Mexican", "Japan": "Japanese",
+    "Sweden": "Swedish", "Australia": "Australian", "India": "Indian", "Nigeria": "Nigerian", "Ireland": "Irish",
+    "Norway": "Norwegian", "Netherlands": "Dutch", "Switzerland": "Swiss", "Portugal": "Portuguese",
+    "New Zealand": "New Zealand", "Italy": "Italian",
+}
+
+
+def country_slots(c: str) -> dict:
+    """Slots for a country value: the raw value, a phrase usable after 'in'/'from', an adjective."""
+    ctry = "the " + c if c.startswith("United ") or c == "Netherlands" else c
+    return {"country": c, "ctry": ctry, "adj": DEMONYMS.get(c, c)}
+
+
+def country_phrasing(templates: list[Tpl]) -> list[Tpl]:
+    """Rewrite '{country}' in questions: '{country} users' -> '{adj} users', else '{ctry}'."""
+    for t in templates:
+        qs = []
+        for q in t.qs:
+            q = re.sub(r"\{country\} (users|user|usernames|acts|artists|passengers)", r"{adj} \1", q)
+            qs.append(q.replace("{country}", "{ctry}"))
+        t.qs = qs
+    return templates

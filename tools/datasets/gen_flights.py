@@ -13,7 +13,7 @@ import sys
 from datetime import date, datetime, timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common_b import MONTHS, Data, Tpl, build_domain, esc  # noqa: E402
+from _common_b import MONTHS, Data, Tpl, build_domain, country_phrasing, country_slots, esc  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEED = 7101
@@ -515,7 +515,7 @@ def templates(d: Data) -> list[Tpl]:
         return {"n": rng.choice([4, 5, 6])}
 
     def country(rng):
-        return {"country": d.pick(rng, "SELECT DISTINCT country FROM airports ORDER BY 1")[0]}
+        return country_slots(d.pick(rng, "SELECT DISTINCT country FROM airports ORDER BY 1")[0])
 
     def week(rng):
         dd = date(2024, 1, 1) + timedelta(days=rng.randint(0, 160))
@@ -527,7 +527,7 @@ def templates(d: Data) -> list[Tpl]:
     join_orig = "JOIN airports AS T2 ON T1.origin_airport_id = T2.airport_id"
     join_al = "JOIN airlines AS T2 ON T1.airline_id = T2.airline_id"
 
-    return [
+    return country_phrasing([
         # ---------------- shared templates ----------------
         Tpl("airline_list", "SELECT name, country FROM airlines",
             ["List every airline and its home country.", "which airlines are there and where are they based?",
@@ -920,7 +920,7 @@ def templates(d: Data) -> list[Tpl]:
             ["For {airline} flights on {day_text}, label each as 'not flown', 'late' or 'on time'.",
              "{airline} flights on {date}: flight number and whether they were late, on time or not flown"],
             lambda rng: {**airline(rng), **a_date(rng)}, split="test"),
-    ]
+    ])
 
 
 def main() -> None:
