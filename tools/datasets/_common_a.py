@@ -187,26 +187,44 @@ TYPOS = {
     "project": "projcet", "projects": "porjects", "returned": "retuned",
     "authors": "autors", "highest": "higest", "address": "adress",
     "reviews": "reveiws", "manager": "manger", "listed": "listd",
+    "book": "bok", "title": "tittle", "titles": "tittles", "genre": "genere", "branch": "brach",
+    "branches": "braches", "loans": "laons", "author": "auther", "fines": "fnies", "copies": "copys",
+    "patrons": "patrions", "borrowing": "borowing", "many": "mnay", "written": "writen",
 }
 
 
-def maybe_typo(q: str, rng: random.Random, p: float = 0.055) -> str:
-    """With probability p introduce one realistic typo."""
+def maybe_typo(q: str, rng: random.Random, protected: list[str] | None = None, p: float = 0.055) -> str:
+    """With probability p introduce one realistic typo.
+
+    Slot values (`protected`) and quoted text are never altered, so the gold
+    SQL literals still match what the question asks for.
+    """
     if rng.random() >= p:
         return q
+    spans = [(m.start(), m.end()) for m in re.finditer(r"'[^']*'", q)]
+    for text in protected or []:
+        if text:
+            spans += [(m.start(), m.end()) for m in re.finditer(re.escape(text), q)]
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in spans)
+
     if "'" in q and rng.random() < 0.4:
-        # drop an apostrophe of a contraction / possessive, not inside values
-        m = re.search(r"(\w)'(s|t|re|ve|ll|d)\b", q)
-        if m:
-            return q[: m.start() + 1] + q[m.start() + 2:]
-    words = [w for w in re.findall(r"[A-Za-z]+", q) if w.lower() in TYPOS and TYPOS[w.lower()] != w.lower()]
-    if not words:
+        # drop the apostrophe of a contraction / possessive
+        for m in re.finditer(r"(\w)'(s|t|re|ve|ll|d)\b", q):
+            if free(m.start(), m.end()):
+                return q[: m.start() + 1] + q[m.start() + 2:]
+    cands = [m for m in re.finditer(r"[A-Za-z]+", q)
+             if m.group(0).lower() in TYPOS and TYPOS[m.group(0).lower()] != m.group(0).lower()
+             and free(m.start(), m.end())]
+    if not cands:
         return q
-    w = rng.choice(sorted(set(words)))
+    m = rng.choice(cands)
+    w = m.group(0)
     typo = TYPOS[w.lower()]
     if w[0].isupper():
         typo = typo[0].upper() + typo[1:]
-    return re.sub(r"\b" + w + r"\b", typo, q, count=1)
+    return q[: m.start()] + typo + q[m.end():]
 
 
 # ---------------------------------------------------------------------------
@@ -513,8 +531,13 @@ def build_domain(
             vals = _sample_slots(t, rng, db, cache)
             sql = _fmt_sql(t.sql, vals)
             q = _fmt_q(rng.choice(t.questions), vals)
-            q = maybe_typo(q, rng)
-            q = q[0].upper() + q[1:] if rng.random() < 0.9 else q[0].lower() + q[1:]
+            protected = [v.text if isinstance(v, (V, Raw)) else _fmt_q("{x}", {"x": v}) for v in vals.values()]
+            q = maybe_typo(q, rng, protected)
+            starts_with_value = any(t and q.startswith(t) for t in protected)
+            if rng.random() < 0.9 or starts_with_value:
+                q = q[0].upper() + q[1:]
+            else:
+                q = q[0].lower() + q[1:]
             n = norm_sql(sql)
             ql = q.lower()
             if ql in seen_q[split]:

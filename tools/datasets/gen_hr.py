@@ -544,7 +544,7 @@ TEMPLATES = [
       "ORDER BY julianday(end_date) - julianday(start_date) DESC LIMIT {n}", [
           "Which {n} completed projects took the longest, and how many days did each take?",
           "Top {n} longest completed projects by duration in days.",
-          "the {n} completed projects that ran longest (days)"], {"n": [1, 3, 5]}, split="test", tie_col=1),
+          "the {n} completed projects that ran longest (days)"], {"n": [3, 5, 8]}, split="test", tie_col=1),
     T("approved_leave_days",
       "SELECT SUM(julianday(T1.end_date) - julianday(T1.start_date) + 1) FROM leave_requests AS T1 JOIN employees "
       "AS T2 ON T1.employee_id = T2.employee_id WHERE T2.email = {email} AND T1.status = 'approved' "
@@ -578,7 +578,7 @@ TEMPLATES = [
       "T2.employee_id GROUP BY T1.manager_id ORDER BY COUNT(*) DESC LIMIT {n}", [
           "Which {n} managers have the most direct reports? Show how many.",
           "Top {n} managers by number of people reporting to them.",
-          "the {n} managers with the biggest teams"], {"n": [1, 3, 5]}, tie_col=2),
+          "the {n} managers with the biggest teams"], {"n": [3, 5, 8]}, tie_col=2),
     T("earn_more_than_manager",
       "SELECT T1.first_name, T1.last_name, T1.salary, T2.salary FROM employees AS T1 JOIN employees AS T2 ON "
       "T1.manager_id = T2.employee_id WHERE T1.salary > T2.salary AND T1.termination_date IS NULL", [

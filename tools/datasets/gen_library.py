@@ -417,9 +417,10 @@ TEMPLATES = [
       {"email": "SELECT T1.email FROM members AS T1 JOIN loans AS T2 ON T1.member_id = T2.member_id "
                 "WHERE T2.return_date IS NULL"}),
     T("overdue_on_date",
-      "SELECT loan_id, member_id, due_date FROM loans WHERE return_date IS NULL AND due_date < {d}", [
+      "SELECT loan_id, member_id, due_date FROM loans WHERE (return_date IS NULL OR return_date > {d}) "
+      "AND due_date < {d}", [
           "Which loans were overdue and still unreturned as of {d}?",
-          "List loans not returned whose due date was before {d}.",
+          "List loans that were past their due date and not yet returned on {d}.",
           "unreturned loans that were already past due on {d}"], {"x": ref_day}, split="dev"),
     T("loans_per_branch",
       f"SELECT T3.name, COUNT(*) FROM loans AS T1 JOIN copies AS T2 ON T1.copy_id = T2.copy_id JOIN branches AS T3 "
@@ -429,7 +430,7 @@ TEMPLATES = [
     T("most_borrowed",
       f"SELECT T3.title, COUNT(*) FROM {J_LC} GROUP BY T3.book_id ORDER BY COUNT(*) DESC LIMIT {{n}}", [
           "What are the {n} most borrowed books, with loan counts?", "Top {n} titles by number of loans.",
-          "the {n} most popular books (by checkouts)"], {"n": [1, 3, 5, 10]}, tie_col=1),
+          "the {n} most popular books (by checkouts)"], {"n": [3, 5, 10]}, tie_col=1),
     T("heavy_borrowers",
       f"SELECT T2.first_name, T2.last_name, COUNT(*) FROM {J_LM} GROUP BY T1.member_id HAVING COUNT(*) > {{n}}", [
           "Which members have borrowed more than {n} times? Show their loan counts.",
@@ -545,9 +546,9 @@ TEMPLATES = [
       {"title": LENT_TITLE}, split="dev"),
     T("due_next_week",
       "SELECT loan_id, due_date FROM loans WHERE due_date BETWEEN {d} AND date({d}, '+7 days')", [
-          "Which loans were due within 7 days from {d} (inclusive)?",
-          "List loans with a due date from {d} to a week later.",
-          "loans due in the week starting {d}"], {"x": ref_day}),
+          "Which loans had a due date between {d} and 7 days later, both days included?",
+          "List loans with a due date from {d} through the date one week later.",
+          "loans due from {d} up to and including 7 days after it"], {"x": ref_day}),
     T("loans_per_month",
       "SELECT strftime('%m', loan_date), COUNT(*) FROM loans WHERE strftime('%Y', loan_date) = {y} "
       "GROUP BY strftime('%m', loan_date)", [
@@ -563,7 +564,7 @@ TEMPLATES = [
       "ORDER BY SUM(T1.amount_cents) DESC LIMIT {n}", [
           "Which {n} members have been fined the most in total (cents)?",
           "Top {n} members by total fine amount.", "the {n} patrons with the biggest fine totals"],
-      {"n": [1, 3, 5]}, tie_col=2),
+      {"n": [3, 5, 10]}, tie_col=2),
     T("days_to_pay",
       "SELECT AVG(julianday(paid_date) - julianday(issued_date)) FROM fines WHERE paid_date IS NOT NULL", [
           "On average, how many days does it take for a fine to be paid?",
@@ -580,7 +581,7 @@ TEMPLATES = [
       f"SELECT T2.name, COUNT(*) FROM {J_CB} GROUP BY T2.branch_id ORDER BY COUNT(*) DESC LIMIT {{n}}", [
           "Which {n} branches hold the most copies, and how many?",
           "Top {n} branches by number of copies.", "the {n} biggest branches by copy count"],
-      {"n": [1, 2, 3]}, tie_col=1),
+      {"n": [2, 3, 4]}, tie_col=1),
     T("genres_of_member",
       f"SELECT DISTINCT T3.genre FROM {J_LC} JOIN members AS T4 ON T1.member_id = T4.member_id "
       "WHERE T4.email = {email}", [

@@ -624,7 +624,7 @@ TEMPLATES = [
     T("largest_orders",
       "SELECT order_id, total_amount FROM orders ORDER BY total_amount DESC LIMIT {n}", [
           "What are the {n} largest orders by total amount?", "Show the top {n} orders by value.",
-          "the {n} most expensive orders and their totals"], {"n": [1, 3, 5, 10]}, tie_col=1),
+          "the {n} most expensive orders and their totals"], {"n": [3, 5, 10, 20]}, tie_col=1),
     T("last_name_starts",
       "SELECT first_name, last_name, city FROM customers WHERE last_name LIKE {pat}", [
           "Which customers have a last name starting with {pat}? Include their city.",
@@ -767,13 +767,13 @@ TEMPLATES = [
       "GROUP BY T1.product_id ORDER BY COUNT(*) DESC LIMIT {n}", [
           "Which {n} products have the most reviews? Show the review counts.",
           "Top {n} most-reviewed products.", "the {n} products people reviewed most often"],
-      {"n": [1, 3, 5, 10]}, tie_col=1),
+      {"n": [3, 5, 10]}, tie_col=1),
     T("expensive_never_discounted",
       "SELECT name FROM products WHERE unit_price > {p} AND product_id NOT IN (SELECT product_id FROM order_items "
       "WHERE discount_pct IS NOT NULL)", [
           "Which products over ${pi} have never been sold with a discount?",
           "List products priced above {pi} dollars that never had a discounted order line.",
-          "products above ${pi} that were always sold at full price"], {"p": price}, split="dev"),
+          "products above ${pi} that have never had a discount on any order line"], {"p": price}, split="dev"),
 ]
 
 
