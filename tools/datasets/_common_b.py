@@ -389,6 +389,18 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July",
           "August", "September", "October", "November", "December"]
 
 
+def limit_tie(conn: sqlite3.Connection, sql: str) -> bool:
+    """True when an ORDER BY ... LIMIT k query has a tie at the cut-off (ambiguous gold)."""
+    m = re.search(r" ORDER BY (.+?)(?: DESC| ASC)? LIMIT (\d+)$", sql)
+    if not m or " UNION " in sql or " INTERSECT " in sql or " EXCEPT " in sql:
+        return False
+    expr, k = m.group(1), int(m.group(2))
+    probe = sql.replace("SELECT ", f"SELECT {expr} AS tie_key__, ", 1)
+    probe = probe[: probe.rfind("LIMIT")] + f"LIMIT {k + 1}"
+    rows = conn.execute(probe).fetchall()
+    return len(rows) > k and rows[k - 1][0] == rows[k][0]
+
+
 def _variants(t: Tpl, conn: sqlite3.Connection, rng: random.Random, want: int):
     """Distinct (sql, slots) renderings of one template."""
     out, seen = [], set()
@@ -404,6 +416,8 @@ def _variants(t: Tpl, conn: sqlite3.Connection, rng: random.Random, want: int):
         seen.add(sql)
         rows = conn.execute(sql).fetchall()
         if not rows and not t.allow_empty:
+            continue
+        if limit_tie(conn, sql):
             continue
         out.append((sql, slots, bool(rows)))
         if not t.slots:

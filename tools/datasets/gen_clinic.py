@@ -543,7 +543,7 @@ def templates(d: Data) -> list[Tpl]:
             f"SELECT T1.first_name, T1.last_name, T2.name FROM doctors AS T1 {j_doc_spec} WHERE T1.hire_date > '{{year}}-12-31'",
             ["Which doctors were hired after {year}, and in which specialty?",
              "doctors who joined after the end of {year} with their specialty",
-             "List doctors hired since {year} (after {year}) and their department."], hire_after),
+             "Which doctors started after {year}? Show their specialty too."], hire_after),
         Tpl("doctors_no_mentor", "SELECT first_name, last_name FROM doctors WHERE mentor_id IS NULL",
             ["Which doctors do not have a mentor?", "list senior doctors (no mentor assigned)",
              "Show doctors whose mentor is not set."]),
@@ -682,7 +682,7 @@ def templates(d: Data) -> list[Tpl]:
         Tpl("late_payments",
             "SELECT invoice_id, issued_on, paid_on FROM invoices WHERE julianday(paid_on) - julianday(issued_on) > {n}",
             ["Which invoices were paid more than {n} days after they were issued?",
-             "invoices settled over {n} days late", "List invoices with a payment delay above {n} days."],
+             "invoices paid more than {n} days after the issue date", "List invoices with a payment delay above {n} days."],
             days, split="test"),
         Tpl("patients_on_med",
             "SELECT DISTINCT T3.first_name, T3.last_name FROM prescriptions AS T1 JOIN appointments AS T2 ON "
@@ -719,7 +719,7 @@ def templates(d: Data) -> list[Tpl]:
              "cost of every prescription of {fn} {ln_q}", "For {fn} {ln_q}, list each prescribed medication with its cost."],
             patient, split="test"),
         Tpl("days_since_last_visit",
-            "SELECT julianday('2024-07-01') - julianday(MAX(T1.scheduled_at)) FROM appointments AS T1 JOIN patients AS T2 "
+            "SELECT julianday('2024-07-01') - julianday(date(MAX(T1.scheduled_at))) FROM appointments AS T1 JOIN patients AS T2 "
             "ON T1.patient_id = T2.patient_id WHERE T2.first_name = '{fn}' AND T2.last_name = '{ln}' AND "
             "T1.status = 'completed'",
             ["How many days before July 1, 2024 was {fn} {ln_q}'s last completed visit?",
@@ -748,7 +748,7 @@ def templates(d: Data) -> list[Tpl]:
             window, split="test"),
         Tpl("doctor_range",
             "SELECT T1.scheduled_at, T1.reason FROM appointments AS T1 JOIN doctors AS T2 ON T1.doctor_id = T2.doctor_id "
-            "WHERE T2.first_name = '{dfn}' AND T2.last_name = '{dln}' AND T1.scheduled_at BETWEEN '{d1}' AND '{d2}'",
+            "WHERE T2.first_name = '{dfn}' AND T2.last_name = '{dln}' AND date(T1.scheduled_at) BETWEEN '{d1}' AND '{d2}'",
             ["What appointments did Dr. {dfn} {dln_q} have between {t1} and {t2}?",
              "Dr. {dln_q}'s appointments from {d1} to {d2}, with the reason",
              "List times and reasons of {dfn} {dln_q}'s appointments between {t1} and {t2}."],

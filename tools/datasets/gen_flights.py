@@ -833,7 +833,7 @@ def templates(d: Data) -> list[Tpl]:
         Tpl("pax_class_having",
             "SELECT T2.first_name, T2.last_name FROM tickets AS T1 JOIN passengers AS T2 ON T1.passenger_id = "
             "T2.passenger_id WHERE T1.cabin_class = '{cls}' GROUP BY T1.passenger_id HAVING COUNT(*) >= {n}",
-            ["Which passengers have booked {cls} at least {n} times?",
+            ["Which passengers hold at least {n} {cls} tickets?",
              "list travellers with {n} or more {cls} tickets",
              "Who holds at least {n} tickets in {cls} class?"], cabin_n, split="test"),
         Tpl("airlines_cancel_month",

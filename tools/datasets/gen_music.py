@@ -434,9 +434,11 @@ def templates(d: Data) -> list[Tpl]:
              "List artists named 'The something'."]),
         Tpl("albums_per_artist",
             "SELECT T2.name, COUNT(*) FROM albums AS T1 JOIN artists AS T2 ON T1.artist_id = T2.artist_id "
-            "GROUP BY T2.artist_id ORDER BY COUNT(*) DESC LIMIT {n}",
-            ["Which {n} artists have released the most albums?", "top {n} artists by album count",
-             "List the {n} artists with the most albums and how many each has."], top_n),
+            "GROUP BY T2.artist_id HAVING COUNT(*) >= {n} ORDER BY COUNT(*) DESC",
+            ["Which artists have released at least {n} albums? Most prolific first.",
+             "artists with {n} or more albums and their album count, sorted descending",
+             "List the artists with at least {n} albums and how many each has, highest count first."],
+            lambda rng: {"n": rng.choice([2, 3, 4])}),
         Tpl("avg_duration_genre",
             "SELECT T3.genre, AVG(T1.duration_seconds) FROM tracks AS T1 JOIN albums AS T2 ON T1.album_id = "
             "T2.album_id JOIN artists AS T3 ON T2.artist_id = T3.artist_id GROUP BY T3.genre",
@@ -568,9 +570,9 @@ def templates(d: Data) -> list[Tpl]:
              "What is the earliest play recorded for {user}?"], user),
         Tpl("most_playlists_user",
             "SELECT T2.username FROM playlists AS T1 JOIN users AS T2 ON T1.user_id = T2.user_id GROUP BY T1.user_id "
-            "ORDER BY COUNT(*) DESC LIMIT 1",
-            ["Which user has created the most playlists?", "user with the highest number of playlists",
-             "Who made the most playlists?"]),
+            "HAVING COUNT(*) >= {n}",
+            ["Which users have created at least {n} playlists?", "users with {n} or more playlists",
+             "Who made {n} playlists or more?"], lambda rng: {"n": rng.choice([2, 3])}),
         Tpl("tracks_per_album_artist",
             "SELECT T1.title, COUNT(*) FROM albums AS T1 JOIN tracks AS T2 ON T1.album_id = T2.album_id JOIN artists AS "
             "T3 ON T1.artist_id = T3.artist_id WHERE T3.name = '{artist}' GROUP BY T1.album_id",
@@ -655,7 +657,7 @@ def templates(d: Data) -> list[Tpl]:
             ["From which countries do {artist_q}'s listeners come?", "countries of users who played {artist_q}",
              "In which countries are the people listening to {artist_q} located?"], art, split="test"),
         Tpl("signup_to_first_play",
-            "SELECT julianday(MIN(T1.played_at)) - julianday(T2.signup_date) FROM plays AS T1 JOIN users AS T2 ON "
+            "SELECT julianday(date(MIN(T1.played_at))) - julianday(T2.signup_date) FROM plays AS T1 JOIN users AS T2 ON "
             "T1.user_id = T2.user_id WHERE T2.username = '{user}'",
             ["How many days passed between {user} signing up and their first play?",
              "days from signup to first stream for {user}",
@@ -673,7 +675,7 @@ def templates(d: Data) -> list[Tpl]:
         Tpl("added_after",
             "SELECT T3.title FROM playlist_tracks AS T1 JOIN playlists AS T2 ON T1.playlist_id = T2.playlist_id JOIN "
             "tracks AS T3 ON T1.track_id = T3.track_id JOIN users AS T4 ON T2.user_id = T4.user_id WHERE T2.name = '{pl}' "
-            "AND T4.username = '{user}' AND T1.added_at > '{date}'",
+            "AND T4.username = '{user}' AND date(T1.added_at) > '{date}'",
             ["Which songs were added to {user}'s '{pl}' playlist after {day_text}?",
              "tracks added to the {pl} playlist of {user} since {date}",
              "List tracks put on {user}'s {pl} playlist after {day_text}."], date_after, split="test",
