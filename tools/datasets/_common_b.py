@@ -316,16 +316,26 @@ TYPOS = {
 }
 
 
-def add_typo(q: str, rng: random.Random) -> str:
-    """Introduce one realistic typo (or drop an apostrophe)."""
+def add_typo(q: str, rng: random.Random, protect: frozenset = frozenset()) -> str:
+    """Introduce one realistic typo (or drop an apostrophe), never inside slot values or quoted text."""
     words = q.split(" ")
+    in_quote = False
+    safe = []
+    for w in words:
+        starts = w.startswith("'")
+        if starts:
+            in_quote = True
+        core = w.lower().strip("?,.!()'")
+        safe.append(not in_quote and core not in protect and '"' not in w)
+        if in_quote and (w.rstrip("?,.!)").endswith("'") and (len(w) > 1 or not starts)):
+            in_quote = False
     if "'" in q and rng.random() < 0.4:
-        idx = [i for i, w in enumerate(words) if re.search(r"[a-z]'[a-z]", w)]
+        idx = [i for i, w in enumerate(words) if safe[i] and re.search(r"[a-z]'[a-z]", w)]
         if idx:
             i = rng.choice(idx)
             words[i] = words[i].replace("'", "", 1)
             return " ".join(words)
-    cand = [i for i, w in enumerate(words) if w.lower().strip("?,.") in TYPOS]
+    cand = [i for i, w in enumerate(words) if safe[i] and w.lower().strip("?,.") in TYPOS]
     if cand:
         i = rng.choice(cand)
         w = words[i]
@@ -335,7 +345,7 @@ def add_typo(q: str, rng: random.Random) -> str:
             rep = rep[0].upper() + rep[1:]
         words[i] = w.replace(core, rep)
         return " ".join(words)
-    cand = [i for i, w in enumerate(words) if len(w) >= 6 and w.isalpha() and w.islower()]
+    cand = [i for i, w in enumerate(words) if safe[i] and len(w) >= 6 and w.isalpha() and w.islower()]
     if cand:
         i = rng.choice(cand)
         w = words[i]
@@ -463,7 +473,9 @@ def build_domain(db_id: str, root: str, schema: str,
         q = t.qs[k % len(t.qs)].format(**slots)
         q = q[0].upper() + q[1:] if q[0].islower() and qrng.random() < 0.7 else q
         if qrng.random() < 0.05:
-            q = add_typo(q, qrng)
+            protect = frozenset(part.lower().strip("?,.!()'") for v in slots.values() if isinstance(v, str)
+                                for part in v.split())
+            q = add_typo(q, qrng, protect)
         return q
 
     def emit(split: str, t: Tpl, sql: str, slots: dict, k0: int) -> bool:
