@@ -1,1 +1,17 @@
-//! sqlora-data
+//! sqlora-data: datasets (JSONL), prompt templates, fixture databases (with
+//! test-suite variants), Spider import and the dataset linter.
+
+pub mod dataset;
+mod deps;
+pub mod error;
+pub mod fixtures;
+pub mod prompt;
+pub mod spider;
+
+pub use dataset::{list_domains, read_jsonl, write_jsonl, Domain, Example};
+pub use deps::Difficulty;
+pub use error::DataError;
+pub use fixtures::{build_all, build_domain, content_checksum, BuiltDb};
+pub use prompt::{
+    extract_sql, one_line_sql, ChatMessage, PromptBuilder, RenderedExample, TrainingExample,
+};

@@ -1,0 +1,579 @@
+//! Prompts: chat messages for a (question, schema) pair, rendered from the
+//! minijinja templates in `prompts/` (see `prompts/README.md` for the
+//! variables), training examples with a marked answer span, and extraction
+//! of the SQL from a model's output.
+//!
+//! The templates put everything that depends on the database before the
+//! question, so all prompts of a domain share one prefix.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::ops::Range;
+use std::path::Path;
+
+use minijinja::{Environment, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::deps::Schema;
+use crate::error::DataError;
+
+/// Sample values per column shown in the prompt.
+const PROMPT_SAMPLES: usize = 2;
+/// Longest sample value (characters) worth showing.
+const SAMPLE_MAX_CHARS: usize = 40;
+
+const BUILTIN_SYSTEM: &str = include_str!("../../../prompts/system.jinja");
+const BUILTIN_USER: &str = include_str!("../../../prompts/user.jinja");
+
+/// One chat message (`system`, `user` or `assistant`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// The speaker.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from `role`.
+    pub fn new(role: &str, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.to_string(),
+            content: content.into(),
+        }
+    }
+}
+
+/// Renders prompts from the `system.jinja` and `user.jinja` templates.
+#[derive(Debug, Clone)]
+pub struct PromptBuilder {
+    env: Environment<'static>,
+}
+
+impl PromptBuilder {
+    /// Loads every `*.jinja` file of `prompts_dir`; `system.jinja` and
+    /// `user.jinja` must be among them.
+    pub fn from_dir(prompts_dir: &Path) -> Result<Self, DataError> {
+        let mut sources = Vec::new();
+        let entries = fs::read_dir(prompts_dir).map_err(|e| DataError::io(prompts_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| DataError::io(prompts_dir, e))?;
+            let p = entry.path();
+            if p.is_file() && p.extension().is_some_and(|e| e == "jinja") {
+                let text = fs::read_to_string(&p).map_err(|e| DataError::io(&p, e))?;
+                sources.push((entry.file_name().to_string_lossy().into_owned(), text));
+            }
+        }
+        for required in ["system.jinja", "user.jinja"] {
+            if !sources.iter().any(|(n, _)| n == required) {
+                return Err(DataError::Missing(prompts_dir.join(required)));
+            }
+        }
+        Self::from_sources(sources)
+    }
+
+    /// The bundled templates, embedded in the binary.
+    pub fn builtin() -> Self {
+        // The embedded templates are fixed at compile time and covered by
+        // tests, so failing here is a build defect, not a user error.
+        #[allow(clippy::expect_used)]
+        Self::from_sources(vec![
+            ("system.jinja".to_string(), BUILTIN_SYSTEM.to_string()),
+            ("user.jinja".to_string(), BUILTIN_USER.to_string()),
+        ])
+        .expect("the bundled prompt templates are valid")
+    }
+
+    fn from_sources(sources: Vec<(String, String)>) -> Result<Self, DataError> {
+        let mut env = Environment::new();
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|source| DataError::Template {
+                name: "syntax".to_string(),
+                source,
+            })?;
+        env.set_syntax(syntax);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, text) in sources {
+            env.add_template_owned(name.clone(), text)
+                .map_err(|source| DataError::Template { name, source })?;
+        }
+        Ok(PromptBuilder { env })
+    }
+
+    /// The system and user messages for `question` about `schema`.
+    pub fn messages(&self, question: &str, schema: &Schema) -> Result<Vec<ChatMessage>, DataError> {
+        let ctx = template_context(question, schema);
+        let mut out = Vec::with_capacity(2);
+        for (role, name) in [("system", "system.jinja"), ("user", "user.jinja")] {
+            let text = self
+                .env
+                .get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|source| DataError::Template {
+                    name: name.to_string(),
+                    source,
+                })?;
+            out.push(ChatMessage::new(role, text.trim().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// The prompt messages plus the gold answer (`sql` on one line, no
+    /// trailing `;`).
+    pub fn training_example(
+        &self,
+        question: &str,
+        schema: &Schema,
+        sql: &str,
+    ) -> Result<TrainingExample, DataError> {
+        Ok(TrainingExample {
+            messages: self.messages(question, schema)?,
+            answer: one_line_sql(sql),
+        })
+    }
+}
+
+/// The template variables (documented in `prompts/README.md`).
+fn template_context(question: &str, schema: &Schema) -> Value {
+    let tables: Vec<Value> = schema
+        .tables
+        .iter()
+        .map(|t| {
+            let is_pk =
+                |c: &str| t.primary_key.len() == 1 && t.primary_key[0].eq_ignore_ascii_case(c);
+            let columns: Vec<Value> = t
+                .columns
+                .iter()
+                .map(|c| {
+                    let fk = t.foreign_keys.iter().find(|fk| {
+                        fk.columns.len() == 1 && fk.columns[0].eq_ignore_ascii_case(&c.name)
+                    });
+                    let in_key = is_pk(&c.name)
+                        || t.primary_key
+                            .iter()
+                            .any(|p| p.eq_ignore_ascii_case(&c.name))
+                        || t.foreign_keys
+                            .iter()
+                            .any(|fk| fk.columns.iter().any(|f| f.eq_ignore_ascii_case(&c.name)));
+                    let samples: Vec<Value> = if in_key {
+                        Vec::new()
+                    } else {
+                        prompt_samples(&c.samples)
+                            .into_iter()
+                            .map(Value::from)
+                            .collect()
+                    };
+                    let references = fk.map(|fk| {
+                        format!(
+                            "{}({})",
+                            fk.ref_table,
+                            fk.ref_columns.first().cloned().unwrap_or_default()
+                        )
+                    });
+                    let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
+                    m.insert("name", Value::from(c.name.clone()));
+                    m.insert("type", Value::from(c.decl_type.clone()));
+                    m.insert("not_null", Value::from(c.not_null));
+                    m.insert("pk", Value::from(is_pk(&c.name)));
+                    m.insert("references", Value::from(references));
+                    m.insert("samples", Value::from(samples));
+                    Value::from(m)
+                })
+                .collect();
+            let fks: Vec<Value> = t
+                .foreign_keys
+                .iter()
+                .map(|fk| {
+                    let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
+                    m.insert("columns", strings(&fk.columns));
+                    m.insert("ref_table", Value::from(fk.ref_table.clone()));
+                    m.insert("ref_columns", strings(&fk.ref_columns));
+                    Value::from(m)
+                })
+                .collect();
+            let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
+            m.insert("name", Value::from(t.name.clone()));
+            m.insert("columns", Value::from(columns));
+            m.insert("primary_key", strings(&t.primary_key));
+            m.insert("composite_pk", Value::from(t.primary_key.len() > 1));
+            m.insert("foreign_keys", Value::from(fks));
+            m.insert("row_count", Value::from(t.row_count));
+            Value::from(m)
+        })
+        .collect();
+    let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
+    m.insert("question", Value::from(question));
+    m.insert("tables", Value::from(tables));
+    m.insert("schema_ddl", Value::from(schema.to_ddl()));
+    m.insert("schema_compact", Value::from(schema.to_compact()));
+    Value::from(m)
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::from(v.iter().cloned().map(Value::from).collect::<Vec<_>>())
+}
+
+/// Up to [`PROMPT_SAMPLES`] short, non-numeric samples as SQL literals.
+fn prompt_samples(samples: &[String]) -> Vec<String> {
+    if samples.is_empty() || samples.iter().all(|s| s.trim().parse::<f64>().is_ok()) {
+        return Vec::new();
+    }
+    samples
+        .iter()
+        .filter(|s| s.chars().count() <= SAMPLE_MAX_CHARS && !s.ends_with('…'))
+        .take(PROMPT_SAMPLES)
+        .map(|s| format!("'{}'", s.replace('\'', "''")))
+        .collect()
+}
+
+/// A prompt plus its gold answer, ready to be rendered with a model's chat
+/// template.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingExample {
+    /// System and user messages.
+    pub messages: Vec<ChatMessage>,
+    /// The gold SQL on one line, without a trailing `;`.
+    pub answer: String,
+}
+
+/// A rendered training text with the byte range the loss is computed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedExample {
+    /// Prompt (chat-formatted, with the generation prompt) + answer + end marker.
+    pub text: String,
+    /// Byte range of answer + end marker in `text`.
+    pub answer_span: Range<usize>,
+}
+
+impl TrainingExample {
+    /// Renders the prompt with `chat` (the model's chat template, called with
+    /// `add_generation_prompt = true`) and appends the answer and
+    /// `end_marker` (e.g. the model's end-of-turn token text).
+    pub fn render<E>(
+        &self,
+        chat: impl Fn(&[ChatMessage], bool) -> Result<String, E>,
+        end_marker: &str,
+    ) -> Result<RenderedExample, E> {
+        let prompt = chat(&self.messages, true)?;
+        let start = prompt.len();
+        let mut text = prompt;
+        text.push_str(&self.answer);
+        text.push_str(end_marker);
+        let end = text.len();
+        Ok(RenderedExample {
+            text,
+            answer_span: start..end,
+        })
+    }
+}
+
+/// `sql` on one line: runs of whitespace outside quotes become one space,
+/// trailing `;` and whitespace are removed.
+pub fn one_line_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut pending_space = false;
+    for c in sql.trim().chars() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => {
+                if c.is_whitespace() {
+                    pending_space = true;
+                    continue;
+                }
+                if pending_space && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending_space = false;
+                if matches!(c, '\'' | '"' | '`') {
+                    quote = Some(c);
+                }
+                out.push(c);
+            }
+        }
+    }
+    while out.ends_with(';') || out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// Pulls the SQL out of a model's output: takes the first ```` ``` ```` fenced
+/// block if there is one (dropping a language tag such as `sql`), strips a
+/// leading `SQL:` / `SQLQuery:` / `Answer:` label, cuts at the first `;` or
+/// blank line outside quotes, and trims.
+pub fn extract_sql(generated: &str) -> String {
+    let mut text = generated;
+    if let Some(start) = text.find("```") {
+        let rest = &text[start + 3..];
+        // A language tag runs to the end of the fence line.
+        let body = match rest.find('\n') {
+            Some(nl) if rest[..nl].trim().chars().all(|c| c.is_ascii_alphanumeric()) => {
+                &rest[nl + 1..]
+            }
+            _ => rest,
+        };
+        text = match body.find("```") {
+            Some(end) => &body[..end],
+            None => body,
+        };
+    }
+    let mut text = text.trim_start();
+    for label in ["sqlquery:", "sql query:", "sql:", "answer:", "query:"] {
+        if text.len() >= label.len()
+            && text.is_char_boundary(label.len())
+            && text[..label.len()].eq_ignore_ascii_case(label)
+        {
+            text = text[label.len()..].trim_start();
+            break;
+        }
+    }
+    // Cut at the first ';' or blank line outside quotes.
+    let mut quote: Option<char> = None;
+    let mut end = text.len();
+    let mut line_has_text = true;
+    let mut last_newline: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' | '`' => {
+                quote = Some(c);
+                line_has_text = true;
+            }
+            ';' => {
+                end = i;
+                break;
+            }
+            '\n' => {
+                if !line_has_text {
+                    end = last_newline.unwrap_or(i);
+                    break;
+                }
+                line_has_text = false;
+                last_newline = Some(i);
+            }
+            c if c.is_whitespace() => {}
+            _ => line_has_text = true,
+        }
+    }
+    text[..end].trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::deps::{Column, ForeignKey, Table};
+
+    fn col(name: &str, ty: &str, samples: &[&str]) -> Column {
+        Column {
+            name: name.into(),
+            decl_type: ty.into(),
+            not_null: false,
+            samples: samples.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn schema() -> Schema {
+        Schema {
+            tables: vec![
+                Table {
+                    name: "authors".into(),
+                    columns: vec![
+                        col("author_id", "INTEGER", &["1", "2"]),
+                        col("name", "TEXT", &["Ursula O'Neil", "Iain Banks", "Zed"]),
+                        col("born", "INTEGER", &["1929", "1954"]),
+                    ],
+                    primary_key: vec!["author_id".into()],
+                    foreign_keys: vec![],
+                    row_count: 3,
+                },
+                Table {
+                    name: "book_authors".into(),
+                    columns: vec![
+                        col("book_id", "INTEGER", &["7"]),
+                        col("author_id", "INTEGER", &["1"]),
+                    ],
+                    primary_key: vec!["book_id".into(), "author_id".into()],
+                    foreign_keys: vec![ForeignKey {
+                        columns: vec!["author_id".into()],
+                        ref_table: "authors".into(),
+                        ref_columns: vec!["author_id".into()],
+                    }],
+                    row_count: 1,
+                },
+            ],
+        }
+    }
+
+    fn common_prefix(a: &str, b: &str) -> usize {
+        a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+    }
+
+    #[test]
+    fn builtin_prompt_shows_schema_then_question_last() {
+        let pb = PromptBuilder::builtin();
+        let m = pb.messages("Who wrote the most books?", &schema()).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].role, "system");
+        assert_eq!(m[1].role, "user");
+        let user = &m[1].content;
+        assert!(
+            user.ends_with("Question: Who wrote the most books?"),
+            "{user}"
+        );
+        assert!(user.contains("author_id INTEGER PRIMARY KEY,"), "{user}");
+        assert!(
+            user.contains("name TEXT, -- e.g. 'Ursula O''Neil', 'Iain Banks'\n"),
+            "{user}"
+        );
+        assert!(
+            !user.contains("'Zed'") && !user.contains("'1929'"),
+            "{user}"
+        );
+        assert!(
+            user.contains("author_id INTEGER REFERENCES authors(author_id),\n  PRIMARY KEY (book_id, author_id)\n);"),
+            "{user}"
+        );
+        assert!(m[0].content.contains("SQLite"));
+    }
+
+    #[test]
+    fn prompts_of_a_domain_share_the_schema_prefix() {
+        let pb = PromptBuilder::builtin();
+        let a = pb
+            .messages("How many authors are there?", &schema())
+            .unwrap();
+        let b = pb.messages("List all books.", &schema()).unwrap();
+        assert_eq!(a[0], b[0]);
+        let p = common_prefix(&a[1].content, &b[1].content);
+        // the two user messages differ only after "Question: "
+        assert!(
+            a[1].content[..p].ends_with("Question: "),
+            "{}",
+            &a[1].content[..p]
+        );
+        assert!(a[1].content[..p].contains("CREATE TABLE book_authors"));
+    }
+
+    #[test]
+    fn from_dir_matches_builtin_and_requires_templates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../prompts");
+        let from_dir = PromptBuilder::from_dir(&dir).unwrap();
+        let q = "Which authors were born after 1950?";
+        assert_eq!(
+            from_dir.messages(q, &schema()).unwrap(),
+            PromptBuilder::builtin().messages(q, &schema()).unwrap()
+        );
+
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("system.jinja"), "sys").unwrap();
+        assert!(matches!(
+            PromptBuilder::from_dir(tmp.path()),
+            Err(DataError::Missing(p)) if p.ends_with("user.jinja")
+        ));
+        fs::write(
+            tmp.path().join("user.jinja"),
+            "{{ schema_compact }} Q: {{ question }}",
+        )
+        .unwrap();
+        let pb = PromptBuilder::from_dir(tmp.path()).unwrap();
+        let m = pb.messages("q?", &schema()).unwrap();
+        assert_eq!(m[0].content, "sys");
+        assert!(m[1].content.ends_with("Q: q?"));
+        fs::write(tmp.path().join("user.jinja"), "{{ no_such_var }}").unwrap();
+        let err = PromptBuilder::from_dir(tmp.path())
+            .unwrap()
+            .messages("q", &schema());
+        assert!(matches!(err, Err(DataError::Template { .. })));
+        fs::write(tmp.path().join("user.jinja"), "{% if %}").unwrap();
+        assert!(matches!(
+            PromptBuilder::from_dir(tmp.path()),
+            Err(DataError::Template { .. })
+        ));
+    }
+
+    #[test]
+    fn training_example_marks_the_answer_span() {
+        let pb = PromptBuilder::builtin();
+        let ex = pb
+            .training_example(
+                "How many authors?",
+                &schema(),
+                "SELECT count(*)\n FROM authors;",
+            )
+            .unwrap();
+        assert_eq!(ex.answer, "SELECT count(*) FROM authors");
+        let chat = |msgs: &[ChatMessage], gen: bool| -> Result<String, String> {
+            let mut s = String::new();
+            for m in msgs {
+                s.push_str(&format!(
+                    "<|im_start|>{}\n{}<|im_end|>\n",
+                    m.role, m.content
+                ));
+            }
+            if gen {
+                s.push_str("<|im_start|>assistant\n");
+            }
+            Ok(s)
+        };
+        let r = ex.render(chat, "<|im_end|>").unwrap();
+        assert_eq!(
+            &r.text[r.answer_span.clone()],
+            "SELECT count(*) FROM authors<|im_end|>"
+        );
+        assert_eq!(r.answer_span.end, r.text.len());
+        assert!(r.text[..r.answer_span.start].ends_with("<|im_start|>assistant\n"));
+        let failing = |_: &[ChatMessage], _: bool| -> Result<String, String> { Err("no".into()) };
+        assert_eq!(ex.render(failing, "</s>"), Err("no".to_string()));
+    }
+
+    #[test]
+    fn one_line_keeps_quoted_text() {
+        assert_eq!(
+            one_line_sql("SELECT  name\n FROM t\n\tWHERE x = 'a  b' ;\n"),
+            "SELECT name FROM t WHERE x = 'a  b'"
+        );
+        assert_eq!(one_line_sql("SELECT 1;;"), "SELECT 1");
+    }
+
+    #[test]
+    fn extract_sql_handles_model_output_shapes() {
+        let cases = [
+            ("SELECT a FROM t", "SELECT a FROM t"),
+            ("  SELECT a FROM t;  extra words", "SELECT a FROM t"),
+            (
+                "```sql\nSELECT a\nFROM t;\n```\nThis query ...",
+                "SELECT a\nFROM t",
+            ),
+            ("Here you go:\n```\nSELECT 1\n```", "SELECT 1"),
+            (
+                "SQL: SELECT b FROM u WHERE c = 'x;y'; more",
+                "SELECT b FROM u WHERE c = 'x;y'",
+            ),
+            (
+                "SELECT a FROM t\n\nExplanation: this selects a",
+                "SELECT a FROM t",
+            ),
+            ("SELECT a\n  FROM t\n   \nnoise", "SELECT a\n  FROM t"),
+            ("sqlquery: SELECT 2", "SELECT 2"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(extract_sql(input), want, "input {input:?}");
+        }
+    }
+}
