@@ -15,3 +15,4 @@ pub use fixtures::{build_all, build_domain, content_checksum, BuiltDb};
 pub use prompt::{
     extract_sql, one_line_sql, ChatMessage, PromptBuilder, RenderedExample, TrainingExample,
 };
+pub use spider::{import_spider, ImportSummary};
