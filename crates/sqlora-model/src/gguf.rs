@@ -1,1 +1,167 @@
-//! gguf (to be written)
+//! Loading a GGUF file (llama.cpp's format): every tensor is dequantized to f32 at load, renamed
+//! to its Hugging Face name, and the llama.cpp row permutation of `q_proj`/`k_proj` is undone so
+//! the Hugging Face rotate-half rope (and PEFT adapters) apply unchanged.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::config::{Arch, Config};
+use crate::error::{ModelError, Result};
+use crate::llama::Model;
+
+/// Reads the GGUF header and metadata (no tensor data).
+pub fn read_content(path: &Path) -> Result<Content> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    Content::read(&mut reader).map_err(|e| {
+        ModelError::Format(format!("{}: not a readable GGUF file: {e}", path.display()))
+    })
+}
+
+/// Maps a llama.cpp tensor name to its Hugging Face name (`None` for tensors the model does
+/// not use, e.g. `rope_freqs.weight`).
+pub fn hf_name(gguf_name: &str) -> Option<String> {
+    let fixed = match gguf_name {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = gguf_name.strip_prefix("blk.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = rest.rsplit_once('.')?;
+    let hf = match module {
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{kind}"))
+}
+
+/// Undoes llama.cpp's `permute(w, n_head)` on the rows of a q/k projection weight `[out, in]`
+/// (or bias `[out]`): `w.reshape(n_head, out/n_head/2, 2, in).swapaxes(1, 2).reshape(out, in)`.
+pub fn reverse_permute(w: &Tensor, n_head: usize) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let out = dims.first().copied().unwrap_or(0);
+    let inner: usize = dims.iter().skip(1).product();
+    if out.checked_rem(2 * n_head) != Some(0) {
+        return Err(ModelError::Format(format!(
+            "cannot un-permute a tensor of shape {dims:?} over {n_head} heads"
+        )));
+    }
+    let half = out / n_head / 2;
+    Ok(w.reshape((n_head, half, 2, inner))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+/// Reads every tensor of a GGUF file as f32 under its Hugging Face name.
+pub fn load_tensors(
+    path: &Path,
+    content: &Content,
+    cfg: &Config,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut out = HashMap::with_capacity(names.len());
+    for name in names {
+        let Some(hf) = hf_name(name) else { continue };
+        let q = content
+            .tensor(&mut reader, name, device)
+            .map_err(|e| ModelError::Format(format!("{}: tensor {name}: {e}", path.display())))?;
+        let mut t = q.dequantize(device)?.to_dtype(DType::F32)?;
+        if cfg.arch == Arch::Llama {
+            if hf.contains(".self_attn.q_proj.") {
+                t = reverse_permute(&t, cfg.num_attention_heads)?;
+            } else if hf.contains(".self_attn.k_proj.") {
+                t = reverse_permute(&t, cfg.num_key_value_heads)?;
+            }
+        }
+        out.insert(hf, t);
+    }
+    Ok(out)
+}
+
+/// Loads the architecture and weights of a GGUF file (tokenizer handled by [`crate::load`]).
+pub fn load_model(path: &Path, content: &Content, device: &Device) -> Result<(Config, Model)> {
+    let cfg = Config::from_gguf(content)?;
+    let tensors = load_tensors(path, content, &cfg, device)?;
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    let model = Model::load(vb, &cfg)?;
+    Ok((cfg, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_hf() {
+        assert_eq!(
+            hf_name("blk.12.attn_q.weight").as_deref(),
+            Some("model.layers.12.self_attn.q_proj.weight")
+        );
+        assert_eq!(
+            hf_name("blk.0.ffn_down.weight").as_deref(),
+            Some("model.layers.0.mlp.down_proj.weight")
+        );
+        assert_eq!(
+            hf_name("blk.3.attn_k.bias").as_deref(),
+            Some("model.layers.3.self_attn.k_proj.bias")
+        );
+        assert_eq!(hf_name("rope_freqs.weight"), None);
+        assert_eq!(hf_name("blk.x.attn_q.weight"), None);
+    }
+
+    /// llama.cpp's forward permutation, written independently: row `r` of head `h` in the HF
+    /// layout (`r < half` first halves, then second halves) goes to interleaved slot.
+    fn permute(w: &[f32], n_head: usize, out: usize, inner: usize) -> Vec<f32> {
+        let hd = out / n_head;
+        let half = hd / 2;
+        let mut res = vec![0.0; w.len()];
+        for h in 0..n_head {
+            for two in 0..2 {
+                for i in 0..half {
+                    let src = h * hd + two * half + i;
+                    let dst = h * hd + i * 2 + two;
+                    res[dst * inner..(dst + 1) * inner]
+                        .copy_from_slice(&w[src * inner..(src + 1) * inner]);
+                }
+            }
+        }
+        res
+    }
+
+    #[test]
+    fn reverse_permute_inverts_llama_cpp_permute() {
+        let (n_head, out, inner) = (3, 12, 5);
+        let hf: Vec<f32> = (0..out * inner).map(|x| x as f32).collect();
+        let permuted = permute(&hf, n_head, out, inner);
+        assert_ne!(permuted, hf);
+        let t = Tensor::from_vec(permuted, (out, inner), &Device::Cpu).unwrap();
+        let back = reverse_permute(&t, n_head).unwrap();
+        assert_eq!(back.flatten_all().unwrap().to_vec1::<f32>().unwrap(), hf);
+        assert!(reverse_permute(&t, 5).is_err());
+    }
+}

@@ -1,1 +1,699 @@
-//! llama (to be written)
+//! The Llama / Qwen2 decoder, written like candle-transformers' `llama.rs`: a [`Config`], plain
+//! modules, weights through a [`VarBuilder`] with Hugging Face tensor names.
+//!
+//! * Rotary embeddings use the Hugging Face "rotate half" layout with per-row position ids, so
+//!   left-padded batches put every row's first real token at position 0.
+//! * Attention is grouped-query: the query heads sharing a key/value head are folded into the
+//!   row dimension of one matmul instead of copying the keys (`repeat_kv`).
+//! * Padding and causality come in as one additive mask `[b, 1, t, past + t]`
+//!   ([`attention_mask`]); without a mask the forward pass is plainly causal.
+//! * The forward pass is differentiable: when an input carries a gradient (e.g. LoRA `Var`s
+//!   feeding a projection), the norm, rope and softmax switch from candle's fused inference
+//!   kernels (which have no backward pass) to plain tensor ops.
+//! * [`Model::forward`] returns hidden states after the final norm; [`Model::logits`] applies
+//!   the vocabulary projection only to the positions it is given.
+
+use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::config::{Config, RopeScaling};
+use crate::error::{ModelError, Result};
+
+/// The additive value of a masked attention position (finite, so fully masked padding rows
+/// stay finite instead of turning into NaN).
+pub const MASKED: f32 = f32::MIN;
+
+/// A projection `y = x·Wᵀ (+ b)` with a frozen base weight `[out, in]` and its module path
+/// (`"model.layers.0.self_attn.q_proj"`), so adapters can be attached by name.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    name: String,
+}
+
+impl Linear {
+    /// Wraps a weight `[out, in]` and an optional bias `[out]`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, name: impl Into<String>) -> Linear {
+        Linear {
+            weight,
+            bias,
+            name: name.into(),
+        }
+    }
+
+    /// Loads `<prefix>.weight` (and `<prefix>.bias` when `bias`) from `vb`.
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        Ok(Linear::new(weight, bias, vb.prefix()))
+    }
+
+    /// The base weight `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias `[out]`, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// Replaces the bias (used by tests and adapter merging).
+    pub fn set_bias(&mut self, bias: Option<Tensor>) {
+        self.bias = bias;
+    }
+
+    /// The module path, e.g. `model.layers.3.mlp.down_proj`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.weight.dims().get(1).copied().unwrap_or(0)
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.weight.dims().first().copied().unwrap_or(0)
+    }
+
+    /// `x·Wᵀ (+ b)` for `x` of shape `[.., in]`; the leading dimensions are flattened into one
+    /// matmul.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = match dims.last() {
+            Some(&d) => d,
+            None => candle_core::bail!("linear {}: scalar input", self.name),
+        };
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let x2 = x.reshape((rows, in_dim))?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        Linear::forward(self, xs)
+    }
+}
+
+/// Root-mean-square layer norm with a learned scale.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    /// Loads `<prefix>.weight` of size `dim`.
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            weight: vb.get(dim, "weight")?,
+            eps,
+        })
+    }
+
+    /// The scale vector.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// Normalises the last dimension.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.track_op() || self.weight.track_op() {
+            let dim = x.dim(D::Minus1)? as f64;
+            let ms = (x.sqr()?.sum_keepdim(D::Minus1)? / dim)?;
+            let normed = x.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+            normed.broadcast_mul(&self.weight)
+        } else {
+            candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
+        }
+    }
+}
+
+/// Softmax over the last dimension; differentiable when the input tracks gradients.
+fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    if x.track_op() {
+        let max = x.max_keepdim(D::Minus1)?.detach();
+        let e = x.broadcast_sub(&max)?.exp()?;
+        let s = e.sum_keepdim(D::Minus1)?;
+        e.broadcast_div(&s)
+    } else {
+        candle_nn::ops::softmax_last_dim(&x.contiguous()?)
+    }
+}
+
+/// Applies rotate-half rope to `x: [b, h, t, d]` with `cos`/`sin: [b, t, d/2]`.
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    if x.track_op() {
+        let d = x.dim(D::Minus1)?;
+        let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
+        let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
+        let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+        let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+        let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?
+    } else {
+        candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)
+    }
+}
+
+/// Precomputed rotary tables `[max_positions, head_dim / 2]`.
+#[derive(Debug, Clone)]
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    fn new(cfg: &Config, device: &Device) -> Result<Rotary> {
+        let half = cfg.head_dim / 2;
+        let mut inv_freq: Vec<f64> = (0..half)
+            .map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / cfg.head_dim as f64))
+            .collect();
+        match &cfg.rope_scaling {
+            None => {}
+            Some(RopeScaling::Linear { factor }) => {
+                for f in inv_freq.iter_mut() {
+                    *f /= factor;
+                }
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                let old = *original_max_position_embeddings as f64;
+                let low_wavelen = old / low_freq_factor;
+                let high_wavelen = old / high_freq_factor;
+                for f in inv_freq.iter_mut() {
+                    let wavelen = 2.0 * std::f64::consts::PI / *f;
+                    if wavelen > low_wavelen {
+                        *f /= factor;
+                    } else if wavelen >= high_wavelen {
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
+                    }
+                }
+            }
+        }
+        let n = cfg.max_position_embeddings;
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for p in 0..n {
+            for f in &inv_freq {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Ok(Rotary {
+            cos: Tensor::from_vec(cos, (n, half), device)?,
+            sin: Tensor::from_vec(sin, (n, half), device)?,
+        })
+    }
+
+    /// `cos`, `sin` of shape `[b, t, d/2]` for positions `[b, t]`.
+    fn gather(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, t) = positions.dims2()?;
+        let flat = positions.flatten_all()?.to_dtype(DType::U32)?;
+        let max_pos = self.cos.dim(0)?;
+        let too_far = flat.max(0)?.to_scalar::<u32>()? as usize;
+        if too_far >= max_pos {
+            return Err(ModelError::Generation(format!(
+                "position {too_far} is beyond the model's {max_pos} positions"
+            )));
+        }
+        let cos = self.cos.index_select(&flat, 0)?.reshape((b, t, ()))?;
+        let sin = self.sin.index_select(&flat, 0)?.reshape((b, t, ()))?;
+        Ok((cos, sin))
+    }
+}
+
+/// One layer's keys and values, preallocated along the sequence axis.
+#[derive(Debug, Clone)]
+struct LayerKv {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// Per-layer keys and values of a batch, for incremental decoding.
+///
+/// Buffers are preallocated `[b, kv_heads, capacity, head_dim]` and written in place; they
+/// grow (doubling) when a step would overflow them.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    layers: Vec<Option<LayerKv>>,
+    len: usize,
+    capacity_hint: usize,
+}
+
+impl Cache {
+    /// An empty cache for `cfg`'s layers.
+    pub fn new(cfg: &Config) -> Cache {
+        Cache::with_capacity(cfg, 0)
+    }
+
+    /// An empty cache that reserves room for `capacity` positions on the first append.
+    pub fn with_capacity(cfg: &Config, capacity: usize) -> Cache {
+        Cache {
+            layers: vec![None; cfg.num_hidden_layers],
+            len: 0,
+            capacity_hint: capacity,
+        }
+    }
+
+    /// Positions cached so far (including left padding).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first forward pass.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The batch size of the cached rows, once known.
+    pub fn batch_size(&self) -> Option<usize> {
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .and_then(|l| l.k.dims().first().copied())
+    }
+
+    /// Keeps (and reorders/duplicates) the batch rows listed in `rows`, e.g. to drop finished
+    /// rows or to follow beams.
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        for kv in self.layers.iter_mut().flatten() {
+            let idx = Tensor::new(rows, kv.k.device())?;
+            kv.k = kv.k.index_select(&idx, 0)?;
+            kv.v = kv.v.index_select(&idx, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `k`, `v` (`[b, kv_heads, t, d]`) for `layer` at the current length and returns
+    /// views over everything cached for that layer, including them.
+    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, h, t, d) = k.dims4()?;
+        let need = self.len + t;
+        let slot = self
+            .layers
+            .get_mut(layer)
+            .ok_or_else(|| ModelError::Generation(format!("cache has no layer {layer}")))?;
+        let k = k.contiguous()?;
+        let v = v.contiguous()?;
+        let grow = match slot {
+            None => Some(need.max(self.capacity_hint)),
+            Some(kv) => {
+                let (cb, _, cap, _) = kv.k.dims4()?;
+                if cb != b {
+                    return Err(ModelError::Generation(format!(
+                        "cache holds {cb} rows, step has {b}"
+                    )));
+                }
+                if need > cap {
+                    Some(need.max(cap * 2))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(cap) = grow {
+            let nk = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
+            let nv = Tensor::zeros((b, h, cap, d), v.dtype(), v.device())?;
+            if let Some(old) = slot.as_ref() {
+                if self.len > 0 {
+                    nk.slice_set(&old.k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    nv.slice_set(&old.v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+            }
+            *slot = Some(LayerKv { k: nk, v: nv });
+        }
+        let kv = slot
+            .as_ref()
+            .ok_or_else(|| ModelError::Generation("cache slot vanished".to_string()))?;
+        kv.k.slice_set(&k, 2, self.len)?;
+        kv.v.slice_set(&v, 2, self.len)?;
+        Ok((kv.k.narrow(2, 0, need)?, kv.v.narrow(2, 0, need)?))
+    }
+}
+
+/// Grouped-query self-attention.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Attention> {
+        let h = cfg.hidden_size;
+        let q_out = cfg.num_attention_heads * cfg.head_dim;
+        let kv_out = cfg.num_key_value_heads * cfg.head_dim;
+        let o_bias = cfg.attention_bias && cfg.arch == crate::config::Arch::Llama;
+        Ok(Attention {
+            q_proj: Linear::load(vb.pp("q_proj"), h, q_out, cfg.attention_bias)?,
+            k_proj: Linear::load(vb.pp("k_proj"), h, kv_out, cfg.attention_bias)?,
+            v_proj: Linear::load(vb.pp("v_proj"), h, kv_out, cfg.attention_bias)?,
+            o_proj: Linear::load(vb.pp("o_proj"), q_out, h, o_bias)?,
+            num_heads: cfg.num_attention_heads,
+            num_kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<(&mut Cache, usize)>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let rep = nh / nkv;
+        let q = self
+            .q_proj
+            .forward(x)?
+            .reshape((b, t, nh, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let k = self
+            .k_proj
+            .forward(x)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let v = self
+            .v_proj
+            .forward(x)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let q = apply_rope(&q, cos, sin)?;
+        let k = apply_rope(&k, cos, sin)?;
+        let (k, v) = match cache {
+            Some((c, layer)) => c.append(layer, &k, &v)?,
+            None => (k, v),
+        };
+        let kv_len = k.dim(2)?;
+        // Query heads sharing a kv head become extra rows: [b, nkv, rep * t, hd].
+        let q = (q.reshape((b, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
+        let scores = q.matmul(&k.t()?)?;
+        let scores = match mask {
+            Some(m) => scores
+                .reshape((b, nkv, rep, t, kv_len))?
+                .broadcast_add(&m.unsqueeze(2)?)?,
+            None => scores.reshape((b, nkv, rep, t, kv_len))?,
+        };
+        let probs = softmax_last(&scores)?.reshape((b, nkv, rep * t, kv_len))?;
+        let out = probs.matmul(&v)?; // [b, nkv, rep * t, hd]
+        let out = out
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?;
+        Ok(self.o_proj.forward(&out)?)
+    }
+}
+
+/// The SwiGLU feed-forward block.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl Mlp {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Mlp> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Mlp {
+            gate_proj: Linear::load(vb.pp("gate_proj"), h, i, false)?,
+            up_proj: Linear::load(vb.pp("up_proj"), h, i, false)?,
+            down_proj: Linear::load(vb.pp("down_proj"), i, h, false)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let g = self.gate_proj.forward(x)?.silu()?;
+        let u = self.up_proj.forward(x)?;
+        self.down_proj.forward(&(g * u)?)
+    }
+}
+
+/// One pre-norm decoder block.
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: Attention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<DecoderLayer> {
+        Ok(DecoderLayer {
+            input_layernorm: RmsNorm::load(
+                vb.pp("input_layernorm"),
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+            )?,
+            self_attn: Attention::load(vb.pp("self_attn"), cfg)?,
+            post_attention_layernorm: RmsNorm::load(
+                vb.pp("post_attention_layernorm"),
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+            )?,
+            mlp: Mlp::load(vb.pp("mlp"), cfg)?,
+        })
+    }
+}
+
+/// A causal language model of the Llama/Qwen2 family.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// `model.embed_tokens.weight`, `[vocab, hidden]`.
+    pub embed_tokens: Tensor,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: RmsNorm,
+    /// `lm_head` (the embedding matrix itself when tied).
+    pub lm_head: Linear,
+    rotary: Rotary,
+    cfg: Config,
+    device: Device,
+}
+
+impl Model {
+    /// Builds the model from Hugging Face tensor names (`model.embed_tokens.weight`,
+    /// `model.layers.N.self_attn.q_proj.weight`, ..., `lm_head.weight` unless tied).
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Model> {
+        cfg.validate()?;
+        let device = vb.device().clone();
+        let embed_tokens = vb
+            .pp("model.embed_tokens")
+            .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::load(vb.pp(format!("model.layers.{i}")), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(vb.pp("model.norm"), cfg.hidden_size, cfg.rms_norm_eps)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::new(embed_tokens.clone(), None, "lm_head")
+        } else {
+            Linear::load(vb.pp("lm_head"), cfg.hidden_size, cfg.vocab_size, false)?
+        };
+        Ok(Model {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rotary: Rotary::new(cfg, &device)?,
+            cfg: cfg.clone(),
+            device,
+        })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every projection of the decoder (q, k, v, o, gate, up, down per layer), in order.
+    pub fn linears(&self) -> Vec<&Linear> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                [
+                    &l.self_attn.q_proj,
+                    &l.self_attn.k_proj,
+                    &l.self_attn.v_proj,
+                    &l.self_attn.o_proj,
+                    &l.mlp.gate_proj,
+                    &l.mlp.up_proj,
+                    &l.mlp.down_proj,
+                ]
+            })
+            .collect()
+    }
+
+    /// Mutable access to every projection of the decoder, in the order of [`Model::linears`].
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.self_attn.q_proj,
+                    &mut l.self_attn.k_proj,
+                    &mut l.self_attn.v_proj,
+                    &mut l.self_attn.o_proj,
+                    &mut l.mlp.gate_proj,
+                    &mut l.mlp.up_proj,
+                    &mut l.mlp.down_proj,
+                ]
+            })
+            .collect()
+    }
+
+    /// Runs the decoder on `input_ids` `[b, t]` (u32) at `positions` `[b, t]` (u32 or i64).
+    ///
+    /// `attn_mask` is additive, `[b, 1, t, past + t]` (see [`attention_mask`]); `None` means
+    /// plain causal attention over the cache and the new tokens. With a `cache`, the new keys and
+    /// values are appended to it. Returns hidden states `[b, t, hidden]` after the final norm.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        attn_mask: Option<&Tensor>,
+        mut cache: Option<&mut Cache>,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        if positions.dims2()? != (b, t) {
+            return Err(ModelError::Generation(format!(
+                "positions {:?} do not match input ids {:?}",
+                positions.dims(),
+                input_ids.dims()
+            )));
+        }
+        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        let own_mask;
+        let mask = match attn_mask {
+            Some(m) => {
+                let want = [b, 1, t, past + t];
+                let dims = m.dims();
+                if dims.len() != 4
+                    || (dims[0] != b && dims[0] != 1)
+                    || dims[1] != 1
+                    || dims[2] != t
+                    || dims[3] != past + t
+                {
+                    return Err(ModelError::Generation(format!(
+                        "attention mask {dims:?} does not fit {want:?}"
+                    )));
+                }
+                Some(m)
+            }
+            None if t > 1 => {
+                own_mask = causal_mask(t, past, &self.device)?;
+                Some(&own_mask)
+            }
+            None => None,
+        };
+        let (cos, sin) = self.rotary.gather(positions)?;
+        let ids = input_ids.flatten_all()?.to_dtype(DType::U32)?;
+        let mut x =
+            self.embed_tokens
+                .index_select(&ids, 0)?
+                .reshape((b, t, self.cfg.hidden_size))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.input_layernorm.forward(&x)?;
+            let c = cache.as_deref_mut().map(|c| (c, i));
+            let a = layer.self_attn.forward(&h, &cos, &sin, mask, c)?;
+            x = (x + a)?;
+            let h = layer.post_attention_layernorm.forward(&x)?;
+            x = (x + layer.mlp.forward(&h)?)?;
+        }
+        if let Some(c) = cache {
+            c.len += t;
+        }
+        Ok(self.norm.forward(&x)?)
+    }
+
+    /// The vocabulary projection of `hidden` `[.., hidden]` → `[.., vocab]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(self.lm_head.forward(hidden)?)
+    }
+
+    /// Logits of the token following `ids` (one sequence, no cache).
+    pub fn last_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            return Err(ModelError::Generation("empty input".to_string()));
+        }
+        let t = ids.len();
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let pos: Vec<u32> = (0..t as u32).collect();
+        let pos = Tensor::new(pos.as_slice(), &self.device)?.unsqueeze(0)?;
+        let hidden = self.forward(&input, &pos, None, None)?;
+        let last = hidden.i((0, t - 1))?;
+        Ok(self.logits(&last)?.to_dtype(DType::F32)?.to_vec1()?)
+    }
+}
+
+/// A plain causal mask `[1, 1, t, past + t]`: query `i` sees keys `0..=past + i`.
+pub fn causal_mask(t: usize, past: usize, device: &Device) -> Result<Tensor> {
+    let total = past + t;
+    let data: Vec<f32> = (0..t)
+        .flat_map(|i| (0..total).map(move |j| if j <= past + i { 0.0 } else { MASKED }))
+        .collect();
+    Ok(Tensor::from_vec(data, (1, 1, t, total), device)?)
+}
+
+/// The additive mask `[b, 1, t, past + t]` for a batch whose key slots are real or padding.
+///
+/// `key_is_real[r]` has `past + t` entries (cached keys then the `t` new ones); query `i` of row
+/// `r` sees key `j` when `j <= past + i` and the key is real.
+pub fn attention_mask(key_is_real: &[Vec<bool>], t: usize, device: &Device) -> Result<Tensor> {
+    let b = key_is_real.len();
+    let total = key_is_real.first().map(|r| r.len()).unwrap_or(0);
+    if total < t || key_is_real.iter().any(|r| r.len() != total) {
+        return Err(ModelError::Generation(
+            "attention mask rows differ in length or are shorter than the step".to_string(),
+        ));
+    }
+    let past = total - t;
+    let mut data = Vec::with_capacity(b * t * total);
+    for row in key_is_real {
+        for i in 0..t {
+            for (j, &real) in row.iter().enumerate() {
+                data.push(if real && j <= past + i { 0.0 } else { MASKED });
+            }
+        }
+    }
+    Ok(Tensor::from_vec(data, (b, 1, t, total), device)?)
+}
