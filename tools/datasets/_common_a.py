@@ -21,7 +21,6 @@ import random
 import re
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Callable
 
 # ---------------------------------------------------------------------------
 # Values and slots
@@ -96,7 +95,6 @@ def month_v(ym: str, rng: random.Random) -> V:
 # Templates
 # ---------------------------------------------------------------------------
 
-SlotSpec = object  # str (SQL), list, or callable(rng, db) -> dict
 
 
 @dataclass
@@ -403,7 +401,8 @@ def hardness(sql: str) -> str:
     sel = clauses.get("select", [])
     grp = clauses.get("group", [])
     order = clauses.get("order", [])
-    # where conditions: AND/OR at top level, minus BETWEEN ... AND
+    # where conditions: AND/OR (also inside plain parentheses), minus BETWEEN ... AND
+    where = _flat(where)
     w_and = _top_level(where, "and") - _top_level(where, "between")
     w_or = _top_level(where, "or")
     n_where_conds = (1 + w_and + w_or) if where else 0
@@ -419,7 +418,25 @@ def hardness(sql: str) -> str:
     nested = sum(1 for it in where + having if it[0] == "sub")
     comp2 = nested + (1 if setop else 0)
     others = 0
-    agg = _count_aggs(sel) + _count_aggs(where) + _count_aggs(grp) + _count_aggs(order) + _count_aggs(having)
+    # Spider's count_agg quirks: one per SELECT item holding an aggregate; over
+    # WHERE it counts NOT IN/LIKE/BETWEEN units, over HAVING every AND/OR
+    # connector plus such NOT units (it reads cond_unit[0], the not_op).
+    items: list[list] = [[]]
+    for it in sel:
+        if it == ("op", ","):
+            items.append([])
+        else:
+            items[-1].append(it)
+    sel_aggs = sum(1 for item in items if _count_aggs(item) > 0)
+
+    def nots(cond: list) -> int:
+        return sum(1 for i in range(len(cond) - 1)
+                   if cond[i] == ("word", "not") and cond[i + 1] in (("word", "in"), ("word", "like"),
+                                                                      ("word", "between")))
+
+    hav = _flat(having)
+    agg = sel_aggs + _count_aggs(grp) + _count_aggs(order) + nots(where)
+    agg += _top_level(hav, "and") - _top_level(hav, "between") + _top_level(hav, "or") + nots(hav)
     if agg > 1:
         others += 1
     sel_cols = 1 + sum(1 for it in sel if it == ("op", ","))

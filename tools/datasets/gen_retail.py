@@ -13,7 +13,7 @@ import os
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common_a import T, V, Raw, build_domain, date_v, month_v  # noqa: E402
+from _common_a import T, V, build_domain, date_v, month_v  # noqa: E402
 
 SEED = 20240317
 
