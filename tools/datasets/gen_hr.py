@@ -762,7 +762,7 @@ TEMPLATES = [
         "count all requests for {lt} leave"], {"lt": LEAVE_TYPE}),
     T("emails_hired_after", "SELECT email FROM employees WHERE hire_date > {d}", [
         "What are the email addresses of employees hired after {d}?",
-        "Emails of everyone who started after {d}.", "give me emails of people hired since {d}"],
+        "Emails of everyone who started after {d}.", "give me emails of people hired later than {d}"],
       {"x": lambda rng, db: {"d": date_v(f"2024-{rng.randrange(1, 12):02d}-01", rng)}}),
     T("commission_sales_avg",
       f"SELECT T2.title, AVG(T1.commission_pct) FROM {J_EJ} WHERE T1.commission_pct IS NOT NULL "

@@ -425,11 +425,11 @@ TEMPLATES = [
         "Sum of order totals for {ym}, all statuses included?",
         "How much did customers order in {ym} in total (including cancelled orders)?"], {"x": order_month}),
     T("top_spenders",
-      f"SELECT T2.first_name, T2.last_name, SUM(T1.total_amount) FROM {J_OC} GROUP BY T1.customer_id "
-      "ORDER BY SUM(T1.total_amount) DESC LIMIT {n}", [
-          "Who are the top {n} customers by total order value?",
-          "Give me the {n} biggest spenders and how much they ordered in total.",
-          "Top {n} clients ranked by the sum of their order amounts."], {"n": [3, 5, 10]}, tie_col=2),
+      f"SELECT T2.first_name, T2.last_name, SUM(T1.total_amount) FROM {J_OC} WHERE T1.status != 'cancelled' "
+      "GROUP BY T1.customer_id ORDER BY SUM(T1.total_amount) DESC LIMIT {n}", [
+          "Who are the top {n} customers by total order value, not counting cancelled orders?",
+          "Give me the {n} biggest spenders (ignore cancelled orders) and how much they spent in total.",
+          "Top {n} clients ranked by the sum of their non-cancelled order amounts."], {"n": [3, 5, 10]}, tie_col=2),
     T("avg_rating_product",
       "SELECT AVG(T1.rating) FROM reviews AS T1 JOIN products AS T2 ON T1.product_id = T2.product_id "
       "WHERE T2.name = {prod}", [
