@@ -429,8 +429,8 @@ TEMPLATES = [
       f"SELECT T1.first_name, T1.last_name, T1.salary FROM {J_ED} WHERE T2.name = {{dept}} AND T1.salary > {{s}} "
       f"AND T1.{ACTIVE}", [
           "Which current employees in {dept} earn more than ${stext}?",
-          "List {dept} staff with a salary above {stext} dollars.",
-          "who in {dept} makes over {stext} a year?"], {"dept": DEPT, "x": salary}),
+          "List current {dept} staff with a salary above {stext} dollars.",
+          "who in {dept} (still employed) makes over {stext} a year?"], {"dept": DEPT, "x": salary}),
     T("count_per_title", f"SELECT T2.title, COUNT(*) FROM {J_EJ} WHERE T1.{ACTIVE} GROUP BY T2.job_id", [
         "How many current employees hold each job title?", "Headcount per job title (active staff).",
         "number of active people per position"]),

@@ -362,7 +362,7 @@ def two_branches(rng, db):
 
 
 def title_word(rng, db):
-    w = rng.choice(["The", "of", "and", "Love", "Story", "Life", "Night", "Friend", "Time", "Day"])
+    w = rng.choice(["Love", "Story", "Life", "Night", "Friend", "Time", "Day", "Name", "Sun", "Dark", "War"])
     return {"pat": V(f"%{w}%", w)}
 
 
@@ -483,7 +483,7 @@ TEMPLATES = [
           "Titles of {cond} copies held by the {branch}.", "list {cond} copies at {branch} (titles)"],
       {"branch": BRANCH, "cond": ["worn", "damaged"]}),
     T("title_like", "SELECT title, publication_year FROM books WHERE title LIKE {pat}", [
-        "Which books have the word '{pat}' in the title?", "Find titles containing {pat}, with the year.",
+        "Which books have '{pat}' somewhere in the title?", "Find titles containing {pat}, with the year.",
         "books with {pat} in their title"], {"x": title_word}),
     T("authors_by_nationality", "SELECT first_name, last_name FROM authors WHERE nationality = {nat}", [
         "Which authors are {nat}?", "List the {nat} writers in our catalogue.", "{nat} authors, please"],
