@@ -1,1 +1,16 @@
-//! sqlora-sql
+//! sqlora-sql: the safety layer every model-generated query passes through.
+//!
+//! - [`schema`]: introspect a SQLite database into a [`Schema`] (DDL and compact renderings for prompts);
+//! - [`guard`]: parse with sqlparser (SQLite dialect), enforce the read-only policy and check names against the schema;
+//! - [`exec`]: run accepted queries on a read-only connection under time, row and byte budgets.
+
+pub mod exec;
+pub mod guard;
+pub mod schema;
+
+pub use exec::{
+    open_read_only, open_read_only_with, run_query, ExecError, ExecLimits, QueryResult, ReadOnlyDb,
+    Value,
+};
+pub use guard::{check_policy, Guard, GuardCode, GuardError, Position};
+pub use schema::{Column, ForeignKey, Schema, SchemaError, Table};

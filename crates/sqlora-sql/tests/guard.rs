@@ -1,0 +1,193 @@
+//! The guard against a real schema: the positive corpus is accepted and runs,
+//! near misses are refused with a suggestion and a position.
+
+mod common;
+
+use common::{read_corpus, shop_db};
+use sqlora_sql::{check_policy, ExecLimits, Guard, GuardCode, GuardError, ReadOnlyDb, Schema};
+
+fn guard() -> (common::Fixture, Guard) {
+    let fx = shop_db();
+    let schema = Schema::introspect(&fx.path).unwrap();
+    (fx, Guard::new(schema))
+}
+
+fn refused(g: &Guard, sql: &str) -> GuardError {
+    match g.check(sql) {
+        Ok(()) => panic!("guard accepted {sql:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn positive_corpus_is_accepted_and_runs() {
+    let fx = shop_db();
+    let db = ReadOnlyDb::open(&fx.path).unwrap();
+    let entries = read_corpus("positive.sql", fx.dir.path());
+    assert!(entries.len() >= 40, "only {} entries", entries.len());
+    let mut failures = Vec::new();
+    for e in entries {
+        if let Err(err) = db.execute(&e.sql, &ExecLimits::default()) {
+            failures.push(format!("line {}: {err} for {:?}", e.line, e.sql));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn unknown_column_gets_suggestion_and_position() {
+    let (_fx, g) = guard();
+    let e = refused(&g, "SELECT custmer_id FROM orders");
+    assert_eq!(e.code, GuardCode::UnknownColumn);
+    assert_eq!(e.suggestion.as_deref(), Some("customer_id"));
+    assert!(
+        e.message.contains("did you mean 'customer_id'"),
+        "{}",
+        e.message
+    );
+    let pos = e.position.unwrap();
+    assert_eq!((pos.line, pos.column), (1, 8));
+
+    let e = refused(&g, "SELECT o.order_id\nFROM orders o\nWHERE o.totl > 5");
+    assert_eq!(e.code, GuardCode::UnknownColumn);
+    assert_eq!(e.suggestion.as_deref(), Some("total"));
+    let pos = e.position.unwrap();
+    assert_eq!((pos.line, pos.column), (3, 9));
+}
+
+#[test]
+fn unknown_table_gets_suggestion() {
+    let (_fx, g) = guard();
+    let e = refused(&g, "SELECT * FROM customer");
+    assert_eq!(e.code, GuardCode::UnknownTable);
+    assert_eq!(e.suggestion.as_deref(), Some("customers"));
+    let e = refused(&g, "SELECT ordres.total FROM orders");
+    assert_eq!(e.code, GuardCode::UnknownTable);
+    assert_eq!(e.suggestion.as_deref(), Some("orders"));
+    let e = refused(&g, "SELECT x.name FROM customers c");
+    assert_eq!(e.code, GuardCode::UnknownTable);
+    assert_eq!(e.suggestion, None);
+}
+
+#[test]
+fn scopes_are_respected() {
+    let (_fx, g) = guard();
+    // a CTE's declared column names replace the query's
+    assert_eq!(
+        refused(
+            &g,
+            "WITH s(a) AS (SELECT customer_id FROM orders) SELECT customer_id FROM s"
+        )
+        .code,
+        GuardCode::UnknownColumn
+    );
+    g.check("WITH s(a) AS (SELECT customer_id FROM orders) SELECT a FROM s")
+        .unwrap();
+    // subquery alias exposes only the subquery's output columns
+    assert_eq!(
+        refused(&g, "SELECT t.email FROM (SELECT name FROM customers) AS t").code,
+        GuardCode::UnknownColumn
+    );
+    // a column of another table is not in scope
+    assert_eq!(
+        refused(&g, "SELECT price FROM customers").code,
+        GuardCode::UnknownColumn
+    );
+    // qualified by the wrong table
+    let e = refused(
+        &g,
+        "SELECT c.total FROM customers c JOIN orders o ON o.customer_id = c.customer_id",
+    );
+    assert_eq!(e.code, GuardCode::UnknownColumn);
+    // correlated subquery sees the outer table; aliases do not leak out of subqueries
+    g.check("SELECT name FROM customers c WHERE EXISTS (SELECT 1 FROM orders WHERE orders.customer_id = c.customer_id)").unwrap();
+    assert_eq!(
+        refused(
+            &g,
+            "SELECT n FROM customers WHERE customer_id IN (SELECT customer_id AS n FROM orders)"
+        )
+        .code,
+        GuardCode::UnknownColumn
+    );
+    // an aliased table must be referred to by its alias
+    assert_eq!(
+        refused(&g, "SELECT customers.name FROM customers c").code,
+        GuardCode::UnknownTable
+    );
+    // unknown names deep inside expressions, CTE bodies and join constraints
+    assert_eq!(
+        refused(&g, "WITH a AS (SELECT nmae FROM customers) SELECT * FROM a").code,
+        GuardCode::UnknownColumn
+    );
+    assert_eq!(
+        refused(
+            &g,
+            "SELECT 1 FROM customers c JOIN orders o ON o.cust = c.customer_id"
+        )
+        .code,
+        GuardCode::UnknownColumn
+    );
+    assert_eq!(
+        refused(&g, "SELECT coalesce(max(pricee), 0) FROM products").code,
+        GuardCode::UnknownColumn
+    );
+    assert_eq!(
+        refused(&g, "SELECT name FROM customers ORDER BY signup").code,
+        GuardCode::UnknownColumn
+    );
+    assert_eq!(
+        refused(
+            &g,
+            "SELECT city FROM customers UNION SELECT category FROM products ORDER BY price"
+        )
+        .code,
+        GuardCode::UnknownColumn
+    );
+    assert_eq!(
+        refused(
+            &g,
+            "SELECT * FROM customers JOIN orders USING (order_date_x)"
+        )
+        .code,
+        GuardCode::UnknownColumn
+    );
+}
+
+#[test]
+fn policy_alone_needs_no_schema() {
+    let stmt = check_policy("SELECT anything FROM anywhere;").unwrap();
+    assert!(matches!(stmt, sqlparser::ast::Statement::Query(_)));
+    let e = check_policy("SELECT 1; DROP TABLE t").unwrap_err();
+    assert_eq!(e.code, GuardCode::MultipleStatements);
+    let pos = e.position.unwrap();
+    assert_eq!((pos.line, pos.column), (1, 11));
+}
+
+#[test]
+fn parse_errors_carry_a_position() {
+    let e = check_policy("SELECT *\nFROM customers WHERE (").unwrap_err();
+    assert_eq!(e.code, GuardCode::Parse, "{e:?}");
+    assert_eq!(e.position.map(|p| p.line), Some(2), "{e:?}");
+    let e = check_policy("SELECT *\nFROM customers\nWHERE WHERE x = 1").unwrap_err();
+    assert_eq!(e.code, GuardCode::Parse);
+    let pos = e.position.unwrap();
+    assert_eq!((pos.line, pos.column), (3, 13), "{e:?}");
+}
+
+#[test]
+fn too_long_is_refused_before_parsing() {
+    let sql = format!("SELECT 1 {}", " ".repeat(sqlora_sql::guard::MAX_SQL_BYTES));
+    assert_eq!(check_policy(&sql).unwrap_err().code, GuardCode::TooLong);
+}
+
+#[test]
+fn errors_serialise_to_json() {
+    let (_fx, g) = guard();
+    let e = refused(&g, "SELECT custmer_id FROM orders");
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["code"], "unknown_column");
+    assert_eq!(json["suggestion"], "customer_id");
+    assert_eq!(json["position"]["line"], 1);
+    assert_eq!(json["position"]["column"], 8);
+    assert_eq!(e.to_string(), format!("unknown_column: {}", e.message));
+}
