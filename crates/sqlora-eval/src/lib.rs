@@ -22,7 +22,10 @@ pub use exec_match::{
     exec_match, postprocess, remove_distinct, suite_paths, MatchOptions, MatchOutcome,
 };
 pub use hardness::{hardness, hardness_counts, Difficulty, HardnessCounts};
-pub use report::{evaluate, read_predictions, Bucket, Detail, EvalItem, EvalOptions, Report};
+pub use report::{
+    evaluate, evaluate_with_progress, read_predictions, skeleton_set, Bucket, Detail, EvalItem,
+    EvalOptions, Report,
+};
 pub use skeleton::{normalize_sql, skeleton};
 pub use sqlora_sql::exec::Value;
 

@@ -164,6 +164,18 @@ pub fn evaluate(
     db_dir: &Path,
     opts: &EvalOptions,
 ) -> Result<Report, EvalError> {
+    evaluate_with_progress(items, predictions, db_dir, opts, &mut |_| {})
+}
+
+/// [`evaluate`], calling `progress` with each example's [`Detail`] as soon as
+/// it is scored (for progress bars).
+pub fn evaluate_with_progress(
+    items: &[EvalItem],
+    predictions: &[String],
+    db_dir: &Path,
+    opts: &EvalOptions,
+    progress: &mut dyn FnMut(&Detail),
+) -> Result<Report, EvalError> {
     if items.len() != predictions.len() {
         return Err(EvalError::PredictionCount {
             expected: items.len(),
@@ -251,6 +263,9 @@ pub fn evaluate(
             gold: item.gold.clone(),
             pred: pred.clone(),
         });
+        if let Some(d) = details.last() {
+            progress(d);
+        }
     }
     let total = items.len();
     let split = opts.train_skeletons.is_some();
@@ -266,6 +281,16 @@ pub fn evaluate(
         unseen_skeleton: split.then_some(unseen),
         details,
     })
+}
+
+/// The set of [`skeleton`]s of `sqls` (e.g. the training queries), for
+/// [`EvalOptions::train_skeletons`].
+pub fn skeleton_set<I, S>(sqls: I) -> HashSet<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    sqls.into_iter().map(|s| skeleton(s.as_ref())).collect()
 }
 
 impl Report {

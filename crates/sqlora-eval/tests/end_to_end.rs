@@ -2,13 +2,13 @@
 //! files, scored first with the gold queries themselves, then with a
 //! corrupted prediction set whose score was worked out by hand.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
 use sqlora_eval::{
-    evaluate, read_predictions, skeleton, Bucket, Difficulty, EvalError, EvalItem, EvalOptions,
+    evaluate, evaluate_with_progress, read_predictions, skeleton, skeleton_set, Bucket, Difficulty,
+    EvalError, EvalItem, EvalOptions,
 };
 
 type Singer = (i64, &'static str, &'static str, i64);
@@ -176,15 +176,24 @@ fn corrupted_predictions_score_what_was_computed_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let paths = build_suite(dir.path());
     let items = items();
-    let mut train = HashSet::new();
     // Skeletons of q1 and q2 (different literals) occur in training.
-    train.insert(skeleton("SELECT count(*) FROM singer"));
-    train.insert(skeleton("select name from singer where age > 45"));
+    let train = skeleton_set([
+        "SELECT count(*) FROM singer",
+        "select name from singer where age > 45",
+    ]);
+    assert_eq!(train.len(), 2);
+    assert!(train.contains(&skeleton("SELECT name FROM singer WHERE age > 30")));
     let opts = EvalOptions {
         train_skeletons: Some(train),
         ..opts()
     };
-    let report = evaluate(&items, &corrupted(), dir.path(), &opts).unwrap();
+    let mut seen_ids = Vec::new();
+    let report = evaluate_with_progress(&items, &corrupted(), dir.path(), &opts, &mut |d| {
+        seen_ids.push(d.id.clone())
+    })
+    .unwrap();
+    assert_eq!(seen_ids.len(), 10);
+    assert_eq!(seen_ids[9], "q10");
 
     let correct: Vec<&str> = report
         .details
