@@ -1,6 +1,7 @@
 //! sqlora-data: datasets (JSONL), prompt templates, fixture databases (with
 //! test-suite variants), Spider import and the dataset linter.
 
+pub mod check;
 pub mod dataset;
 mod deps;
 pub mod error;
@@ -8,6 +9,9 @@ pub mod fixtures;
 pub mod prompt;
 pub mod spider;
 
+pub use check::{
+    check_all, check_domain, check_domain_with, CheckIssue, CheckReport, DomainStats, Thresholds,
+};
 pub use dataset::{list_domains, read_jsonl, write_jsonl, Domain, Example};
 pub use deps::Difficulty;
 pub use error::DataError;
