@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlora_sql::{check_policy, open_read_only, run_query, ExecError, ExecLimits, QueryResult};
+use sqlora_sql::{
+    check_policy, open_read_only, run_query, ExecError, ExecLimits, QueryResult, Value,
+};
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -179,9 +181,24 @@ pub fn suite_paths(db_dir: &Path, db_id: &str) -> Result<Vec<PathBuf>, EvalError
     Ok(paths)
 }
 
+/// Runs `sql` on a fresh read-only connection to `path`.
+///
+/// Text is decoded like the official evaluator's
+/// `text_factory = lambda b: b.decode(errors="ignore")`: invalid UTF-8 is
+/// dropped. sqlora-sql decodes lossily (each invalid sequence becomes
+/// U+FFFD), so U+FFFD is removed here; the only divergence is a *genuine*
+/// U+FFFD stored in the database, which is removed as well.
 fn run(path: &Path, sql: &str, limits: &ExecLimits) -> Result<QueryResult, ExecError> {
     let conn = open_read_only(path)?;
-    run_query(&conn, sql, limits)
+    let mut res = run_query(&conn, sql, limits)?;
+    for v in res.rows.iter_mut().flatten() {
+        if let Value::Text(t) = v {
+            if t.contains('\u{FFFD}') {
+                t.retain(|c| c != '\u{FFFD}');
+            }
+        }
+    }
+    Ok(res)
 }
 
 /// Whether `pred` has the same denotation as `gold` on every database in

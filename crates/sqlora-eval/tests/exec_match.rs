@@ -361,3 +361,21 @@ fn gold_larger_than_the_row_budget_is_an_error_and_larger_pred_is_wrong() {
         MatchOutcome::Wrong
     );
 }
+
+#[test]
+fn invalid_utf8_text_is_decoded_with_errors_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bytes.sqlite");
+    let conn = Connection::open(&path).unwrap();
+    // 'f', 0xFF (invalid UTF-8), 'o' stored as TEXT.
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER, name TEXT); INSERT INTO t VALUES (1, CAST(x'66ff6f' AS TEXT));",
+    )
+    .unwrap();
+    drop(conn);
+    let p = vec![path];
+    let gold = "SELECT name FROM t WHERE id = 1";
+    // Python decodes b"f\xffo" with errors="ignore" to "fo".
+    assert_eq!(verdict(&p, gold, "SELECT 'fo'"), MatchOutcome::Correct);
+    assert_eq!(verdict(&p, gold, "SELECT 'f?o'"), MatchOutcome::Wrong);
+}
