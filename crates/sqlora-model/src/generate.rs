@@ -1,1 +1,610 @@
-//! generate (to be written)
+//! Batched text generation with a KV cache.
+//!
+//! Prompts are left-padded into one prefill; padding keys are masked and every row's positions
+//! start at 0 at its first real token, so a row generates exactly what it would generate alone.
+//! Decode steps then feed one token per unfinished row; finished rows are dropped from the batch
+//! (and from the cache) as they finish.
+//!
+//! * Greedy: argmax, ties broken towards the lowest token id.
+//! * Sampling: temperature and top-p with a seeded [`StdRng`] per row, seeded from
+//!   `params.seed` and the row's own prompt, so a row's samples do not depend on the batch.
+//! * [`n_best`]: beam search returning distinct texts ranked by length-normalised log-prob.
+
+use candle_core::{DType, IndexOp, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{ModelError, Result};
+use crate::llama::{attention_mask, Cache, Model};
+use crate::LoadedModel;
+
+/// How to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateParams {
+    /// Most tokens generated per row (EOS not counted in the output).
+    pub max_new_tokens: usize,
+    /// 0 = greedy; otherwise logits are divided by it before sampling.
+    pub temperature: f64,
+    /// Nucleus sampling mass (1.0 = off). Only used when sampling.
+    pub top_p: f64,
+    /// Seed of the per-row random streams (sampling only).
+    pub seed: u64,
+    /// A row stops when its decoded text contains one of these; the text is cut before it.
+    pub stop_strings: Vec<String>,
+    /// Stop at the tokenizer's end-of-sequence ids.
+    pub stop_on_eos: bool,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams {
+            max_new_tokens: 128,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            stop_strings: Vec::new(),
+            stop_on_eos: true,
+        }
+    }
+}
+
+/// Why a row stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-sequence token (not included in `tokens`/`text`).
+    Eos,
+    /// A stop string appeared (the text is cut before it).
+    Stop,
+    /// `max_new_tokens` reached.
+    Length,
+}
+
+/// One row's output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// Generated ids, without the prompt and without a final EOS.
+    pub tokens: Vec<u32>,
+    /// Decoded `tokens` (special tokens skipped), cut before a stop string.
+    pub text: String,
+    pub finish_reason: FinishReason,
+    /// Sum of the model's (temperature 1) log-probs of the generated tokens, including the EOS
+    /// token when the row ended on one.
+    pub logprob: f64,
+}
+
+/// One beam-search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Generated ids, without the prompt and without a final EOS.
+    pub tokens: Vec<u32>,
+    /// Decoded tokens (special tokens skipped), cut before a stop string.
+    pub text: String,
+    /// Sum of token log-probs (EOS included when it ended on one) divided by that token count.
+    pub score: f64,
+}
+
+/// What the generation loop needs besides the model: end ids, the padding id, and a decoder.
+pub struct TokenInfo<'a> {
+    /// Ids that end a row when `stop_on_eos`.
+    pub eos_ids: Vec<u32>,
+    /// The id used for left padding (never attended to).
+    pub pad_id: u32,
+    /// Turns ids into text (special tokens skipped).
+    pub decode: &'a dyn Fn(&[u32]) -> Result<String>,
+}
+
+/// Batched generation for a loaded model; rows are independent of each other.
+pub fn generate(
+    m: &LoadedModel,
+    prompts: &[Vec<u32>],
+    params: &GenerateParams,
+) -> Result<Vec<Generation>> {
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    generate_with(&m.model, &info, prompts, params)
+}
+
+/// Beam search (width `n`) for one prompt: up to `n` distinct texts, best first.
+pub fn n_best(
+    m: &LoadedModel,
+    prompt: &[u32],
+    n: usize,
+    params: &GenerateParams,
+) -> Result<Vec<Candidate>> {
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    n_best_with(&m.model, &info, prompt, n, params)
+}
+
+fn check_params(params: &GenerateParams) -> Result<()> {
+    if !(params.temperature >= 0.0 && params.temperature.is_finite()) {
+        return Err(ModelError::Generation(format!(
+            "temperature must be finite and >= 0, got {}",
+            params.temperature
+        )));
+    }
+    if !(params.top_p > 0.0 && params.top_p <= 1.0) {
+        return Err(ModelError::Generation(format!(
+            "top_p must be in (0, 1], got {}",
+            params.top_p
+        )));
+    }
+    Ok(())
+}
+
+fn check_room(model: &Model, longest: usize, max_new: usize) -> Result<()> {
+    let max_pos = model.config().max_position_embeddings;
+    if longest + max_new > max_pos {
+        return Err(ModelError::Generation(format!(
+            "prompt of {longest} tokens plus {max_new} new tokens exceeds the model's context of {max_pos}"
+        )));
+    }
+    Ok(())
+}
+
+/// Index of the largest value; ties go to the lowest index.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best_v {
+            best_v = v;
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// `log_softmax(logits)[id]`, in f64.
+fn log_prob(logits: &[f32], id: u32) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    logits
+        .get(id as usize)
+        .map(|&x| x as f64)
+        .unwrap_or(f64::NEG_INFINITY)
+        - max
+        - sum.ln()
+}
+
+/// Full log-softmax in f64.
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    let lse = max + sum.ln();
+    logits.iter().map(|&x| x as f64 - lse).collect()
+}
+
+/// Samples with temperature and top-p.
+fn sample(logits: &[f32], temperature: f64, top_p: f64, rng: &mut StdRng) -> u32 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let mut probs: Vec<(u32, f64)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (i as u32, ((x as f64 - max) / temperature).exp()))
+        .collect();
+    let total: f64 = probs.iter().map(|p| p.1).sum();
+    let mut kept = probs.len();
+    if top_p < 1.0 {
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut acc = 0.0;
+        for (i, p) in probs.iter().enumerate() {
+            acc += p.1 / total;
+            if acc >= top_p {
+                kept = i + 1;
+                break;
+            }
+        }
+    }
+    let probs = &probs[..kept];
+    let mass: f64 = probs.iter().map(|p| p.1).sum();
+    let mut r = rng.gen::<f64>() * mass;
+    for p in probs {
+        if r < p.1 {
+            return p.0;
+        }
+        r -= p.1;
+    }
+    probs.last().map(|p| p.0).unwrap_or(0)
+}
+
+/// A stream seed that depends on the user's seed and the row's prompt only.
+fn row_seed(seed: u64, prompt: &[u32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for &t in prompt {
+        h ^= t as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64 finaliser
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Earliest occurrence of any stop string in `text`.
+fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
+struct Row {
+    prompt_len: usize,
+    tokens: Vec<u32>,
+    logprob: f64,
+    rng: Option<StdRng>,
+    done: Option<(FinishReason, String)>,
+}
+
+/// Batched generation on a bare [`Model`]; see [`generate`].
+pub fn generate_with(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prompts: &[Vec<u32>],
+    params: &GenerateParams,
+) -> Result<Vec<Generation>> {
+    check_params(params)?;
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
+        return Err(ModelError::Generation(format!("prompt {i} is empty")));
+    }
+    let vocab = model.config().vocab_size as u32;
+    if let Some(bad) = prompts.iter().flatten().find(|&&t| t >= vocab) {
+        return Err(ModelError::Generation(format!(
+            "token id {bad} is outside the vocabulary of {vocab}"
+        )));
+    }
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    check_room(model, longest, params.max_new_tokens)?;
+    let sampling = params.temperature > 0.0;
+    let mut rows: Vec<Row> = prompts
+        .iter()
+        .map(|p| Row {
+            prompt_len: p.len(),
+            tokens: Vec::new(),
+            logprob: 0.0,
+            rng: sampling.then(|| StdRng::seed_from_u64(row_seed(params.seed, p))),
+            done: None,
+        })
+        .collect();
+    if params.max_new_tokens == 0 {
+        return Ok(rows
+            .into_iter()
+            .map(|_| Generation {
+                tokens: Vec::new(),
+                text: String::new(),
+                finish_reason: FinishReason::Length,
+                logprob: 0.0,
+            })
+            .collect());
+    }
+
+    let device = model.device();
+    let b = prompts.len();
+    // Left-padded prefill.
+    let mut ids = Vec::with_capacity(b * longest);
+    let mut pos = Vec::with_capacity(b * longest);
+    let mut key_real: Vec<Vec<bool>> = Vec::with_capacity(b);
+    for p in prompts {
+        let pad = longest - p.len();
+        ids.extend(std::iter::repeat_n(info.pad_id, pad));
+        ids.extend_from_slice(p);
+        pos.extend(std::iter::repeat_n(0u32, pad));
+        pos.extend(0..p.len() as u32);
+        let mut real = vec![false; pad];
+        real.resize(longest, true);
+        key_real.push(real);
+    }
+    let padded = prompts.iter().any(|p| p.len() != longest);
+    let input = Tensor::from_vec(ids, (b, longest), device)?;
+    let positions = Tensor::from_vec(pos, (b, longest), device)?;
+    let mask = if padded {
+        Some(attention_mask(&key_real, longest, device)?)
+    } else {
+        None
+    };
+    let mut cache = Cache::with_capacity(model.config(), longest + params.max_new_tokens);
+    let hidden = model.forward(&input, &positions, mask.as_ref(), Some(&mut cache))?;
+    let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
+    let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+    // `active[k]` = index into `rows` of batch row k.
+    let mut active: Vec<usize> = (0..b).collect();
+
+    loop {
+        let mut next_tokens = Vec::with_capacity(active.len());
+        let mut keep = Vec::with_capacity(active.len());
+        for (k, &r) in active.iter().enumerate() {
+            let row = &mut rows[r];
+            let lg = &logits[k];
+            let tok = match row.rng.as_mut() {
+                Some(rng) => sample(lg, params.temperature, params.top_p, rng),
+                None => argmax(lg),
+            };
+            row.logprob += log_prob(lg, tok);
+            if params.stop_on_eos && info.eos_ids.contains(&tok) {
+                let text = (info.decode)(&row.tokens)?;
+                row.done = Some((FinishReason::Eos, text));
+                continue;
+            }
+            row.tokens.push(tok);
+            if !params.stop_strings.is_empty() {
+                let text = (info.decode)(&row.tokens)?;
+                if let Some(cut) = find_stop(&text, &params.stop_strings) {
+                    row.done = Some((FinishReason::Stop, text[..cut].to_string()));
+                    continue;
+                }
+            }
+            if row.tokens.len() >= params.max_new_tokens {
+                let text = (info.decode)(&row.tokens)?;
+                row.done = Some((FinishReason::Length, text));
+                continue;
+            }
+            keep.push(k);
+            next_tokens.push(tok);
+        }
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() != active.len() {
+            let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
+            cache.select_rows(&idx)?;
+            key_real = keep.iter().map(|&k| key_real[k].clone()).collect();
+            active = keep.iter().map(|&k| active[k]).collect();
+        }
+        let nb = active.len();
+        let step_pos: Vec<u32> = active
+            .iter()
+            .map(|&r| (rows[r].prompt_len + rows[r].tokens.len() - 1) as u32)
+            .collect();
+        for real in key_real.iter_mut() {
+            real.push(true);
+        }
+        let mask = if padded && key_real.iter().any(|r| r.contains(&false)) {
+            Some(attention_mask(&key_real, 1, device)?)
+        } else {
+            None
+        };
+        let input = Tensor::from_vec(next_tokens, (nb, 1), device)?;
+        let positions = Tensor::from_vec(step_pos, (nb, 1), device)?;
+        let hidden = model.forward(&input, &positions, mask.as_ref(), Some(&mut cache))?;
+        let last = hidden.i((.., 0, ..))?.contiguous()?;
+        logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+    }
+
+    rows.into_iter()
+        .map(|row| {
+            let (finish_reason, text) = row
+                .done
+                .ok_or_else(|| ModelError::Generation("a row never finished".to_string()))?;
+            Ok(Generation {
+                tokens: row.tokens,
+                text,
+                finish_reason,
+                logprob: row.logprob,
+            })
+        })
+        .collect()
+}
+
+struct Beam {
+    tokens: Vec<u32>,
+    logprob: f64,
+}
+
+fn normalised(logprob: f64, len: usize) -> f64 {
+    logprob / len.max(1) as f64
+}
+
+/// Beam search on a bare [`Model`]; see [`n_best`].
+pub fn n_best_with(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prompt: &[u32],
+    n: usize,
+    params: &GenerateParams,
+) -> Result<Vec<Candidate>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if prompt.is_empty() {
+        return Err(ModelError::Generation("prompt is empty".to_string()));
+    }
+    let vocab = model.config().vocab_size as u32;
+    if let Some(bad) = prompt.iter().find(|&&t| t >= vocab) {
+        return Err(ModelError::Generation(format!(
+            "token id {bad} is outside the vocabulary of {vocab}"
+        )));
+    }
+    check_room(model, prompt.len(), params.max_new_tokens)?;
+    let device = model.device();
+    let mut finished: Vec<Candidate> = Vec::new();
+    if params.max_new_tokens == 0 {
+        return Ok(vec![Candidate {
+            tokens: Vec::new(),
+            text: String::new(),
+            score: 0.0,
+        }]);
+    }
+    let add_finished = |finished: &mut Vec<Candidate>, cand: Candidate| match finished
+        .iter_mut()
+        .find(|c| c.text == cand.text)
+    {
+        Some(c) if c.score >= cand.score => {}
+        Some(c) => *c = cand,
+        None => finished.push(cand),
+    };
+    let t = prompt.len();
+    let mut cache = Cache::with_capacity(model.config(), t + params.max_new_tokens);
+    let input = Tensor::new(prompt, device)?.unsqueeze(0)?;
+    let pos: Vec<u32> = (0..t as u32).collect();
+    let positions = Tensor::new(pos.as_slice(), device)?.unsqueeze(0)?;
+    let hidden = model.forward(&input, &positions, None, Some(&mut cache))?;
+    let last = hidden.i((.., t - 1, ..))?.contiguous()?;
+    let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+    let mut beams = vec![Beam {
+        tokens: Vec::new(),
+        logprob: 0.0,
+    }];
+    loop {
+        // All expansions, best first (ties: lower beam, then lower id).
+        let mut cands: Vec<(usize, u32, f64)> = Vec::new();
+        for (bi, beam) in beams.iter().enumerate() {
+            let lp = log_softmax(&logits[bi]);
+            let mut idx: Vec<u32> = (0..lp.len() as u32).collect();
+            let take = (2 * n).min(idx.len());
+            idx.select_nth_unstable_by(take.saturating_sub(1), |&a, &b| {
+                lp[b as usize].total_cmp(&lp[a as usize]).then(a.cmp(&b))
+            });
+            for &id in &idx[..take] {
+                cands.push((bi, id, beam.logprob + lp[id as usize]));
+            }
+        }
+        cands.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+        let mut next: Vec<(usize, Beam)> = Vec::new();
+        for (bi, id, lp) in cands {
+            if next.len() >= n {
+                break;
+            }
+            let parent = &beams[bi];
+            if params.stop_on_eos && info.eos_ids.contains(&id) {
+                let text = (info.decode)(&parent.tokens)?;
+                let score = normalised(lp, parent.tokens.len() + 1);
+                add_finished(
+                    &mut finished,
+                    Candidate {
+                        tokens: parent.tokens.clone(),
+                        text,
+                        score,
+                    },
+                );
+                continue;
+            }
+            let mut tokens = parent.tokens.clone();
+            tokens.push(id);
+            if !params.stop_strings.is_empty() {
+                let text = (info.decode)(&tokens)?;
+                if let Some(cut) = find_stop(&text, &params.stop_strings) {
+                    let score = normalised(lp, tokens.len());
+                    add_finished(
+                        &mut finished,
+                        Candidate {
+                            tokens,
+                            text: text[..cut].to_string(),
+                            score,
+                        },
+                    );
+                    continue;
+                }
+            }
+            if tokens.len() >= params.max_new_tokens {
+                let text = (info.decode)(&tokens)?;
+                let score = normalised(lp, tokens.len());
+                add_finished(
+                    &mut finished,
+                    Candidate {
+                        tokens,
+                        text,
+                        score,
+                    },
+                );
+                continue;
+            }
+            next.push((
+                bi,
+                Beam {
+                    tokens,
+                    logprob: lp,
+                },
+            ));
+        }
+        if next.is_empty() {
+            break;
+        }
+        // Stop once n distinct results exist and no running beam currently scores better
+        // than the worst of them (the heuristic transformers uses without early stopping).
+        if finished.len() >= n {
+            let mut scores: Vec<f64> = finished.iter().map(|c| c.score).collect();
+            scores.sort_by(|a, b| b.total_cmp(a));
+            let worst_kept = scores[n - 1];
+            let best_running = next
+                .iter()
+                .map(|(_, b)| normalised(b.logprob, b.tokens.len()))
+                .fold(f64::NEG_INFINITY, f64::max);
+            if best_running <= worst_kept {
+                break;
+            }
+        }
+        let parents: Vec<u32> = next.iter().map(|(bi, _)| *bi as u32).collect();
+        cache.select_rows(&parents)?;
+        beams = next.into_iter().map(|(_, b)| b).collect();
+        let toks: Vec<u32> = beams
+            .iter()
+            .filter_map(|b| b.tokens.last().copied())
+            .collect();
+        let nb = beams.len();
+        let step = (t + beams[0].tokens.len() - 1) as u32;
+        let input = Tensor::from_vec(toks, (nb, 1), device)?;
+        let positions = Tensor::from_vec(vec![step; nb], (nb, 1), device)?;
+        let hidden = model.forward(&input, &positions, None, Some(&mut cache))?;
+        let last = hidden.i((.., 0, ..))?.contiguous()?;
+        logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+    }
+    finished.sort_by(|a, b| b.score.total_cmp(&a.score));
+    finished.truncate(n);
+    Ok(finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_ties_go_to_lowest_id() {
+        assert_eq!(argmax(&[0.0, 2.0, 2.0, 1.0]), 1);
+        assert_eq!(argmax(&[-1.0, -3.0]), 0);
+    }
+
+    #[test]
+    fn top_p_keeps_only_the_nucleus() {
+        // Token 2 holds > 90% of the mass; with top_p 0.5 only it can be drawn.
+        let logits = [0.0f32, 0.0, 6.0, 0.0];
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..200 {
+            assert_eq!(sample(&logits, 1.0, 0.5, &mut rng), 2);
+        }
+        // Without top-p, the others are drawn sometimes.
+        let mut rng = StdRng::seed_from_u64(7);
+        let others = (0..2000)
+            .filter(|_| sample(&logits, 1.0, 1.0, &mut rng) != 2)
+            .count();
+        assert!(others > 0);
+    }
+
+    #[test]
+    fn row_seed_depends_on_seed_and_prompt() {
+        assert_eq!(row_seed(1, &[1, 2]), row_seed(1, &[1, 2]));
+        assert_ne!(row_seed(1, &[1, 2]), row_seed(2, &[1, 2]));
+        assert_ne!(row_seed(1, &[1, 2]), row_seed(1, &[2, 1]));
+    }
+
+    #[test]
+    fn stop_strings_find_the_earliest() {
+        let stops = vec![";".to_string(), "\n\n".to_string()];
+        assert_eq!(find_stop("SELECT 1\n\nx;", &stops), Some(8));
+        assert_eq!(find_stop("SELECT 1", &stops), None);
+    }
+}

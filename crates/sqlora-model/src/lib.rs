@@ -5,6 +5,7 @@
 //! * [`gguf`] / [`hf`]: loaders for a GGUF file and a Hugging Face folder.
 //! * [`tokenizer`] / [`chat`]: the tokenizer (from GGUF metadata or tokenizer.json) and the
 //!   model's own Jinja chat template.
+//! * [`loaded`]: [`load`] a `.gguf` file or a Hugging Face folder into a [`LoadedModel`].
 //! * [`generate`]: batched generation with a KV cache (greedy, sampling, n-best).
 //! * [`fetch`]: obtaining and verifying the default model (SmolLM2-135M-Instruct).
 
@@ -16,6 +17,9 @@ pub mod generate;
 pub mod gguf;
 pub mod hf;
 pub mod llama;
+pub mod loaded;
 pub mod tokenizer;
 
 pub use error::{ModelError, Result};
+pub use generate::{generate, n_best, Candidate, FinishReason, GenerateParams, Generation};
+pub use loaded::{load, LoadedModel};

@@ -296,6 +296,20 @@ pub fn check_policy(sql: &str) -> Result<Statement, GuardError> {
             ),
         ));
     }
+    if let Some(at) = sql.find('\0') {
+        // SQLite stops reading SQL text at a NUL; refuse rather than check
+        // something other than what SQLite would run.
+        let line = sql[..at].matches('\n').count() as u64 + 1;
+        let column = sql[..at]
+            .rsplit('\n')
+            .next()
+            .map_or(0, |l| l.chars().count()) as u64
+            + 1;
+        return Err(
+            GuardError::new(GuardCode::Parse, "the query contains a NUL character")
+                .at(Location::new(line, column)),
+        );
+    }
     let dialect = SQLiteDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()

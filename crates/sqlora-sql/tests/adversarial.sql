@@ -362,3 +362,38 @@ SELECT * FROM customers WHERE
 -- ---
 -- expect: parse
 SELECT 'unterminated
+-- ---
+-- expect: multiple_statements
+-- flag: writes
+-- # SQLite strings have no backslash escapes: the string ends at \'
+SELECT 'a\'; DROP TABLE orders; --'
+-- ---
+-- expect: multiple_statements
+-- flag: writes
+-- # SQLite comments do not nest
+SELECT 1 /* /* */ ; DROP TABLE orders; /* */
+-- ---
+-- expect: multiple_statements
+-- flag: writes
+SELECT [a;b] FROM (SELECT 1 AS [a;b]); DELETE FROM orders
+-- ---
+-- expect: dangerous_function
+SELECT "load_extension"('x')
+-- ---
+-- expect: dangerous_function
+SELECT [readfile]('/etc/passwd')
+-- ---
+-- expect: dangerous_function
+SELECT count(*) FILTER (WHERE load_extension('x') IS NULL) FROM orders
+-- ---
+-- expect: dangerous_function
+VALUES (load_extension('x'))
+-- ---
+-- expect: pragma
+-- flag: harmless
+SELECT * FROM "PRAGMA_TABLE_INFO"('customers')
+-- ---
+-- expect: accepted
+-- flag: harmless
+-- # SQLite and the guard agree: a comment may run to the end of input, so the DROP is inert
+SELECT 1 /* unterminated ; DROP TABLE orders

@@ -191,3 +191,42 @@ fn errors_serialise_to_json() {
     assert_eq!(json["position"]["column"], 8);
     assert_eq!(e.to_string(), format!("unknown_column: {}", e.message));
 }
+
+#[test]
+fn nul_bytes_are_refused() {
+    let e = check_policy("SELECT 1\n  \0; DROP TABLE t").unwrap_err();
+    assert_eq!(e.code, GuardCode::Parse);
+    let pos = e.position.unwrap();
+    assert_eq!((pos.line, pos.column), (2, 3));
+}
+
+#[test]
+fn read_only_statement_kinds_pass_policy() {
+    for sql in [
+        "SELECT 1",
+        "select 1;",
+        "SELECT 1;;  ",
+        "WITH a AS (SELECT 1 AS x) SELECT x FROM a",
+        "SELECT 1 UNION ALL SELECT 2 EXCEPT SELECT 3",
+        "VALUES (1), (2)",
+        "(SELECT 1)",
+    ] {
+        check_policy(sql).unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+    }
+}
+
+#[test]
+fn guard_from_serialised_schema_behaves_the_same() {
+    let (_fx, g) = guard();
+    let json = serde_json::to_string(g.schema()).unwrap();
+    let schema: Schema = serde_json::from_str(&json).unwrap();
+    assert_eq!(&schema, g.schema());
+    let g2 = Guard::new(schema);
+    g2.check("SELECT name FROM customers").unwrap();
+    assert_eq!(
+        refused(&g2, "SELECT nam FROM customers")
+            .suggestion
+            .as_deref(),
+        Some("name")
+    );
+}

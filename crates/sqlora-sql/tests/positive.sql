@@ -103,3 +103,62 @@ SELECT x.n FROM (SELECT count(*) AS n FROM orders) x
 SELECT CURRENT_DATE, CURRENT_TIMESTAMP
 -- ---
 SELECT iif(total > 100, 'big', 'small') AS size, count(*) FROM orders GROUP BY size
+-- ---
+SELECT T1.name FROM customers AS T1 JOIN orders AS T2 ON T1.customer_id = T2.customer_id WHERE T2.status = "shipped"
+-- ---
+SELECT count(*) FROM (SELECT * FROM orders)
+-- ---
+SELECT name FROM customers ORDER BY (SELECT count(*) FROM orders WHERE orders.customer_id = customers.customer_id) DESC
+-- ---
+SELECT name, order_id FROM customers NATURAL JOIN orders LIMIT 3
+-- ---
+SELECT a.name FROM customers a WHERE a.customer_id NOT IN (SELECT customer_id FROM orders)
+-- ---
+SELECT count(DISTINCT city) FROM customers WHERE city LIKE '%o%' COLLATE NOCASE
+-- ---
+SELECT max(total) AS m FROM orders GROUP BY customer_id ORDER BY m DESC
+-- ---
+SELECT customer_id, count(*) FROM orders GROUP BY customer_id HAVING count(*) > (SELECT avg(c) FROM (SELECT count(*) AS c FROM orders GROUP BY customer_id))
+-- ---
+SELECT e.value FROM products p, json_each('["a","b"]') e WHERE p.product_id = 1
+-- ---
+SELECT o.order_id, oi.product_id FROM orders o LEFT JOIN order_items oi ON oi.order_id = o.order_id AND oi.quantity > 1
+-- ---
+WITH a AS (SELECT customer_id, total FROM orders), b AS (SELECT customer_id, sum(total) AS s FROM a GROUP BY customer_id)
+SELECT c.name, b.s FROM b JOIN customers c ON c.customer_id = b.customer_id
+-- ---
+WITH a AS (SELECT * FROM orders) SELECT x.order_id FROM (SELECT order_id FROM a) x
+-- ---
+SELECT "customers"."name" FROM "customers" WHERE "customers"."city" IS "Oslo"
+-- ---
+SELECT DISTINCT T1.name FROM products AS T1 JOIN order_items AS T2 ON T1.product_id = T2.product_id WHERE T2.quantity > (SELECT avg(quantity) FROM order_items)
+-- ---
+SELECT t.* FROM (SELECT 1 AS a) t
+-- ---
+SELECT cnt FROM (SELECT count(*) AS cnt FROM orders)
+-- ---
+SELECT name FROM customers WHERE customer_id IN (1, 2, 3) ORDER BY name ASC LIMIT 1 OFFSET 2
+-- ---
+SELECT c.name, o.order_id FROM customers c RIGHT JOIN orders o ON o.customer_id = c.customer_id LIMIT 2
+-- ---
+SELECT count(*) AS "Number of orders" FROM orders
+-- ---
+SELECT o.order_id FROM orders o ORDER BY o.total DESC NULLS LAST
+-- ---
+SELECT c1.name, c2.name FROM customers c1, customers c2 WHERE c1.city = c2.city AND c1.customer_id < c2.customer_id
+-- ---
+WITH t AS (SELECT o.*, c.name FROM orders o JOIN customers c USING (customer_id)) SELECT name, total FROM t
+-- ---
+WITH RECURSIVE cnt AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM cnt WHERE x < 5) SELECT x FROM cnt
+-- ---
+SELECT status, count(*) AS n FROM orders GROUP BY status HAVING n > 10 ORDER BY n
+-- ---
+SELECT name FROM products WHERE price = (SELECT max(price) FROM products)
+-- ---
+select p.name from products p where p.category = 'toys' order by p.price desc limit 1
+-- ---
+SELECT city FROM customers GROUP BY city HAVING count(*) >= 2 UNION ALL SELECT 'none'
+-- ---
+SELECT name FROM customers WHERE signup_date < '2023-06-01' AND (city = 'Oslo' OR city IS NULL)
+-- ---
+SELECT abs(-1), round(2.567, 1), substr(name, 1, 3), instr(name, ' '), trim(name), typeof(total) FROM customers, orders LIMIT 1

@@ -1,0 +1,62 @@
+//! Quick speed probe: `cargo run --release -p sqlora-model --example speed -- <model.gguf|dir>`.
+//! Prints prefill time for a ~400-token prompt and decode tokens/s at batch 1 and 8.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use sqlora_model::llama::Cache;
+use sqlora_model::{generate, load, GenerateParams};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: speed <model.gguf | folder>")?;
+    println!(
+        "avx: {}, threads: {}",
+        candle_core::utils::with_avx(),
+        candle_core::utils::get_num_threads()
+    );
+    let t0 = Instant::now();
+    let m = load(std::path::Path::new(&path), &Device::Cpu)?;
+    println!("load: {:.2}s", t0.elapsed().as_secs_f64());
+    let text = "CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT, dept_id INTEGER, salary REAL);\n"
+        .repeat(16);
+    let mut ids = m.tokenizer.encode(&text, false)?;
+    ids.truncate(400);
+    println!("prompt tokens: {}", ids.len());
+    // Prefill.
+    for _ in 0..2 {
+        let t = Instant::now();
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+        let pos: Vec<u32> = (0..ids.len() as u32).collect();
+        let pos = Tensor::new(pos.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+        let mut cache = Cache::new(&m.config);
+        let _h = m.model.forward(&input, &pos, None, Some(&mut cache))?;
+        let dt = t.elapsed().as_secs_f64();
+        println!(
+            "prefill {} tokens: {:.3}s ({:.0} tok/s)",
+            ids.len(),
+            dt,
+            ids.len() as f64 / dt
+        );
+    }
+    let short: Vec<u32> = ids[..32].to_vec();
+    for batch in [1usize, 8] {
+        let prompts = vec![short.clone(); batch];
+        let n = 64;
+        let params = GenerateParams {
+            max_new_tokens: n,
+            stop_on_eos: false,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let g = generate(&m, &prompts, &params)?;
+        let dt = t.elapsed().as_secs_f64();
+        let total: usize = g.iter().map(|x| x.tokens.len()).sum();
+        println!(
+            "batch {batch}: {total} tokens in {dt:.2}s = {:.1} tok/s (incl. 32-token prefill)",
+            total as f64 / dt
+        );
+    }
+    Ok(())
+}
