@@ -148,7 +148,7 @@ fn sql_answer_stops_at_im_end() {
     );
     let out = generate(
         m,
-        &[p.clone()],
+        std::slice::from_ref(&p),
         &GenerateParams {
             max_new_tokens: 96,
             ..GenerateParams::default()
