@@ -7,7 +7,8 @@
 //! (parses, one read-only statement, known tables and columns). Invalid
 //! predictions are never executed and count wrong. Valid predictions go
 //! through [`exec_match`]; those that then fail or time out count wrong and
-//! are counted in `exec_error_rate`.
+//! are counted in `exec_error_rate`. As in the official `evaluate`, a
+//! placeholder ` value ` in a prediction is replaced by ` 1 ` first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -208,7 +209,9 @@ pub fn evaluate_with_progress(
             continue;
         };
         let difficulty = item.difficulty.or_else(|| hardness(&item.gold).ok());
-        let checked = postprocess(pred);
+        // The official `evaluate` turns a placeholder ` value ` into ` 1 `.
+        let pred_sql = pred.replace(" value ", " 1 ");
+        let checked = postprocess(&pred_sql);
 
         let refusal = if checked.trim().is_empty() {
             Some("empty prediction".to_string())
@@ -226,7 +229,7 @@ pub fn evaluate_with_progress(
                 exec_match(&suite.paths[..1], &item.gold, &item.gold, &mopts).map_err(wrap)?;
                 (false, false, Some(reason))
             }
-            None => match exec_match(&suite.paths, &item.gold, pred, &mopts).map_err(wrap)? {
+            None => match exec_match(&suite.paths, &item.gold, &pred_sql, &mopts).map_err(wrap)? {
                 MatchOutcome::Correct => (true, true, None),
                 MatchOutcome::Wrong => (true, false, None),
                 MatchOutcome::PredError { code, message } => {

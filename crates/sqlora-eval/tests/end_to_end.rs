@@ -374,3 +374,19 @@ fn predictions_are_read_from_jsonl_by_id_or_plain_text_in_order() {
         Err(EvalError::Io { .. })
     ));
 }
+
+#[test]
+fn placeholder_value_is_replaced_by_one_like_the_official_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    build_suite(dir.path());
+    let items = vec![EvalItem {
+        id: "v".into(),
+        db_id: "concert_singer".into(),
+        gold: "SELECT name FROM singer WHERE singer_id = 1".into(),
+        difficulty: Some(Difficulty::Easy),
+    }];
+    let preds = vec!["SELECT name FROM singer WHERE singer_id = value ".to_string()];
+    let report = evaluate(&items, &preds, dir.path(), &opts()).unwrap();
+    assert!(report.details[0].correct, "{:?}", report.details[0]);
+    assert_eq!(report.details[0].pred, preds[0]);
+}
