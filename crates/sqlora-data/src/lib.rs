@@ -1,5 +1,14 @@
-//! sqlora-data: datasets (JSONL), prompt templates, fixture databases (with
-//! test-suite variants), Spider import and the dataset linter.
+//! sqlora-data: everything between raw datasets and model inputs.
+//!
+//! * [`dataset`] — [`Example`] JSONL files (atomic writes) and the
+//!   `datasets/<domain>/` layout ([`Domain`], [`list_domains`]).
+//! * [`fixtures`] — deterministic SQLite builds of a domain plus seeded
+//!   test-suite variants ([`build_domain`], [`build_all`], [`content_checksum`]).
+//! * [`prompt`] — chat messages from the `prompts/*.jinja` templates
+//!   ([`PromptBuilder`]), training examples with an answer span, and
+//!   [`extract_sql`] for model output.
+//! * [`spider`] — Spider / BIRD import into the domain layout ([`import_spider`]).
+//! * [`check`] — the dataset linter ([`check_domain`], [`check_all`]).
 
 pub mod check;
 pub mod dataset;

@@ -319,6 +319,14 @@ pub fn extract_sql(generated: &str) -> String {
             Some(nl) if rest[..nl].trim().chars().all(|c| c.is_ascii_alphanumeric()) => {
                 &rest[nl + 1..]
             }
+            // ```sql SELECT …``` on one line
+            _ if rest.len() > 4
+                && rest.is_char_boundary(4)
+                && rest[..3].eq_ignore_ascii_case("sql")
+                && rest[3..4].chars().all(char::is_whitespace) =>
+            {
+                &rest[4..]
+            }
             _ => rest,
         };
         text = match body.find("```") {
@@ -570,6 +578,12 @@ mod tests {
             ),
             ("SELECT a\n  FROM t\n   \nnoise", "SELECT a\n  FROM t"),
             ("sqlquery: SELECT 2", "SELECT 2"),
+            ("```sql SELECT 3 FROM t```", "SELECT 3 FROM t"),
+            ("```SQL\nSELECT 4\n```", "SELECT 4"),
+            (
+                "SELECT \"a\n\nb\" FROM t\n\nmore",
+                "SELECT \"a\n\nb\" FROM t",
+            ),
             ("", ""),
         ];
         for (input, want) in cases {
