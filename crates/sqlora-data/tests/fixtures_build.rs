@@ -167,6 +167,42 @@ fn builds_are_deterministic_and_variants_differ() {
     assert_ne!(a[1].checksum, a[2].checksum);
 }
 
+/// The point of variants: a wrong query that matches the gold result on the
+/// base database is told apart on some variant.
+#[test]
+fn variants_tell_apart_queries_that_agree_on_the_base() {
+    let root = tempfile::tempdir().unwrap();
+    let domain = small_domain(root.path());
+    let built = build_domain(&domain, &root.path().join("o"), 4).unwrap();
+    let pairs = [
+        // price grows with id in the base data
+        (
+            "SELECT title FROM product ORDER BY price DESC LIMIT 1",
+            "SELECT title FROM product ORDER BY id DESC LIMIT 1",
+        ),
+        // every customer has orders in the base data
+        (
+            "SELECT count(*) FROM customer",
+            "SELECT count(DISTINCT customer_id) FROM orders",
+        ),
+        // names and cities move independently
+        (
+            "SELECT name FROM customer WHERE city = 'Oslo' ORDER BY name",
+            "SELECT name FROM customer WHERE id % 5 = 1 ORDER BY name",
+        ),
+    ];
+    for (gold, wrong) in pairs {
+        assert_eq!(
+            rows(&built[0].path, gold).unwrap(),
+            rows(&built[0].path, wrong).unwrap()
+        );
+        let told_apart = built[1..]
+            .iter()
+            .any(|v| rows(&v.path, gold).unwrap() != rows(&v.path, wrong).unwrap());
+        assert!(told_apart, "no variant separates {gold:?} from {wrong:?}");
+    }
+}
+
 #[test]
 fn variants_zero_or_one_build_only_the_base() {
     let root = tempfile::tempdir().unwrap();
