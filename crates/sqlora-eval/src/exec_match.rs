@@ -89,19 +89,41 @@ pub fn postprocess(sql: &str) -> String {
 
 /// `remove_distinct` of the official evaluator: tokenises the query and drops
 /// every `DISTINCT` keyword token (so `COUNT(DISTINCT x)` becomes `COUNT( x)`),
-/// re-joining all other tokens, whitespace included, unchanged. Text the
+/// leaving all other text, whitespace included, exactly as written. Text the
 /// tokenizer rejects is returned as is (it will fail at execution anyway).
 pub fn remove_distinct(sql: &str) -> String {
-    let Ok(tokens) = Tokenizer::new(&SQLiteDialect {}, sql).tokenize() else {
+    let Ok(tokens) = Tokenizer::new(&SQLiteDialect {}, sql).tokenize_with_location() else {
         return sql.to_string();
     };
-    tokens
+    // Byte ranges of the DISTINCT keywords, located by (line, column) in chars.
+    let starts: Vec<(u64, u64)> = tokens
         .iter()
         .filter(|t| {
-            !matches!(t, Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::DISTINCT)
+            matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::DISTINCT)
         })
-        .map(|t| t.to_string())
-        .collect()
+        .map(|t| (t.span.start.line, t.span.start.column))
+        .collect();
+    if starts.is_empty() {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let (mut line, mut col) = (1u64, 1u64);
+    let mut skip_until = 0usize;
+    for (i, c) in sql.char_indices() {
+        if starts.contains(&(line, col)) && sql[i..].len() >= 8 {
+            skip_until = i + "distinct".len();
+        }
+        if i >= skip_until {
+            out.push(c);
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    out
 }
 
 /// `replace_cur_year`: `YEAR ( CURDATE ( ) )` plus trailing whitespace → `2020`
@@ -299,6 +321,32 @@ mod tests {
         assert_eq!(
             replace_cur_year("SELECT years FROM t"),
             "SELECT years FROM t"
+        );
+    }
+}
+#[cfg(test)]
+mod roundtrip_tests {
+    use super::*;
+
+    #[test]
+    fn remove_distinct_leaves_other_text_unchanged() {
+        for sql in [
+            "SELECT name, 'it''s' FROM singer -- comment\nWHERE a <> 1 AND b != 2 /* block */",
+            "SELECT `weird col`, [other col], \"quoted\" FROM t WHERE x = 1e5 OR y = .5",
+            "SELECT x'AB', a || b, -3, ? FROM t\tWHERE c >= 2 AND d <= 3 AND e == 4",
+            "select count(*) from (select * from t) as s;  ",
+        ] {
+            assert_eq!(remove_distinct(sql), sql);
+        }
+    }
+
+    #[test]
+    fn remove_distinct_locates_keywords_after_multibyte_text_and_newlines() {
+        assert_eq!(
+            remove_distinct(
+                "SELECT 'café', 'it''s'\n, count(distinct x) FROM t WHERE y = 'naïve' AND z IN (SELECT DISTINCT w FROM u)"
+            ),
+            "SELECT 'café', 'it''s'\n, count( x) FROM t WHERE y = 'naïve' AND z IN (SELECT  w FROM u)"
         );
     }
 }
