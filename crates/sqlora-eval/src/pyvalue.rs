@@ -201,6 +201,29 @@ mod tests {
     }
 
     #[test]
+    fn float_repr_round_trips_and_picks_the_python_notation() {
+        // A simple deterministic generator over many magnitudes.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = f64::from_bits(x);
+            if !f.is_finite() {
+                continue;
+            }
+            let r = py_float_repr(f);
+            assert_eq!(r.parse::<f64>().unwrap(), f, "{r}");
+            let a = f.abs();
+            let scientific = r.contains('e');
+            assert_eq!(scientific, a != 0.0 && !(1e-4..1e16).contains(&a), "{r}");
+            if !scientific {
+                assert!(r.contains('.'), "{r}");
+            }
+        }
+    }
+
+    #[test]
     fn bytes_repr_matches_python() {
         assert_eq!(py_bytes_repr(b"ab"), "b'ab'");
         assert_eq!(py_bytes_repr(b"a'b"), "b\"a'b\"");
