@@ -336,7 +336,7 @@ fn step_all(
             row_bytes += v.approx_bytes();
             out.push(v);
         }
-        if bytes + row_bytes > limits.max_bytes {
+        if bytes.saturating_add(row_bytes) > limits.max_bytes {
             truncated = true;
             break;
         }

@@ -175,3 +175,36 @@ fn open_read_only_connection_refuses_writes_and_attach() {
     let err = run_query(&conn, "SELECT nope FROM orders", &limits).unwrap_err();
     assert_eq!(err.code(), "sqlite");
 }
+
+#[test]
+fn views_are_in_the_schema_and_queryable() {
+    let fx = shop_db();
+    let conn = Connection::open(&fx.path).unwrap();
+    conn.execute_batch(
+        "CREATE VIEW customer_spend AS
+         SELECT c.customer_id, c.name, sum(o.total) AS spend
+         FROM customers c JOIN orders o ON o.customer_id = c.customer_id
+         GROUP BY c.customer_id;",
+    )
+    .unwrap();
+    drop(conn);
+    let db = ReadOnlyDb::open(&fx.path).unwrap();
+    let view = db.guard().schema().table("customer_spend").unwrap();
+    let cols: Vec<&str> = view.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(cols, ["customer_id", "name", "spend"]);
+    let r = db
+        .execute(
+            "SELECT name, spend FROM customer_spend ORDER BY spend DESC LIMIT 1",
+            &ExecLimits::default(),
+        )
+        .unwrap();
+    assert_eq!(r.rows.len(), 1);
+    assert!(matches!(r.rows[0][1], Value::Real(x) if x > 0.0));
+    let e = db
+        .execute("SELECT spnd FROM customer_spend", &ExecLimits::default())
+        .unwrap_err();
+    match e {
+        ExecError::Guard(g) => assert_eq!(g.suggestion.as_deref(), Some("spend")),
+        other => panic!("{other:?}"),
+    }
+}

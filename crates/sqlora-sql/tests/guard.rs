@@ -230,3 +230,24 @@ fn guard_from_serialised_schema_behaves_the_same() {
         Some("name")
     );
 }
+
+#[test]
+fn deep_expressions_do_not_overflow_the_stack() {
+    let (_fx, g) = guard();
+    // Run on a thread with a small stack, like a server worker might have.
+    let handle = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            let n = (sqlora_sql::guard::MAX_SQL_BYTES - 20) / 2;
+            let sql = format!("SELECT 1{}", "+1".repeat(n - 5));
+            let r1 = g.check(&sql).map_err(|e| e.code);
+            let nested = format!("SELECT {}1{}", "(".repeat(3000), ")".repeat(3000));
+            let r2 = g.check(&nested).map_err(|e| e.code);
+            (r1, r2)
+        })
+        .unwrap();
+    let (r1, r2) = handle.join().unwrap();
+    // Either accepted or refused with a code; what matters is no crash.
+    assert!(r1.is_ok() || r1 == Err(GuardCode::Parse), "{r1:?}");
+    assert_eq!(r2, Err(GuardCode::Parse));
+}
