@@ -532,3 +532,65 @@ fn n_best_is_beam_search() {
         assert!((c.score - lp / c.tokens.len() as f64).abs() < 1e-4);
     }
 }
+
+/// The forward pass is differentiable: with a `Var` in layer 0's q_proj (as LoRA will have),
+/// the values equal the inference path, and the gradient matches a finite difference.
+#[test]
+fn forward_is_differentiable_through_every_layer() {
+    use candle_core::Var;
+    use sqlora_model::llama::Linear;
+    let (_dir, m) = folder("llama", true, 9);
+    let p = &prompts()[2];
+    let t = p.len();
+    let ids = Tensor::new(p.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let pos: Vec<u32> = (0..t as u32).collect();
+    let pos = Tensor::new(pos.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let plain = m.model.forward(&ids, &pos, None, None).unwrap();
+
+    let mut model = m.model.clone();
+    let q = model.layers[0].self_attn.q_proj.clone();
+    let var = Var::from_tensor(q.weight()).unwrap();
+    model.layers[0].self_attn.q_proj =
+        Linear::new(var.as_tensor().clone(), q.bias().cloned(), q.name());
+    let loss_of = |model: &sqlora_model::llama::Model| {
+        let h = model.forward(&ids, &pos, None, None).unwrap();
+        let logits = model.logits(&h).unwrap();
+        (h, logits.sqr().unwrap().mean_all().unwrap())
+    };
+    let (tracked, loss) = loss_of(&model);
+    let diff = (tracked - &plain)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-4, "differentiable path differs by {diff}");
+    let grads = loss.backward().unwrap();
+    let g = grads.get(var.as_tensor()).expect("gradient for the var");
+    let g: Vec<Vec<f32>> = g.to_vec2().unwrap();
+    let (r, c) = (3, 5);
+    assert!(g[r][c].abs() > 1e-6, "gradient vanished: {}", g[r][c]);
+    // Central finite difference on one weight (f32, so a loose tolerance).
+    let eps = 1e-2f32;
+    let w: Vec<Vec<f32>> = q.weight().to_vec2().unwrap();
+    let shifted = |d: f32| {
+        let mut w2 = w.clone();
+        w2[r][c] += d;
+        let flat: Vec<f32> = w2.into_iter().flatten().collect();
+        let wt = Tensor::from_vec(flat, q.weight().dims(), &Device::Cpu).unwrap();
+        let mut m2 = m.model.clone();
+        m2.layers[0].self_attn.q_proj = Linear::new(wt, q.bias().cloned(), q.name());
+        loss_of(&m2).1.to_scalar::<f32>().unwrap()
+    };
+    let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps);
+    let rel = (fd - g[r][c]).abs() / fd.abs().max(1e-4);
+    assert!(rel < 0.05, "finite difference {fd} vs gradient {}", g[r][c]);
+}
