@@ -83,6 +83,7 @@ fn guard_refuses_or_budget_stops_every_entry() {
         listing,
         "files appeared or vanished"
     );
+    assert_no_side_files(&fx);
 }
 
 /// Defence in depth: the statements run WITHOUT the guard on the read-only
@@ -126,6 +127,20 @@ fn raw_connection_holds_without_the_guard() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_no_side_files(&fx);
+}
+
+/// No -wal/-journal/-shm next to the database, and nothing else in its folder.
+fn assert_no_side_files(fx: &common::Fixture) {
+    for suffix in ["-wal", "-journal", "-shm"] {
+        let mut side = fx.path.clone().into_os_string();
+        side.push(suffix);
+        assert!(
+            !std::path::Path::new(&side).exists(),
+            "{suffix} file exists"
+        );
+    }
+    assert_eq!(dir_listing(fx.dir.path()), ["shop.sqlite"]);
 }
 
 #[test]
