@@ -18,6 +18,8 @@ pub mod gguf;
 pub mod hf;
 pub mod llama;
 pub mod loaded;
+pub mod lora;
+pub mod peft;
 pub mod tokenizer;
 
 pub use error::{ModelError, Result};
