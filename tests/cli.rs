@@ -1,1 +1,367 @@
-//! End-to-end tests of the `sqlora` binary.
+//! End-to-end tests of the `sqlora` binary: real processes, real SQLite files, real datasets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn sqlora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sqlora"))
+        .args(args)
+        .current_dir(repo())
+        .env("SQLORA_HOME", home())
+        .output()
+        .expect("run sqlora")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A private SQLORA_HOME for the whole test binary.
+fn home() -> &'static Path {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// The bundled fixtures, built once (3 databases per domain).
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = home().join("fx");
+        let o = sqlora(&[
+            "fixtures",
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--variants",
+            "3",
+        ]);
+        assert!(o.status.success(), "fixtures build failed: {}", stderr(&o));
+        out
+    })
+}
+
+fn domains() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("datasets"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("schema.sql").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn retail_db() -> String {
+    fixtures()
+        .join("retail/retail.sqlite")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn fixtures_build_is_deterministic_and_in_spider_layout() {
+    let a = home().join("det-a");
+    let b = home().join("det-b");
+    let run = |p: &Path| {
+        let o = sqlora(&[
+            "fixtures",
+            "build",
+            "--out",
+            p.to_str().unwrap(),
+            "--variants",
+            "3",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let (sa, sb) = (run(&a), run(&b));
+    let sums = |s: &str, dir: &Path| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains(".sqlite"))
+            .map(|l| l.replace(dir.to_str().unwrap(), "OUT"))
+            .collect()
+    };
+    let (la, lb) = (sums(&sa, &a), sums(&sb, &b));
+    assert_eq!(la, lb, "two builds must give the same checksums");
+    let doms = domains();
+    assert!(
+        doms.len() >= 6,
+        "at least 6 bundled domains, found {doms:?}"
+    );
+    assert_eq!(la.len(), doms.len() * 3);
+    for d in &doms {
+        assert!(a.join(d).join(format!("{d}.sqlite")).is_file());
+        let n = std::fs::read_dir(a.join(d))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".sqlite")
+            })
+            .count();
+        assert_eq!(n, 3, "{d}: base + 2 variants");
+    }
+    assert!(sa.contains("built"), "it says where it wrote them: {sa}");
+}
+
+#[test]
+fn schema_prints_ddl_and_compact_form() {
+    let o = sqlora(&["schema", &retail_db()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains("CREATE TABLE"), "{s}");
+    assert!(s.contains("-- compact"), "{s}");
+    let o = sqlora(&["schema", "--json", &retail_db()]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["tables"].as_array().unwrap().len() >= 5);
+}
+
+#[test]
+fn validate_accepts_reads_and_refuses_writes_with_codes() {
+    let db = retail_db();
+    let ok = sqlora(&["validate", "--db", &db, "SELECT count(*) FROM customers"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    for (sql, code) in [
+        ("DROP TABLE customers", "ddl"),
+        ("DELETE FROM customers", "not_read_only"),
+        ("SELECT 1; SELECT 2", "multiple_statements"),
+        ("PRAGMA writable_schema=1", "pragma"),
+        ("ATTACH DATABASE '/tmp/x.db' AS x", "attach"),
+    ] {
+        let o = sqlora(&["validate", "--json", "--db", &db, sql]);
+        assert_eq!(o.status.code(), Some(1), "{sql} must be refused");
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["error"]["code"], code, "{sql}: {v}");
+    }
+    let o = sqlora(&[
+        "validate",
+        "--json",
+        "--db",
+        &db,
+        "SELECT custmer_id FROM customers",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["error"]["code"], "unknown_column");
+    assert_eq!(v["error"]["suggestion"], "customer_id", "{v}");
+}
+
+#[test]
+fn exec_runs_reads_and_enforces_budgets() {
+    let db = retail_db();
+    let o = sqlora(&[
+        "exec",
+        "--json",
+        "--db",
+        &db,
+        "SELECT count(*) AS n FROM customers",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["columns"][0], "n");
+    assert!(v["rows"][0][0].as_i64().unwrap() > 0);
+
+    let o = sqlora(&["exec", "--db", &db, "UPDATE customers SET email = NULL"]);
+    assert_eq!(o.status.code(), Some(1), "writes are refused");
+
+    let t = std::time::Instant::now();
+    let o = sqlora(&[
+        "exec",
+        "--db",
+        &db,
+        "--timeout-ms",
+        "500",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "runaway CTE is a budget overrun");
+    assert!(t.elapsed().as_secs_f64() < 10.0);
+
+    let o = sqlora(&[
+        "exec",
+        "--db",
+        &db,
+        "--max-rows",
+        "5",
+        "SELECT * FROM customers",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "row budget overrun");
+}
+
+/// Gold against gold scores 100% on every bundled split, in test-suite mode (3 databases).
+#[test]
+fn gold_vs_gold_is_perfect_on_every_bundled_split() {
+    for d in domains() {
+        for split in ["train", "dev", "test"] {
+            let f = repo()
+                .join("datasets")
+                .join(&d)
+                .join(format!("{split}.jsonl"));
+            let f = f.to_str().unwrap();
+            let o = sqlora(&[
+                "eval",
+                "--json",
+                "--dataset",
+                f,
+                "--predictions",
+                f,
+                "--db-dir",
+                fixtures().to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{d}/{split}: {}", stderr(&o));
+            let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+            assert_eq!(v["ex"].as_f64(), Some(1.0), "{d}/{split}: {v}");
+        }
+    }
+}
+
+/// A corrupted prediction set scores what we compute by hand: every 4th prediction is
+/// replaced by something that cannot be right (a write, an unknown table, a syntax error, a
+/// query on another table), the rest are gold (written as plain text, one query a line).
+#[test]
+fn corrupted_predictions_score_what_we_compute_by_hand() {
+    let dev = repo().join("datasets/retail/dev.jsonl");
+    let text = std::fs::read_to_string(&dev).unwrap();
+    let gold: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["sql"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let bad = [
+        "DELETE FROM customers",
+        "SELECT * FROM no_such_table",
+        "SELEC name FROM customers",
+        "SELECT 'not a real answer', 42, 42, 42, 42, 42",
+    ];
+    let mut wrong = 0;
+    let preds: Vec<String> = gold
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            if i % 4 == 3 {
+                wrong += 1;
+                bad[(i / 4) % bad.len()].to_string()
+            } else {
+                g.clone()
+            }
+        })
+        .collect();
+    let pred_file = home().join("corrupted.sql");
+    std::fs::write(&pred_file, preds.join("\n") + "\n").unwrap();
+    let details = home().join("details.jsonl");
+    let o = sqlora(&[
+        "eval",
+        "--json",
+        "--dataset",
+        dev.to_str().unwrap(),
+        "--predictions",
+        pred_file.to_str().unwrap(),
+        "--db-dir",
+        fixtures().to_str().unwrap(),
+        "--details",
+        details.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let expected = (gold.len() - wrong) as f64 / gold.len() as f64;
+    assert!(
+        (v["ex"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{v} vs {expected}"
+    );
+    let lines = std::fs::read_to_string(&details).unwrap();
+    let incorrect = lines
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["correct"] == false)
+        .count();
+    assert_eq!(incorrect, wrong);
+    // The human-readable report prints the same number.
+    let o = sqlora(&[
+        "eval",
+        "--dataset",
+        dev.to_str().unwrap(),
+        "--predictions",
+        pred_file.to_str().unwrap(),
+        "--db-dir",
+        fixtures().to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(stdout(&o).to_lowercase().contains("ex"), "{}", stdout(&o));
+}
+
+#[test]
+fn import_spider_sample_round_trips() {
+    let s = repo().join("tests/fixtures/spider_sample");
+    let out = home().join("spider-out");
+    let o = sqlora(&[
+        "import-spider",
+        "--tables",
+        s.join("tables.json").to_str().unwrap(),
+        "--examples",
+        s.join("dev.json").to_str().unwrap(),
+        "--db-dir",
+        s.join("database").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("imported"));
+    // The imported folder is a dataset like the bundled ones: build it and score gold vs gold.
+    let fx = home().join("spider-fx");
+    let o = sqlora(&[
+        "fixtures",
+        "build",
+        "--datasets",
+        out.to_str().unwrap(),
+        "--out",
+        fx.to_str().unwrap(),
+        "--variants",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut n = 0;
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let dev = entry.unwrap().path().join("dev.jsonl");
+        if !dev.is_file() {
+            continue;
+        }
+        n += 1;
+        let o = sqlora(&[
+            "eval",
+            "--json",
+            "--dataset",
+            dev.to_str().unwrap(),
+            "--predictions",
+            dev.to_str().unwrap(),
+            "--db-dir",
+            fx.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["ex"].as_f64(), Some(1.0));
+    }
+    assert!(n >= 2, "the sample has two databases");
+}
+
+#[test]
+fn unknown_database_is_a_clear_error() {
+    let o = sqlora(&["schema", "no_such_domain"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("known domains"), "{}", stderr(&o));
+}
