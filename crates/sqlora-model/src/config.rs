@@ -43,6 +43,8 @@ impl Arch {
 pub enum RopeScaling {
     /// Positions divided by `factor`.
     Linear { factor: f64 },
+    /// Per-frequency divisors (llama.cpp's `rope_freqs.weight`, one per rotated pair).
+    Factors(Vec<f64>),
     /// Llama 3.x frequency-dependent scaling.
     Llama3 {
         factor: f64,

@@ -11,7 +11,7 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::{Arch, Config};
+use crate::config::{Arch, Config, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::llama::Model;
 
@@ -105,7 +105,21 @@ pub fn load_tensors(
 
 /// Loads the architecture and weights of a GGUF file (tokenizer handled by [`crate::load`]).
 pub fn load_model(path: &Path, content: &Content, device: &Device) -> Result<(Config, Model)> {
-    let cfg = Config::from_gguf(content)?;
+    let mut cfg = Config::from_gguf(content)?;
+    if content.tensor_infos.contains_key("rope_freqs.weight") {
+        // Llama 3.x files carry their rope scaling as per-frequency divisors.
+        let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+        let mut reader = BufReader::new(file);
+        let factors: Vec<f32> = content
+            .tensor(&mut reader, "rope_freqs.weight", device)?
+            .dequantize(device)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        cfg.rope_scaling = Some(RopeScaling::Factors(
+            factors.into_iter().map(f64::from).collect(),
+        ));
+    }
     let tensors = load_tensors(path, content, &cfg, device)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     let model = Model::load(vb, &cfg)?;

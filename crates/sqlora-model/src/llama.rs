@@ -191,6 +191,18 @@ impl Rotary {
                     *f /= factor;
                 }
             }
+            Some(RopeScaling::Factors(factors)) => {
+                if factors.len() != inv_freq.len() {
+                    return Err(ModelError::Format(format!(
+                        "{} rope frequency factors for {} frequencies",
+                        factors.len(),
+                        inv_freq.len()
+                    )));
+                }
+                for (f, d) in inv_freq.iter_mut().zip(factors) {
+                    *f /= d;
+                }
+            }
             Some(RopeScaling::Llama3 {
                 factor,
                 low_freq_factor,
@@ -696,4 +708,71 @@ pub fn attention_mask(key_is_real: &[Vec<bool>], t: usize, device: &Device) -> R
         }
     }
     Ok(Tensor::from_vec(data, (b, 1, t, total), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Arch;
+
+    fn cfg(rope_scaling: Option<RopeScaling>) -> Config {
+        Config {
+            arch: Arch::Llama,
+            vocab_size: 8,
+            hidden_size: 8,
+            intermediate_size: 8,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            head_dim: 4,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-6,
+            max_position_embeddings: 16,
+            tie_word_embeddings: true,
+            attention_bias: false,
+            rope_scaling,
+        }
+    }
+
+    fn table(c: &Config) -> Vec<Vec<f32>> {
+        Rotary::new(c, &Device::Cpu).unwrap().cos.to_vec2().unwrap()
+    }
+
+    #[test]
+    fn rope_factors_divide_frequencies() {
+        let plain = table(&cfg(None));
+        assert_eq!(
+            plain,
+            table(&cfg(Some(RopeScaling::Factors(vec![1.0, 1.0]))))
+        );
+        assert_eq!(
+            table(&cfg(Some(RopeScaling::Linear { factor: 2.0 }))),
+            table(&cfg(Some(RopeScaling::Factors(vec![2.0, 2.0]))))
+        );
+        assert_ne!(
+            plain,
+            table(&cfg(Some(RopeScaling::Factors(vec![1.0, 4.0]))))
+        );
+        assert!(Rotary::new(&cfg(Some(RopeScaling::Factors(vec![1.0]))), &Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn masks_hide_padding_and_the_future() {
+        let m = attention_mask(
+            &[vec![false, true, true], vec![true, true, true]],
+            2,
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(m.dims(), &[2, 1, 2, 3]);
+        let flat: Vec<f32> = m.flatten_all().unwrap().to_vec1().unwrap();
+        let at = |b: usize, q: usize| flat[b * 6 + q * 3..b * 6 + q * 3 + 3].to_vec();
+        // Row 0: key 0 is padding; query 0 (position past+0 = 1) sees key 1 only.
+        assert_eq!(at(0, 0), vec![MASKED, 0.0, MASKED]);
+        assert_eq!(at(0, 1), vec![MASKED, 0.0, 0.0]);
+        assert_eq!(at(1, 0), vec![0.0, 0.0, MASKED]);
+        let c = causal_mask(2, 1, &Device::Cpu).unwrap();
+        let c: Vec<f32> = c.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(c, vec![0.0, 0.0, MASKED, 0.0, 0.0, 0.0]);
+    }
 }

@@ -107,3 +107,9 @@ pub fn load_hf_folder(dir: &Path, device: &Device) -> Result<LoadedModel> {
         device: device.clone(),
     })
 }
+
+// A loaded model is shared by server threads.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<LoadedModel>();
+};
