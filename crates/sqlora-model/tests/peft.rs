@@ -1,0 +1,581 @@
+//! The PEFT adapter format: write/read round trips and loud refusals on real files in temp dirs
+//! (tiny random model), and parity with Python's PEFT on the real SmolLM2 model through the
+//! committed fixture tests/fixtures/reference/peft/ (made by tools/reference/make_peft_fixture.py):
+//! a PEFT-made adapter gives PEFT's logits here, and a sqlora-written adapter gives here the
+//! logits PEFT computed with it.
+//!
+//! The real model is found through `SQLORA_MODEL` or `sqlora_model::fetch::default_model_path()`;
+//! when absent the parity tests print a skip line, unless `SQLORA_REQUIRE_MODEL=1`, where they
+//! fail. `SQLORA_UPDATE_FIXTURES=1` rewrites the sqlora-made adapter of the fixture (then rerun
+//! the Python script).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlora_model::config::Config;
+use sqlora_model::llama::Model;
+use sqlora_model::lora::{merge_adapter, AdapterError, LoraAdapter, LoraConfig, TargetModules};
+use sqlora_model::peft::{
+    inspect, load_adapter, read_adapter, save_adapter, CONFIG_FILE, WEIGHTS_FILE,
+};
+use sqlora_model::{load, LoadedModel};
+
+// ---------------------------------------------------------------- tiny model
+
+fn rand_tensor(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n)
+        .map(|_| scale * (rng.gen::<f32>() * 2.0 - 1.0))
+        .collect();
+    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+}
+
+/// A random 2-layer Llama (hidden 32, 4 heads, 2 kv heads, ffn `ffn`).
+fn tiny_model(ffn: usize) -> Model {
+    let (vocab, hidden, layers, heads, kv, hd) = (64usize, 32usize, 2usize, 4usize, 2usize, 8usize);
+    let cfg = Config::from_hf_json_str(
+        &serde_json::json!({
+            "model_type": "llama", "architectures": ["LlamaForCausalLM"],
+            "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": ffn,
+            "num_hidden_layers": layers, "num_attention_heads": heads,
+            "num_key_value_heads": kv, "rope_theta": 10000.0, "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 64, "tie_word_embeddings": true,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut rng = StdRng::seed_from_u64(ffn as u64);
+    let mut w = HashMap::new();
+    w.insert(
+        "model.embed_tokens.weight".into(),
+        rand_tensor(&mut rng, &[vocab, hidden], 1.0),
+    );
+    for l in 0..layers {
+        let p = format!("model.layers.{l}");
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            w.insert(
+                format!("{p}.{n}.weight"),
+                Tensor::ones(hidden, DType::F32, &Device::Cpu).unwrap(),
+            );
+        }
+        for (name, out, inp) in [
+            ("self_attn.q_proj", heads * hd, hidden),
+            ("self_attn.k_proj", kv * hd, hidden),
+            ("self_attn.v_proj", kv * hd, hidden),
+            ("self_attn.o_proj", hidden, heads * hd),
+            ("mlp.gate_proj", ffn, hidden),
+            ("mlp.up_proj", ffn, hidden),
+            ("mlp.down_proj", hidden, ffn),
+        ] {
+            w.insert(
+                format!("{p}.{name}.weight"),
+                rand_tensor(&mut rng, &[out, inp], 0.3),
+            );
+        }
+    }
+    w.insert(
+        "model.norm.weight".into(),
+        Tensor::ones(hidden, DType::F32, &Device::Cpu).unwrap(),
+    );
+    Model::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap()
+}
+
+/// An adapter with random non-zero A and B for `model`.
+fn random_adapter(
+    name: &str,
+    model: &Model,
+    config: LoraConfig,
+    seed: u64,
+    scale: f32,
+) -> LoraAdapter {
+    let shapes = LoraAdapter::init(name, model, config.clone(), seed).unwrap();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let modules: BTreeMap<String, (Tensor, Tensor)> = shapes
+        .modules()
+        .iter()
+        .map(|(k, m)| {
+            let a = rand_tensor(&mut rng, m.a.dims(), scale);
+            let b = rand_tensor(&mut rng, m.b.dims(), scale);
+            (k.clone(), (a, b))
+        })
+        .collect();
+    LoraAdapter::new(name, config, modules).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+fn assert_same_adapter(a: &LoraAdapter, b: &LoraAdapter) {
+    assert_eq!(a.config, b.config);
+    assert_eq!(
+        a.modules().keys().collect::<Vec<_>>(),
+        b.modules().keys().collect::<Vec<_>>()
+    );
+    for (k, m) in a.modules() {
+        let n = b.module(k).unwrap();
+        assert_eq!(max_abs_diff(&m.a, &n.a), 0.0, "{k} A");
+        assert_eq!(max_abs_diff(&m.b, &n.b), 0.0, "{k} B");
+        assert_eq!(m.scale, n.scale, "{k} scale");
+    }
+}
+
+fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join(CONFIG_FILE);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, v.to_string()).unwrap();
+}
+
+fn rewrite_weights(dir: &Path, f: impl FnOnce(&mut HashMap<String, Tensor>)) {
+    let p = dir.join(WEIGHTS_FILE);
+    let mut t = candle_core::safetensors::load(&p, &Device::Cpu).unwrap();
+    f(&mut t);
+    candle_core::safetensors::save(&t, &p).unwrap();
+}
+
+// ---------------------------------------------------------------- format tests
+
+#[test]
+fn written_adapters_read_back_identically_with_peft_names() {
+    let model = tiny_model(48);
+    let mut cfg = LoraConfig::new(
+        4,
+        8.0,
+        &["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
+    );
+    cfg.rank_pattern = vec![("down_proj".into(), 2)];
+    cfg.alpha_pattern = vec![("o_proj".into(), 32.0)];
+    cfg.layers_to_transform = Some(vec![1]);
+    cfg.use_rslora = true;
+    let adapter = random_adapter("sql-retail", &model, cfg, 1, 0.3);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("retail");
+    save_adapter(&adapter, &dir).unwrap();
+
+    // PEFT's key names and shapes.
+    let raw = candle_core::safetensors::load(dir.join(WEIGHTS_FILE), &Device::Cpu).unwrap();
+    let mut keys: Vec<&String> = raw.keys().collect();
+    keys.sort();
+    assert_eq!(keys.len(), 10);
+    assert_eq!(
+        keys[0],
+        "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"
+    );
+    let q_a = &raw["base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"];
+    let q_b = &raw["base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"];
+    assert_eq!(q_a.dims(), &[4, 32]);
+    assert_eq!(q_b.dims(), &[32, 4]);
+    assert_eq!(
+        raw["base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"].dims(),
+        &[2, 48]
+    );
+    let cfg_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap()).unwrap();
+    assert_eq!(cfg_json["peft_type"], "LORA");
+    assert_eq!(cfg_json["r"], 4);
+    assert_eq!(cfg_json["lora_alpha"], 8.0);
+    assert_eq!(cfg_json["rank_pattern"]["down_proj"], 2);
+    assert_eq!(cfg_json["use_rslora"], true);
+    assert_eq!(cfg_json["layers_to_transform"], serde_json::json!([1]));
+
+    let back = load_adapter(&dir, &model).unwrap();
+    assert_eq!(back.name, "retail");
+    assert_same_adapter(&adapter, &back);
+    let o = back.module("model.layers.1.self_attn.o_proj").unwrap();
+    assert!(
+        (o.scale - 32.0 / 2.0).abs() < 1e-12,
+        "rsLoRA: alpha / sqrt(r)"
+    );
+
+    let s = inspect(&dir).unwrap();
+    assert_eq!(s.rank, 4);
+    assert_eq!(s.ranks, vec![2, 4]);
+    assert_eq!(s.alphas.len(), 2);
+    assert_eq!(
+        s.targets,
+        vec!["down_proj", "k_proj", "o_proj", "q_proj", "v_proj"]
+    );
+    assert_eq!(s.layers, vec![1]);
+    assert_eq!(s.modules, 5);
+    let params = 4 * 32 + 32 * 4 // q
+        + 2 * (4 * 32 + 16 * 4) // k, v
+        + 4 * 32 + 32 * 4 // o
+        + 2 * 48 + 32 * 2; // down
+    assert_eq!(s.parameters, params);
+    assert_eq!(s.tensor_bytes, 4 * params as u64);
+    let file = std::fs::metadata(dir.join(WEIGHTS_FILE)).unwrap().len();
+    assert_eq!(s.file_bytes, Some(file));
+    assert!(file > s.tensor_bytes);
+    assert!(s.to_string().contains("rank:        4 (in use: 2, 4)"));
+}
+
+#[test]
+fn what_cannot_be_applied_is_refused_with_the_reason() {
+    let model = tiny_model(48);
+    let adapter = random_adapter(
+        "a",
+        &model,
+        LoraConfig::new(2, 4.0, &["q_proj", "v_proj"]),
+        2,
+        0.3,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = |name: &str| {
+        let d = tmp.path().join(name);
+        save_adapter(&adapter, &d).unwrap();
+        d
+    };
+    let unsupported = |dir: &Path, needle: &str| match read_adapter(dir, &Device::Cpu) {
+        Err(AdapterError::Unsupported(m)) => assert!(m.contains(needle), "{needle}: {m}"),
+        other => panic!("{needle}: expected Unsupported, got {other:?}"),
+    };
+
+    let d = fresh("dora");
+    edit_config(&d, |v| v["use_dora"] = true.into());
+    unsupported(&d, "DoRA");
+
+    let d = fresh("dora-weights");
+    rewrite_weights(&d, |t| {
+        t.insert(
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector".into(),
+            Tensor::ones(32, DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    unsupported(&d, "DoRA");
+
+    let d = fresh("save");
+    edit_config(&d, |v| {
+        v["modules_to_save"] = serde_json::json!(["lm_head"])
+    });
+    unsupported(&d, "modules_to_save");
+
+    let d = fresh("embedding");
+    rewrite_weights(&d, |t| {
+        t.insert(
+            "base_model.model.model.embed_tokens.lora_embedding_A".into(),
+            Tensor::ones((2, 64), DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    unsupported(&d, "embedding");
+
+    let d = fresh("fan");
+    edit_config(&d, |v| v["fan_in_fan_out"] = true.into());
+    unsupported(&d, "fan_in_fan_out");
+
+    let d = fresh("bias");
+    edit_config(&d, |v| v["bias"] = "all".into());
+    unsupported(&d, "bias");
+
+    let d = fresh("ia3");
+    edit_config(&d, |v| v["peft_type"] = "IA3".into());
+    unsupported(&d, "IA3");
+
+    let d = fresh("pickle");
+    std::fs::rename(d.join(WEIGHTS_FILE), d.join("adapter_model.bin")).unwrap();
+    unsupported(&d, "adapter_model.bin");
+
+    // Targets that match nothing in the base model.
+    let d = fresh("nothing");
+    edit_config(&d, |v| {
+        v["target_modules"] = serde_json::json!(["query_key_value"])
+    });
+    match load_adapter(&d, &model) {
+        Err(AdapterError::Mismatch(m)) => assert!(m.contains("do not select"), "{m}"),
+        other => panic!("expected Mismatch, got {other:?}"),
+    }
+    let d = fresh("nothing-at-all");
+    edit_config(&d, |v| {
+        v["target_modules"] = serde_json::json!(["query_key_value"])
+    });
+    rewrite_weights(&d, |t| t.clear());
+    assert!(matches!(
+        read_adapter(&d, &Device::Cpu),
+        Err(AdapterError::Invalid(_))
+    ));
+
+    // Targets a module the weights lack.
+    let d = fresh("missing");
+    edit_config(&d, |v| {
+        v["target_modules"] = serde_json::json!(["q_proj", "v_proj", "up_proj"])
+    });
+    match load_adapter(&d, &model) {
+        Err(AdapterError::Mismatch(m)) => assert!(m.contains("up_proj"), "{m}"),
+        other => panic!("expected Mismatch, got {other:?}"),
+    }
+
+    // A lora_B without its lora_A.
+    let d = fresh("half");
+    rewrite_weights(&d, |t| {
+        t.remove("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+    });
+    assert!(
+        matches!(read_adapter(&d, &Device::Cpu), Err(AdapterError::Invalid(m)) if m.contains("lora_A"))
+    );
+
+    // A rank that disagrees with the config.
+    let d = fresh("rank");
+    edit_config(&d, |v| v["r"] = 3.into());
+    assert!(
+        matches!(read_adapter(&d, &Device::Cpu), Err(AdapterError::Invalid(m)) if m.contains("rank"))
+    );
+
+    // A base model whose shapes differ (same names, another intermediate size).
+    let other = tiny_model(40);
+    let up = random_adapter("up", &model, LoraConfig::new(2, 4.0, &["up_proj"]), 3, 0.3);
+    let d = tmp.path().join("shape");
+    save_adapter(&up, &d).unwrap();
+    assert!(load_adapter(&d, &model).is_ok());
+    match load_adapter(&d, &other) {
+        Err(AdapterError::Mismatch(m)) => assert!(m.contains("features"), "{m}"),
+        other => panic!("expected Mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn regex_and_all_linear_targets_round_trip() {
+    let model = tiny_model(48);
+    let mut cfg = LoraConfig::new(3, 6.0, &[]);
+    cfg.target_modules =
+        TargetModules::Regex(r"model\.layers\.0\.(self_attn\.q_proj|mlp\.up_proj)".into());
+    let a = random_adapter("re", &model, cfg, 4, 0.3);
+    assert_eq!(a.modules().len(), 2);
+    let mut all = LoraConfig::new(2, 2.0, &[]);
+    all.target_modules = TargetModules::AllLinear;
+    let b = random_adapter("all", &model, all, 5, 0.3);
+    assert_eq!(b.modules().len(), 14);
+    let tmp = tempfile::tempdir().unwrap();
+    for x in [&a, &b] {
+        let d = tmp.path().join(&x.name);
+        save_adapter(x, &d).unwrap();
+        assert_same_adapter(x, &load_adapter(&d, &model).unwrap());
+    }
+}
+
+// ---------------------------------------------------------------- parity with PEFT
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/reference/peft")
+}
+
+fn model_path() -> Option<PathBuf> {
+    let path = match std::env::var_os("SQLORA_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => sqlora_model::fetch::default_model_path(),
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
+        path.display()
+    );
+    None
+}
+
+fn real_model() -> Option<&'static LoadedModel> {
+    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let path = model_path()?;
+            Some(load(&path, &Device::Cpu).expect("loading the default model"))
+        })
+        .as_ref()
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn prompts() -> Vec<(String, Vec<u32>)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("prompts.json")).unwrap())
+            .unwrap();
+    let mut out: Vec<(String, Vec<u32>)> = v["input_ids"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, ids)| {
+            let ids = ids
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
+            (k.clone(), ids)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+/// Logits agree with the reference, and so does the adapter's change of the logits.
+fn check_parity(label: &str, ours: &[f32], ours_base: &[f32], theirs: &[f32], theirs_base: &[f32]) {
+    let ours_delta: Vec<f32> = ours.iter().zip(ours_base).map(|(a, b)| a - b).collect();
+    let theirs_delta: Vec<f32> = theirs.iter().zip(theirs_base).map(|(a, b)| a - b).collect();
+    let effect = theirs_delta.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let d = max_diff(ours, theirs);
+    let dd = max_diff(&ours_delta, &theirs_delta);
+    eprintln!(
+        "{label}: adapter moves logits by up to {effect:.4}; |ours - PEFT| <= {d:.5}; |our change - PEFT's change| <= {dd:.5}"
+    );
+    assert!(effect > 0.2, "{label}: the reference adapter must matter");
+    assert!(d < 2e-3, "{label}: logits differ from PEFT by {d}");
+    assert!(
+        dd < 2e-3,
+        "{label}: adapter effect differs from PEFT's by {dd}"
+    );
+    assert_eq!(argmax(ours), argmax(theirs), "{label}: argmax");
+}
+
+/// Our final-position logits for `ids` with `adapter` merged into a copy of the model.
+fn merged_logits(model: &Model, adapter: &LoraAdapter, ids: &[u32]) -> Vec<f32> {
+    let mut m = model.clone();
+    merge_adapter(&mut m, adapter).unwrap();
+    m.last_logits(ids).unwrap()
+}
+
+#[test]
+fn a_peft_made_adapter_gives_peft_logits() {
+    let Some(lm) = real_model() else { return };
+    let dir = fixture_dir();
+    let adapter = load_adapter(&dir.join("peft_made"), &lm.model).unwrap();
+    // r=8 on 7 projections of layers 0, 14, 29, down_proj at rank 4, o_proj at alpha 32.
+    assert_eq!(adapter.modules().len(), 21);
+    let down = adapter.module("model.layers.14.mlp.down_proj").unwrap();
+    assert_eq!(down.rank(), 4);
+    assert_eq!(down.scale, 4.0);
+    assert_eq!(
+        adapter
+            .module("model.layers.0.self_attn.o_proj")
+            .unwrap()
+            .scale,
+        4.0
+    );
+    assert_eq!(
+        adapter
+            .module("model.layers.29.self_attn.q_proj")
+            .unwrap()
+            .scale,
+        2.0
+    );
+    for (name, ids) in prompts() {
+        let base = lm.model.last_logits(&ids).unwrap();
+        let theirs_base = read_f32(&dir.join(format!("{name}.base.bin")));
+        let theirs = read_f32(&dir.join(format!("{name}.peft_made.bin")));
+        let merged = merged_logits(&lm.model, &adapter, &ids);
+        check_parity(
+            &format!("{name} (merged)"),
+            &merged,
+            &base,
+            &theirs,
+            &theirs_base,
+        );
+    }
+}
+
+/// The sqlora-written adapter of the fixture: deterministic, so the committed folder can be
+/// checked against what the writer produces today.
+fn sqlora_made(model: &Model) -> LoraAdapter {
+    let mut cfg = LoraConfig::new(4, 8.0, &[]);
+    cfg.target_modules =
+        TargetModules::Regex(r"model\.layers\.(1|28)\.self_attn\.(q_proj|v_proj)".into());
+    cfg.use_rslora = true;
+    let mut a = random_adapter("sqlora_made", model, cfg, 2024, 0.08);
+    a.base_model = Some("SmolLM2-135M-Instruct.Q4_1.gguf".into());
+    a
+}
+
+#[test]
+fn a_sqlora_written_adapter_gives_in_peft_the_logits_it_gives_here() {
+    let Some(lm) = real_model() else { return };
+    let dir = fixture_dir();
+    let ours = sqlora_made(&lm.model);
+    let committed = dir.join("sqlora_made");
+    if std::env::var("SQLORA_UPDATE_FIXTURES").as_deref() == Ok("1") {
+        save_adapter(&ours, &committed).unwrap();
+        eprintln!(
+            "wrote {}; now rerun tools/reference/make_peft_fixture.py",
+            committed.display()
+        );
+        return;
+    }
+    // The committed folder is exactly what the writer produces today.
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("sqlora_made");
+    save_adapter(&ours, &fresh).unwrap();
+    for f in [CONFIG_FILE, WEIGHTS_FILE] {
+        assert_eq!(
+            std::fs::read(fresh.join(f)).unwrap(),
+            std::fs::read(committed.join(f)).unwrap(),
+            "{f} changed since PEFT checked it: rerun with SQLORA_UPDATE_FIXTURES=1 and the script"
+        );
+    }
+    let check: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sqlora_made_check.json")).unwrap())
+            .unwrap();
+    assert_eq!(check["missing_in_peft_model"], serde_json::json!([]));
+    assert_eq!(check["extra_in_peft_model"], serde_json::json!([]));
+    assert_eq!(check["tensors_in_file"], 8);
+    assert_eq!(check["max_abs_diff_file_vs_loaded"], 0.0);
+    let adapter = load_adapter(&committed, &lm.model).unwrap();
+    for (name, ids) in prompts() {
+        let base = lm.model.last_logits(&ids).unwrap();
+        let theirs_base = read_f32(&dir.join(format!("{name}.base.bin")));
+        let theirs = read_f32(&dir.join(format!("{name}.sqlora_made.bin")));
+        let merged = merged_logits(&lm.model, &adapter, &ids);
+        check_parity(
+            &format!("{name} (merged)"),
+            &merged,
+            &base,
+            &theirs,
+            &theirs_base,
+        );
+    }
+}
