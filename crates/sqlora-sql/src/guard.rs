@@ -70,7 +70,8 @@ pub enum GuardCode {
     UnknownTable,
     /// A column that is not in any table in scope.
     UnknownColumn,
-    /// A column that is ambiguous (reserved; not currently reported).
+    /// An unqualified column found in two or more tables of the same FROM clause
+    /// (not reported when USING/NATURAL joins merge columns).
     AmbiguousColumn,
     /// The SQL text is longer than [`MAX_SQL_BYTES`].
     TooLong,
@@ -607,6 +608,9 @@ struct Scope<'p> {
     ctes: Vec<Rel>,
     rels: Vec<Rel>,
     aliases: Vec<String>,
+    /// Set when USING/NATURAL joins (or nested joins) merge same-named columns:
+    /// ambiguity is then not reported.
+    merged_joins: bool,
 }
 
 impl<'p> Scope<'p> {
@@ -616,6 +620,7 @@ impl<'p> Scope<'p> {
             ctes: Vec::new(),
             rels: Vec::new(),
             aliases: Vec::new(),
+            merged_joins: false,
         }
     }
 
@@ -778,7 +783,22 @@ impl Checker<'_> {
         }
         // USING (col, ...) names must exist on the joined sides.
         for twj in &s.from {
+            if matches!(twj.relation, TableFactor::NestedJoin { .. }) {
+                scope.merged_joins = true;
+            }
             for join in &twj.joins {
+                if matches!(join.relation, TableFactor::NestedJoin { .. })
+                    || matches!(
+                        join_constraint(&join.join_operator),
+                        Some(
+                            sqlparser::ast::JoinConstraint::Using(_)
+                                | sqlparser::ast::JoinConstraint::UsingAlias(..)
+                                | sqlparser::ast::JoinConstraint::Natural
+                        )
+                    )
+                {
+                    scope.merged_joins = true;
+                }
                 if let Some(sqlparser::ast::JoinConstraint::Using(names)) =
                     join_constraint(&join.join_operator)
                 {
@@ -1091,7 +1111,41 @@ impl<'c, 's> ExprChecker<'c, 's> {
             if s.aliases.iter().any(|a| a.eq_ignore_ascii_case(&id.value)) {
                 return Ok(());
             }
-            if !self.compound && s.rels.iter().any(|r| r.has_column(&id.value)) {
+            if self.compound {
+                continue;
+            }
+            let hits: Vec<&Rel> = s.rels.iter().filter(|r| r.has_column(&id.value)).collect();
+            if hits.len() >= 2 && !s.merged_joins && s.rels.iter().all(|r| r.columns.is_some()) {
+                let names: Vec<&str> = hits
+                    .iter()
+                    .map(|r| {
+                        if r.name.is_empty() {
+                            "(subquery)"
+                        } else {
+                            r.name.as_str()
+                        }
+                    })
+                    .collect();
+                let suggestion = hits
+                    .iter()
+                    .find(|r| !r.name.is_empty())
+                    .map(|r| format!("{}.{}", r.name, id.value));
+                return Err(GuardError {
+                    code: GuardCode::AmbiguousColumn,
+                    message: format!(
+                        "ambiguous column '{}': it is in {}{}",
+                        id.value,
+                        names.join(", "),
+                        match &suggestion {
+                            Some(s) => format!(" — qualify it, e.g. '{s}'"),
+                            None => String::new(),
+                        }
+                    ),
+                    position: Position::from_location(id.span.start),
+                    suggestion,
+                });
+            }
+            if !hits.is_empty() {
                 return Ok(());
             }
         }

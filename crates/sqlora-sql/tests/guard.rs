@@ -251,3 +251,84 @@ fn deep_expressions_do_not_overflow_the_stack() {
     assert!(r1.is_ok() || r1 == Err(GuardCode::Parse), "{r1:?}");
     assert_eq!(r2, Err(GuardCode::Parse));
 }
+
+/// The guard reports an ambiguous column exactly when SQLite does.
+#[test]
+fn ambiguity_matches_sqlite() {
+    let (fx, g) = guard();
+    let conn = sqlora_sql::open_read_only(&fx.path).unwrap();
+    let cases = [
+        "SELECT customer_id FROM customers JOIN orders ON orders.customer_id = customers.customer_id",
+        "SELECT customer_id FROM customers JOIN orders USING (customer_id)",
+        "SELECT customer_id FROM customers NATURAL JOIN orders",
+        "SELECT name FROM customers a, customers b",
+        "SELECT a.name FROM customers a, customers b ORDER BY name",
+        "SELECT a.name AS name FROM customers a, customers b ORDER BY name",
+        "SELECT count(*) FROM customers c JOIN orders o ON o.customer_id = c.customer_id GROUP BY customer_id",
+        "SELECT c.name FROM customers c JOIN products p ON p.product_id = c.customer_id WHERE name LIKE 'C%'",
+        "SELECT name FROM customers WHERE customer_id IN (SELECT customer_id FROM orders o JOIN order_items i ON i.order_id = o.order_id)",
+        "SELECT order_id FROM orders o JOIN order_items i ON i.order_id = o.order_id",
+        "SELECT quantity FROM orders o JOIN order_items i ON i.order_id = o.order_id",
+        "SELECT x.customer_id FROM (SELECT customer_id FROM orders) x JOIN customers c ON c.customer_id = x.customer_id",
+    ];
+    let mut ambiguous = 0;
+    for sql in cases {
+        let guard_says = match g.check(sql) {
+            Ok(()) => false,
+            Err(e) if e.code == GuardCode::AmbiguousColumn => {
+                assert!(e.suggestion.is_some(), "{e:?}");
+                true
+            }
+            Err(e) => panic!("{sql}: unexpected {e:?}"),
+        };
+        let sqlite_says = match conn.prepare(sql) {
+            Ok(_) => false,
+            Err(e) => {
+                assert!(e.to_string().contains("ambiguous"), "{sql}: {e}");
+                true
+            }
+        };
+        assert_eq!(guard_says, sqlite_says, "{sql}");
+        ambiguous += usize::from(guard_says);
+    }
+    assert!(ambiguous >= 3 && ambiguous < cases.len(), "{ambiguous}");
+}
+
+/// Every schema refusal is a query SQLite itself would reject: no false positives.
+#[test]
+fn schema_refusals_are_sqlite_errors_too() {
+    let (fx, g) = guard();
+    let conn = sqlora_sql::open_read_only(&fx.path).unwrap();
+    let refused_queries = [
+        "SELECT custmer_id FROM orders",
+        "SELECT * FROM customer",
+        "SELECT ordres.total FROM orders",
+        "SELECT x.name FROM customers c",
+        "WITH s(a) AS (SELECT customer_id FROM orders) SELECT customer_id FROM s",
+        "SELECT t.email FROM (SELECT name FROM customers) AS t",
+        "SELECT price FROM customers",
+        "SELECT c.total FROM customers c JOIN orders o ON o.customer_id = c.customer_id",
+        "SELECT n FROM customers WHERE customer_id IN (SELECT customer_id AS n FROM orders)",
+        "SELECT customers.name FROM customers c",
+        "WITH a AS (SELECT nmae FROM customers) SELECT * FROM a",
+        "SELECT 1 FROM customers c JOIN orders o ON o.cust = c.customer_id",
+        "SELECT coalesce(max(pricee), 0) FROM products",
+        "SELECT name FROM customers ORDER BY signup",
+        "SELECT city FROM customers UNION SELECT category FROM products ORDER BY price",
+        "SELECT * FROM customers JOIN orders USING (order_date_x)",
+        "SELECT x FROM (SELECT count(*) FROM orders)",
+        "SELECT o.* FROM customers c",
+        "SELECT foo",
+    ];
+    for sql in refused_queries {
+        let e = g.check(sql).expect_err(sql);
+        assert!(
+            matches!(
+                e.code,
+                GuardCode::UnknownColumn | GuardCode::UnknownTable | GuardCode::AmbiguousColumn
+            ),
+            "{sql}: {e:?}"
+        );
+        assert!(conn.prepare(sql).is_err(), "SQLite accepts {sql}");
+    }
+}
