@@ -365,3 +365,82 @@ fn unknown_database_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("known domains"), "{}", stderr(&o));
 }
+
+/// The real model for the model tests: `$SQLORA_MODEL`, else the cached default. `None` means
+/// skip, unless `SQLORA_REQUIRE_MODEL=1` (CI), where a missing model fails the test.
+fn real_model() -> Option<String> {
+    let path = std::env::var_os("SQLORA_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(sqlora_model::fetch::default_model_path);
+    if path.exists() {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "the real model is required (SQLORA_REQUIRE_MODEL=1) but {} does not exist; run `sqlora model fetch`",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipped: no model at {} (run `sqlora model fetch`)",
+        path.display()
+    );
+    None
+}
+
+#[test]
+fn generate_prints_greedy_continuation_as_json() {
+    let Some(model) = real_model() else { return };
+    let run = || {
+        let o = sqlora(&[
+            "generate",
+            "--model",
+            &model,
+            "--max-tokens",
+            "12",
+            "--json",
+            "The capital of France is",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b, "greedy generation is deterministic");
+    let tokens = a["tokens"].as_array().unwrap();
+    assert!(!tokens.is_empty() && tokens.len() <= 12, "{a}");
+    assert!(
+        a["text"].as_str().unwrap().to_lowercase().contains("paris"),
+        "{a}"
+    );
+}
+
+#[test]
+fn ask_answers_with_checked_sql_and_rows() {
+    let Some(model) = real_model() else { return };
+    let o = sqlora(&[
+        "ask",
+        "--model",
+        &model,
+        "--db",
+        &retail_db(),
+        "--json",
+        "How many customers are there?",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o))
+        .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)));
+    for key in ["sql", "valid", "error", "columns", "rows", "attempts"] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert!(v["sql"].is_string(), "{v}");
+    if v["valid"] == true {
+        assert_eq!(o.status.code(), Some(0));
+        assert!(v["error"].is_null());
+        assert!(!v["columns"].as_array().unwrap().is_empty());
+    } else {
+        assert_eq!(o.status.code(), Some(1), "a refused answer exits 1: {v}");
+        // The guard's own code comes through (parse, unknown_column, ...), not a generic one.
+        let code = v["error"]["code"].as_str().unwrap();
+        assert!(!code.is_empty() && code != "guard", "{v}");
+        assert!(!v["attempts"].as_array().unwrap().is_empty());
+    }
+}

@@ -221,8 +221,13 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
                 answer = Some((sql, res));
                 break;
             }
-            Err(e) => attempts
-                .push(json!({"sql": sql, "error": {"code": e.code(), "message": e.to_string()}})),
+            Err(e) => {
+                let error = match &e {
+                    sqlora_sql::exec::ExecError::Guard(g) => serde_json::to_value(g)?,
+                    other => json!({"code": other.code(), "message": other.to_string()}),
+                };
+                attempts.push(json!({"sql": sql, "error": error}));
+            }
         }
     }
     let (sql, valid, error, columns, rows, truncated) = match &answer {
