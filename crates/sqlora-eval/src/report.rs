@@ -10,6 +10,7 @@
 //! are counted in `exec_error_rate`. As in the official `evaluate`, a
 //! placeholder ` value ` in a prediction is replaced by ` 1 ` first.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -201,12 +202,9 @@ pub fn evaluate_with_progress(
             db_id: item.db_id.clone(),
             source: Box::new(e),
         };
-        if !suites.contains_key(&item.db_id) {
-            let suite = load_suite(db_dir, &item.db_id).map_err(wrap)?;
-            suites.insert(item.db_id.clone(), suite);
-        }
-        let Some(suite) = suites.get(&item.db_id) else {
-            continue;
+        let suite: &Suite = match suites.entry(item.db_id.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(load_suite(db_dir, &item.db_id).map_err(wrap)?),
         };
         let difficulty = item.difficulty.or_else(|| hardness(&item.gold).ok());
         // The official `evaluate` turns a placeholder ` value ` into ` 1 `.
