@@ -3,7 +3,9 @@
 //! * `result_eq` against the official `result_eq` (`gen_result_eq_cases.py`,
 //!   600 seeded cases: shuffled rows and columns, duplicates, changed values,
 //!   int→float, re-paired rows…);
-//! * `hardness` against the official `eval_hardness` (`gen_hardness_cases.py`).
+//! * `hardness` against the official `eval_hardness` (`gen_hardness_cases.py`);
+//! * `exec_match` against the official `eval_exec_match` on a real
+//!   three-database suite (`gen_exec_match_cases.py`).
 
 use serde_json::Value as Json;
 use sqlora_eval::{result_eq, Value};
@@ -75,5 +77,46 @@ fn hardness_agrees_with_the_official_implementation() {
         }
     }
     assert_eq!(levels.len(), 4, "all four levels are exercised");
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+/// `exec_match` (test-suite mode, DISTINCT kept) against the official
+/// `eval_exec_match` on a three-database suite built from
+/// `tests/fixtures/exec_suite/*.sql` (`gen_exec_match_cases.py`): every
+/// ordered pair of 38 queries whose gold runs.
+#[test]
+fn exec_match_agrees_with_the_official_implementation() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("emp");
+    std::fs::create_dir(&suite).unwrap();
+    for name in ["base", "v1", "v2"] {
+        let script = std::fs::read_to_string(format!("{fixtures}/exec_suite/{name}.sql")).unwrap();
+        let conn = rusqlite::Connection::open(suite.join(format!("{name}.sqlite"))).unwrap();
+        conn.execute_batch(&script).unwrap();
+    }
+    let paths = sqlora_eval::suite_paths(dir.path(), "emp").unwrap();
+    assert_eq!(paths.len(), 3);
+    let opts = sqlora_eval::MatchOptions {
+        keep_distinct: true,
+        ..Default::default()
+    };
+    let text = std::fs::read_to_string(format!("{fixtures}/exec_match_cases.json")).unwrap();
+    let cases: Vec<Json> = serde_json::from_str(&text).unwrap();
+    assert_eq!(cases.len(), 1368);
+    let mut correct = 0;
+    let mut disagreements = Vec::new();
+    for c in &cases {
+        let (gold, pred) = (c["gold"].as_str().unwrap(), c["pred"].as_str().unwrap());
+        let want = c["correct"].as_bool().unwrap();
+        correct += usize::from(want);
+        let got = sqlora_eval::exec_match(&paths, gold, pred, &opts).unwrap();
+        if got.is_correct() != want {
+            disagreements.push(format!(
+                "gold `{gold}` pred `{pred}`: official {want}, ours {got:?}"
+            ));
+        }
+    }
+    assert!(correct > 30, "{correct} correct pairs");
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
