@@ -93,7 +93,13 @@ impl Linear {
         };
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
+        // For a few rows (batched decoding) `(W·xᵀ)ᵀ` streams the weight rows contiguously and
+        // measured faster with candle's gemm than `x·Wᵀ`; both are the same product.
+        let mut y = if (2..=12).contains(&rows) {
+            self.weight.matmul(&x2.t()?)?.t()?.contiguous()?
+        } else {
+            x2.matmul(&self.weight.t()?)?
+        };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
