@@ -62,7 +62,8 @@ pub enum FinishReason {
 /// One row's output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
-    /// Generated ids, without the prompt and without a final EOS.
+    /// Generated ids, without the prompt and without a final EOS (with [`FinishReason::Stop`]
+    /// they end with the token that completed the stop string).
     pub tokens: Vec<u32>,
     /// Decoded `tokens` (special tokens skipped), cut before a stop string.
     pub text: String,
