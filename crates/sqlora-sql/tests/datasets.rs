@@ -13,6 +13,7 @@ fn bundled_gold_queries_pass_the_guard() {
         return; // crate used outside the workspace: nothing to sweep
     };
     let mut checked = 0;
+    let (mut caught, mut missed) = (0usize, Vec::<String>::new());
     let mut failures = Vec::new();
     for domain in domains {
         let dir = domain.unwrap().path();
@@ -50,14 +51,73 @@ fn bundled_gold_queries_pass_the_guard() {
                 if let Err(e) = guard.check(sql) {
                     failures.push(format!("{}: {e} :: {sql}", dir.display()));
                 }
+                // Hallucinate one column name: the guard must never refuse what
+                // SQLite runs, and should catch (nearly) everything SQLite refuses.
+                if let Some(bad) = misspell_a_column(sql, guard.schema(), checked) {
+                    let sqlite_refuses = ro.prepare(&bad).is_err();
+                    match (guard.check(&bad), sqlite_refuses) {
+                        (Err(e), false) => failures.push(format!("false positive {e} :: {bad}")),
+                        (Ok(()), true) => missed.push(bad),
+                        (Err(_), true) => caught += 1,
+                        (Ok(()), false) => {}
+                    }
+                }
             }
         }
     }
+    eprintln!(
+        "{checked} gold queries; misspelt columns caught {caught}, missed {}",
+        missed.len()
+    );
+    for m in &missed {
+        eprintln!("missed: {m}");
+    }
     assert!(checked >= 100, "only {checked} gold queries found");
+    assert!(
+        missed.len() * 50 <= caught,
+        "guard missed {} hallucinated columns SQLite refuses (caught {caught}):\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
     assert!(
         failures.is_empty(),
         "{} of {checked} refused:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Re-spells the `n`-th (cyclically) unquoted word that names a schema column.
+fn misspell_a_column(sql: &str, schema: &Schema, n: usize) -> Option<String> {
+    use sqlparser::dialect::SQLiteDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&SQLiteDialect {}, sql).tokenize().ok()?;
+    let is_column = |w: &str| {
+        schema
+            .tables
+            .iter()
+            .any(|t| t.column(w).is_some() && schema.table(w).is_none())
+    };
+    let positions: Vec<usize> = tokens
+        .iter()
+        .enumerate()
+        .filter(
+            |(_, t)| matches!(t, Token::Word(w) if w.quote_style.is_none() && is_column(&w.value)),
+        )
+        .map(|(i, _)| i)
+        .collect();
+    if positions.is_empty() {
+        return None;
+    }
+    let target = positions[n % positions.len()];
+    Some(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t {
+                Token::Word(w) if i == target => format!("{}_x", w.value),
+                other => other.to_string(),
+            })
+            .collect(),
+    )
 }
