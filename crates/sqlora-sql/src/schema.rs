@@ -13,8 +13,9 @@ pub const DEFAULT_SAMPLES: usize = 3;
 /// Longest sample value kept (in characters); longer text is cut and marked with `…`.
 const SAMPLE_MAX_CHARS: usize = 48;
 
-/// How many leading non-null rows are scanned when looking for distinct samples.
-const SAMPLE_SCAN_ROWS: usize = 1000;
+/// How many leading rows are scanned when looking for distinct samples (bounds
+/// the cost on large tables).
+const SAMPLE_SCAN_ROWS: usize = 10_000;
 
 /// Errors raised while reading a database's schema.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +31,8 @@ pub enum SchemaError {
 /// The schema of one SQLite database.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Schema {
-    /// User tables and views in creation order (internal `sqlite_*` tables excluded).
+    /// User tables and views in creation order (internal `sqlite_*` tables and
+    /// views that no longer compile are excluded).
     pub tables: Vec<Table>,
 }
 
@@ -58,7 +60,8 @@ pub struct Column {
     pub decl_type: String,
     /// Whether the column is declared NOT NULL.
     pub not_null: bool,
-    /// A few distinct non-null values, in the order they are first met in a table scan.
+    /// A few distinct non-null values, in the order they are first met in a scan
+    /// of the table's first 10,000 rows (long text is cut).
     pub samples: Vec<String>,
 }
 
@@ -111,7 +114,13 @@ impl Schema {
 
         let mut tables = Vec::with_capacity(objects.len());
         for (name, kind) in objects {
-            tables.push(read_table(conn, &name, kind == "view", samples)?);
+            match read_table(conn, &name, kind == "view", samples) {
+                Ok(t) => tables.push(t),
+                // A broken view (e.g. over a dropped table) cannot be queried
+                // anyway: leave it out instead of failing the whole database.
+                Err(_) if kind == "view" => {}
+                Err(e) => return Err(e),
+            }
         }
         // Foreign keys that omit the referenced columns point at the primary key.
         let pks: Vec<(String, Vec<String>)> = tables
@@ -405,7 +414,7 @@ fn sample_values(
     n: usize,
 ) -> Result<Vec<String>, SchemaError> {
     let sql = format!(
-        "SELECT {c} FROM main.{t} WHERE {c} IS NOT NULL LIMIT {SAMPLE_SCAN_ROWS}",
+        "SELECT {c} FROM main.{t} LIMIT {SAMPLE_SCAN_ROWS}",
         c = dq(column),
         t = dq(table)
     );
@@ -413,7 +422,11 @@ fn sample_values(
     let mut rows = stmt.query([])?;
     let mut out: Vec<String> = Vec::with_capacity(n);
     while let Some(row) = rows.next()? {
-        let text = render_sample(row.get_ref(0)?);
+        let value = row.get_ref(0)?;
+        if value == ValueRef::Null {
+            continue;
+        }
+        let text = render_sample(value);
         if !out.contains(&text) {
             out.push(text);
             if out.len() >= n {
@@ -454,6 +467,9 @@ mod tests {
              CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers, order_date TEXT, total REAL);
              CREATE TABLE \"order items\" (order_id INTEGER, line INTEGER, sku TEXT, PRIMARY KEY (order_id, line), FOREIGN KEY (order_id) REFERENCES orders(order_id));
              CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
+             CREATE TABLE gone (x);
+             CREATE VIEW broken AS SELECT x FROM gone;
+             DROP TABLE gone;
              INSERT INTO customers VALUES (1, 'Ann', 'Oslo'), (2, 'Bob', 'Oslo'), (3, 'Cy', NULL), (4, 'Di', 'Rome'), (5, 'Ed', 'Lima');
              INSERT INTO orders VALUES (10, 1, '2024-01-01', 50.0), (11, 2, '2024-02-01', 150.5);",
         )
