@@ -24,7 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::guard::{is_denied_function, Guard, GuardError};
+use crate::guard::{is_denied_function, Guard, GuardCode, GuardError};
 use crate::schema::{Schema, SchemaError};
 
 /// Longest string or blob SQLite may build while running a query (bytes).
@@ -378,9 +378,32 @@ impl ReadOnlyDb {
         &self.guard
     }
 
-    /// Guard-checks `sql` and, only if accepted, runs it under `limits`.
+    /// The guard's verdict on `sql`, with SQLite as the referee for name
+    /// errors: the policy is always enforced, but when the schema check
+    /// reports an unknown or ambiguous name and SQLite itself compiles the
+    /// statement (prepare only, nothing runs), the query is accepted. This
+    /// keeps parser quirks (e.g. a column named `interval`) from becoming
+    /// false refusals.
+    pub fn check(&self, sql: &str) -> Result<(), GuardError> {
+        match self.guard.check(sql) {
+            Err(e)
+                if matches!(
+                    e.code,
+                    GuardCode::UnknownColumn | GuardCode::UnknownTable | GuardCode::AmbiguousColumn
+                ) =>
+            {
+                match self.conn.prepare(sql) {
+                    Ok(stmt) if stmt.readonly() => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Checks `sql` with [`ReadOnlyDb::check`] and, only if accepted, runs it under `limits`.
     pub fn execute(&self, sql: &str, limits: &ExecLimits) -> Result<QueryResult, ExecError> {
-        self.guard.check(sql)?;
+        self.check(sql)?;
         run_query(&self.conn, sql, limits)
     }
 }

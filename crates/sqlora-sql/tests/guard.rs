@@ -332,3 +332,68 @@ fn schema_refusals_are_sqlite_errors_too() {
         assert!(conn.prepare(sql).is_err(), "SQLite accepts {sql}");
     }
 }
+
+/// Columns named like SQL keywords: whatever SQLite runs, the guard accepts.
+#[test]
+fn keyword_named_columns_agree_with_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kw.sqlite");
+    let words = [
+        "date",
+        "year",
+        "month",
+        "day",
+        "time",
+        "timestamp",
+        "type",
+        "value",
+        "key",
+        "status",
+        "first",
+        "last",
+        "position",
+        "level",
+        "user",
+        "name",
+        "count",
+        "text",
+        "interval",
+        "comment",
+        "action",
+        "data",
+        "format",
+        "filter",
+        "row",
+        "rows",
+        "range",
+        "temp",
+    ];
+    let cols: Vec<String> = words.iter().map(|w| format!("\"{w}\" TEXT")).collect();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, {});",
+        cols.join(", ")
+    ))
+    .unwrap();
+    drop(conn);
+    let g = Guard::new(Schema::introspect(&path).unwrap());
+    let ro = sqlora_sql::open_read_only(&path).unwrap();
+    let db = ReadOnlyDb::open(&path).unwrap();
+    let mut agreed = 0;
+    for w in words {
+        for sql in [
+            format!("SELECT {w} FROM t"),
+            format!("SELECT t.{w} FROM t WHERE t.{w} IS NOT NULL ORDER BY t.{w}"),
+            format!("SELECT a.{w} FROM t AS a"),
+        ] {
+            if ro.prepare(&sql).is_ok() {
+                if let Err(e) = g.check(&sql) {
+                    eprintln!("guard alone refuses {sql}: {e}");
+                }
+                db.check(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                agreed += 1;
+            }
+        }
+    }
+    assert!(agreed >= words.len() * 2, "{agreed}");
+}
