@@ -72,7 +72,7 @@ pub fn schema(a: SchemaArgs) -> Result<ExitCode> {
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let path = paths::resolve_db(&a.db)?;
     let db = ReadOnlyDb::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    match db.guard().check(&a.sql) {
+    match db.check(&a.sql) {
         Ok(()) => {
             if a.json {
                 println!("{}", json!({"valid": true, "error": null}));
