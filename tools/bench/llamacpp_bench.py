@@ -9,11 +9,14 @@ Measures, with one warm-up run and the median of --repeats runs:
   decode_tok_s_b8    8 sequences decoded together: one llama_decode per step with 8 tokens
                      (one per sequence, each its own seq_id), through llama_cpp's low-level API;
                      tokens/s counts all 8 rows
-Prints one JSON object.
+Prints one JSON object, with every run and the 1-minute load average: ggml's worker threads
+spin while they wait, so when other processes compete for the cores the numbers collapse
+(decode fell from ~85 to ~3 tokens/s here while two cargo builds ran). Measure on an idle machine.
 """
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -142,6 +145,12 @@ def main():
                 "prefill_tok_s": round(statistics.median(r[0] for r in runs), 1),
                 "decode_tok_s_b1": round(statistics.median(r[1] for r in runs), 1),
                 "decode_tok_s_b8": round(statistics.median(b8), 1),
+                "runs": {
+                    "prefill_tok_s": [round(r[0], 1) for r in runs],
+                    "decode_tok_s_b1": [round(r[1], 1) for r in runs],
+                    "decode_tok_s_b8": [round(x, 1) for x in b8],
+                },
+                "load_average_1m": round(os.getloadavg()[0], 2),
             },
             indent=1,
         )
