@@ -9,6 +9,8 @@
 //! * Sampling: temperature and top-p with a seeded [`StdRng`] per row, seeded from
 //!   `params.seed` and the row's own prompt, so a row's samples do not depend on the batch.
 //! * [`n_best`]: beam search returning distinct texts ranked by length-normalised log-prob.
+//! * LoRA: [`generate_adapted`] gives each row its own resident adapter (or none) in one batch;
+//!   [`generate_with_adapters`] / [`n_best_with_adapters`] take an [`AdapterBatch`] directly.
 
 use candle_core::{DType, IndexOp, Tensor};
 use rand::rngs::StdRng;
@@ -16,6 +18,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::{ModelError, Result};
 use crate::llama::{attention_mask, Cache, Model};
+use crate::lora::{AdapterBatch, AdapterId, AdapterSet};
 use crate::LoadedModel;
 
 /// How to generate.
@@ -249,6 +252,26 @@ struct Row {
     done: Option<(FinishReason, String)>,
 }
 
+/// Batched generation where row `i` uses the resident adapter `adapter_per_row[i]` (or none);
+/// rows with different adapters share one forward pass (see [`crate::lora`]).
+pub fn generate_adapted(
+    m: &LoadedModel,
+    prompts: &[Vec<u32>],
+    adapters: &AdapterSet,
+    adapter_per_row: &[Option<AdapterId>],
+    params: &GenerateParams,
+) -> Result<Vec<Generation>> {
+    let batch = adapters.batch(adapter_per_row)?;
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    generate_with_adapters(&m.model, &info, prompts, params, Some(&batch))
+}
+
 /// Batched generation on a bare [`Model`]; see [`generate`].
 pub fn generate_with(
     model: &Model,
@@ -256,7 +279,27 @@ pub fn generate_with(
     prompts: &[Vec<u32>],
     params: &GenerateParams,
 ) -> Result<Vec<Generation>> {
+    generate_with_adapters(model, info, prompts, params, None)
+}
+
+/// [`generate_with`] with LoRA adapters: `adapters` names one adapter (or none) per prompt.
+pub fn generate_with_adapters(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prompts: &[Vec<u32>],
+    params: &GenerateParams,
+    adapters: Option<&AdapterBatch>,
+) -> Result<Vec<Generation>> {
     check_params(params)?;
+    if let Some(rows) = adapters.and_then(|a| a.rows()) {
+        if rows != prompts.len() {
+            return Err(ModelError::Generation(format!(
+                "{} prompts but adapters for {rows} rows",
+                prompts.len()
+            )));
+        }
+    }
+    let mut adapters = adapters.cloned();
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
@@ -319,7 +362,13 @@ pub fn generate_with(
         None
     };
     let mut cache = Cache::with_capacity(model.config(), longest + params.max_new_tokens);
-    let hidden = model.forward(&input, &positions, mask.as_ref(), Some(&mut cache))?;
+    let hidden = model.forward_with(
+        &input,
+        &positions,
+        mask.as_ref(),
+        Some(&mut cache),
+        adapters.as_ref(),
+    )?;
     let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
     let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
     // `active[k]` = index into `rows` of batch row k.
@@ -363,6 +412,9 @@ pub fn generate_with(
         if keep.len() != active.len() {
             let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
             cache.select_rows(&idx)?;
+            if let Some(a) = adapters.as_mut() {
+                *a = a.select_rows(&idx)?;
+            }
             key_real = keep.iter().map(|&k| key_real[k].clone()).collect();
             active = keep.iter().map(|&k| active[k]).collect();
         }
@@ -381,7 +433,13 @@ pub fn generate_with(
         };
         let input = Tensor::from_vec(next_tokens, (nb, 1), device)?;
         let positions = Tensor::from_vec(step_pos, (nb, 1), device)?;
-        let hidden = model.forward(&input, &positions, mask.as_ref(), Some(&mut cache))?;
+        let hidden = model.forward_with(
+            &input,
+            &positions,
+            mask.as_ref(),
+            Some(&mut cache),
+            adapters.as_ref(),
+        )?;
         let last = hidden.i((.., 0, ..))?.contiguous()?;
         logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
     }
@@ -418,6 +476,23 @@ pub fn n_best_with(
     n: usize,
     params: &GenerateParams,
 ) -> Result<Vec<Candidate>> {
+    n_best_with_adapters(model, info, prompt, n, params, None)
+}
+
+/// [`n_best_with`] with one LoRA adapter applied to every beam (e.g. [`AdapterBatch::single`]).
+pub fn n_best_with_adapters(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prompt: &[u32],
+    n: usize,
+    params: &GenerateParams,
+    adapter: Option<&AdapterBatch>,
+) -> Result<Vec<Candidate>> {
+    if adapter.is_some_and(|a| a.is_gathered()) {
+        return Err(ModelError::Generation(
+            "beam search takes one adapter for all beams, not a per-row batch".to_string(),
+        ));
+    }
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -453,7 +528,7 @@ pub fn n_best_with(
     let input = Tensor::new(prompt, device)?.unsqueeze(0)?;
     let pos: Vec<u32> = (0..t as u32).collect();
     let positions = Tensor::new(pos.as_slice(), device)?.unsqueeze(0)?;
-    let hidden = model.forward(&input, &positions, None, Some(&mut cache))?;
+    let hidden = model.forward_with(&input, &positions, None, Some(&mut cache), adapter)?;
     let last = hidden.i((.., t - 1, ..))?.contiguous()?;
     let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
     let mut beams = vec![Beam {
@@ -560,7 +635,7 @@ pub fn n_best_with(
         let step = (t + beams[0].tokens.len() - 1) as u32;
         let input = Tensor::from_vec(toks, (nb, 1), device)?;
         let positions = Tensor::from_vec(vec![step; nb], (nb, 1), device)?;
-        let hidden = model.forward(&input, &positions, None, Some(&mut cache))?;
+        let hidden = model.forward_with(&input, &positions, None, Some(&mut cache), adapter)?;
         let last = hidden.i((.., 0, ..))?.contiguous()?;
         logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
     }

@@ -18,6 +18,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::{Config, RopeScaling};
 use crate::error::{ModelError, Result};
+use crate::lora::AdapterBatch;
 
 /// The additive value of a masked attention position (finite, so fully masked padding rows
 /// stay finite instead of turning into NaN).
@@ -30,6 +31,8 @@ pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
     name: String,
+    /// The same weight as GGUF blocks, used for few-row inference (see [`crate::quant`]).
+    quant: Option<std::sync::Arc<crate::quant::QWeight>>,
 }
 
 impl Linear {
@@ -39,7 +42,29 @@ impl Linear {
             weight,
             bias,
             name: name.into(),
+            quant: None,
         }
+    }
+
+    /// Also keeps `quant`, the same weight as quantized blocks, for inference on at most
+    /// [`crate::quant::MAX_ROWS`] rows. A linear built anew (e.g. a merged weight) has none.
+    pub fn with_quant(mut self, quant: crate::quant::QWeight) -> Result<Linear> {
+        if [quant.rows(), quant.cols()] != [self.out_features(), self.in_features()] {
+            return Err(ModelError::Format(format!(
+                "{}: quantized weight [{}, {}] for a weight {:?}",
+                self.name,
+                quant.rows(),
+                quant.cols(),
+                self.weight.dims()
+            )));
+        }
+        self.quant = Some(std::sync::Arc::new(quant));
+        Ok(self)
+    }
+
+    /// The quantized copy of the weight, if any.
+    pub fn quant(&self) -> Option<&crate::quant::QWeight> {
+        self.quant.as_deref()
     }
 
     /// Loads `<prefix>.weight` (and `<prefix>.bias` when `bias`) from `vb`.
@@ -95,7 +120,13 @@ impl Linear {
         let x2 = x.reshape((rows, in_dim))?;
         // For a few rows (batched decoding) `(W·xᵀ)ᵀ` streams the weight rows contiguously and
         // measured faster with candle's gemm than `x·Wᵀ`; both are the same product.
-        let mut y = if (2..=12).contains(&rows) {
+        let quantized = match &self.quant {
+            Some(q) => crate::quant::forward_2d(q, &x2)?,
+            None => None,
+        };
+        let mut y = if let Some(y) = quantized {
+            y
+        } else if (2..=12).contains(&rows) {
             self.weight.matmul(&x2.t()?)?.t()?.contiguous()?
         } else {
             x2.matmul(&self.weight.t()?)?
@@ -107,6 +138,25 @@ impl Linear {
         let last = out_dims.len() - 1;
         out_dims[last] = self.weight.dim(0)?;
         y.reshape(out_dims)
+    }
+}
+
+impl Linear {
+    /// [`Linear::forward`] plus the LoRA term of this module for each row of `adapters`.
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        adapters: Option<&AdapterBatch>,
+    ) -> candle_core::Result<Tensor> {
+        let y = self.forward(x)?;
+        match adapters
+            .map(|a| a.delta(&self.name, x))
+            .transpose()?
+            .flatten()
+        {
+            Some(delta) => y + delta,
+            None => Ok(y),
+        }
     }
 }
 
@@ -409,25 +459,26 @@ impl Attention {
         sin: &Tensor,
         mask: Option<&Tensor>,
         cache: Option<(&mut Cache, usize)>,
+        adapters: Option<&AdapterBatch>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let rep = nh / nkv;
         let q = self
             .q_proj
-            .forward(x)?
+            .forward_with(x, adapters)?
             .reshape((b, t, nh, hd))?
             .transpose(1, 2)?
             .contiguous()?;
         let k = self
             .k_proj
-            .forward(x)?
+            .forward_with(x, adapters)?
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?
             .contiguous()?;
         let v = self
             .v_proj
-            .forward(x)?
+            .forward_with(x, adapters)?
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?
             .contiguous()?;
@@ -453,7 +504,7 @@ impl Attention {
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
             .reshape((b, t, nh * hd))?;
-        Ok(self.o_proj.forward(&out)?)
+        Ok(self.o_proj.forward_with(&out, adapters)?)
     }
 }
 
@@ -475,10 +526,10 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let g = self.gate_proj.forward(x)?.silu()?;
-        let u = self.up_proj.forward(x)?;
-        self.down_proj.forward(&(g * u)?)
+    fn forward(&self, x: &Tensor, adapters: Option<&AdapterBatch>) -> candle_core::Result<Tensor> {
+        let g = self.gate_proj.forward_with(x, adapters)?.silu()?;
+        let u = self.up_proj.forward_with(x, adapters)?;
+        self.down_proj.forward_with(&(g * u)?, adapters)
     }
 }
 
@@ -609,7 +660,20 @@ impl Model {
         input_ids: &Tensor,
         positions: &Tensor,
         attn_mask: Option<&Tensor>,
+        cache: Option<&mut Cache>,
+    ) -> Result<Tensor> {
+        self.forward_with(input_ids, positions, attn_mask, cache, None)
+    }
+
+    /// [`Model::forward`] with LoRA adapters: each projection adds the LoRA term of the adapter
+    /// its batch row names in `adapters` (see [`crate::lora::AdapterSet::batch`]).
+    pub fn forward_with(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        attn_mask: Option<&Tensor>,
         mut cache: Option<&mut Cache>,
+        adapters: Option<&AdapterBatch>,
     ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         if positions.dims2()? != (b, t) {
@@ -652,10 +716,10 @@ impl Model {
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(&x)?;
             let c = cache.as_deref_mut().map(|c| (c, i));
-            let a = layer.self_attn.forward(&h, &cos, &sin, mask, c)?;
+            let a = layer.self_attn.forward(&h, &cos, &sin, mask, c, adapters)?;
             x = (x + a)?;
             let h = layer.post_attention_layernorm.forward(&x)?;
-            x = (x + layer.mlp.forward(&h)?)?;
+            x = (x + layer.mlp.forward(&h, adapters)?)?;
         }
         if let Some(c) = cache {
             c.len += t;

@@ -382,7 +382,7 @@ impl LoraAdapter {
         let device = model.device();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut tensors = BTreeMap::new();
-        let mut vars = Vec::new();
+        let mut var_map = BTreeMap::new();
         for lin in targeted_linears(model, &config)? {
             let (r, _) = config.rank_alpha(lin.name())?;
             let (inp, out) = (lin.in_features(), lin.out_features());
@@ -394,11 +394,10 @@ impl LoraAdapter {
                 lin.name().to_string(),
                 (a.as_tensor().clone(), b.as_tensor().clone()),
             );
-            vars.push(a);
-            vars.push(b);
+            var_map.insert(lin.name().to_string(), [a, b]);
         }
         let mut adapter = LoraAdapter::new(name, config, tensors)?;
-        adapter.vars = vars;
+        adapter.vars = var_map.into_values().flatten().collect();
         Ok(adapter)
     }
 
@@ -412,7 +411,8 @@ impl LoraAdapter {
         self.modules.get(key)
     }
 
-    /// The trainable variables (A and B of each module, in module order), empty for an
+    /// The trainable variables (A then B of each module, in the order of
+    /// [`LoraAdapter::modules`]), empty for an
     /// adapter that was loaded or frozen.
     pub fn vars(&self) -> &[Var] {
         &self.vars
@@ -894,6 +894,14 @@ impl<'a> AdapterBatch<'a> {
     /// True when the batch goes through the gathered path.
     pub fn is_gathered(&self) -> bool {
         matches!(self.kind, BatchKind::Gather { .. })
+    }
+
+    /// The number of rows a gathered batch expects (`None`: any number, every row alike).
+    pub fn rows(&self) -> Option<usize> {
+        match &self.kind {
+            BatchKind::Gather { slots, .. } => Some(slots.len()),
+            _ => None,
+        }
     }
 
     /// The same assignment for the rows listed in `rows` (to follow

@@ -350,3 +350,249 @@ fn adapters_for_another_shape_are_refused() {
     let mut model2 = model.clone();
     assert!(merge_adapter(&mut model2, &a).is_err());
 }
+
+// ---------------------------------------------------------------- through the model
+
+fn ids_tensor(rows: &[Vec<u32>]) -> (Tensor, Tensor) {
+    let b = rows.len();
+    let t = rows[0].len();
+    let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+    let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+    (
+        Tensor::from_vec(flat, (b, t), &Device::Cpu).unwrap(),
+        Tensor::from_vec(pos, (b, t), &Device::Cpu).unwrap(),
+    )
+}
+
+/// All-position logits `[b, t, vocab]` of `rows` (equal lengths) with `adapters`.
+fn logits_with(model: &Model, rows: &[Vec<u32>], adapters: Option<&AdapterBatch>) -> Tensor {
+    let (ids, pos) = ids_tensor(rows);
+    let h = model
+        .forward_with(&ids, &pos, None, None, adapters)
+        .unwrap();
+    model.logits(&h).unwrap()
+}
+
+#[test]
+fn a_fresh_adapter_changes_nothing_and_only_a_and_b_get_gradients() {
+    let model = tiny_model(6);
+    let mut cfg = LoraConfig::new(4, 8.0, &all_targets());
+    cfg.rank_pattern = vec![("mlp.down_proj".into(), 2)];
+    let adapter = LoraAdapter::init("train", &model, cfg, 3).unwrap();
+    let rows = vec![vec![5u32, 9, 17, 33, 2, 40], vec![7, 7, 8, 61, 3, 12]];
+    let base = logits_with(&model, &rows, None);
+    let fresh = logits_with(&model, &rows, Some(&AdapterBatch::training(&adapter)));
+    // The tracked (training) path uses plain ops instead of fused kernels: equal up to rounding.
+    let d = max_abs_diff(&base, &fresh);
+    assert!(d < 1e-4, "B = 0 must be a no-op, logits moved by {d}");
+    let frozen_fresh = adapter.frozen().unwrap();
+    let same = logits_with(&model, &rows, Some(&AdapterBatch::single(&frozen_fresh)));
+    assert_eq!(max_abs_diff(&base, &same), 0.0, "B = 0 must be a no-op");
+
+    // Next-token cross-entropy.
+    let loss_of = |logits: &Tensor| {
+        let (b, t, v) = logits.dims3().unwrap();
+        let x = logits
+            .narrow(1, 0, t - 1)
+            .unwrap()
+            .reshape((b * (t - 1), v))
+            .unwrap();
+        let targets: Vec<u32> = rows.iter().flat_map(|r| r[1..].to_vec()).collect();
+        let y = Tensor::new(targets.as_slice(), &Device::Cpu).unwrap();
+        candle_nn::loss::cross_entropy(&x, &y).unwrap()
+    };
+    let loss = loss_of(&fresh);
+    let grads = loss.backward().unwrap();
+    for lin in model.linears() {
+        // candle's matmul backward also computes a gradient for a plain-tensor operand, but
+        // only `Var`s are ever updated: the base weights are not variables.
+        assert!(!lin.weight().is_variable(), "{} is trainable", lin.name());
+    }
+    assert!(!model.embed_tokens.is_variable());
+    assert_eq!(adapter.vars().len(), 2 * adapter.modules().len());
+    for (i, (key, m)) in adapter.modules().iter().enumerate() {
+        let ga = grads
+            .get(&m.a)
+            .unwrap_or_else(|| panic!("{key}: no grad for A"));
+        let gb = grads
+            .get(&m.b)
+            .unwrap_or_else(|| panic!("{key}: no grad for B"));
+        assert_eq!(ga.dims(), m.a.dims());
+        assert_eq!(gb.dims(), m.b.dims());
+        // With B = 0 the gradient of A vanishes and that of B does not.
+        let na = ga
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let nb = gb
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(na, 0.0, "{key}");
+        assert!(nb > 0.0, "{key}");
+        assert_eq!(adapter.vars()[2 * i].as_tensor().id(), m.a.id());
+    }
+
+    // A few SGD steps: the loss falls, W0 stays put, A and B move.
+    let w0: Vec<Tensor> = model
+        .linears()
+        .iter()
+        .map(|l| l.weight().copy().unwrap())
+        .collect();
+    let mut opt = candle_nn::SGD::new(adapter.vars().to_vec(), 0.5).unwrap();
+    use candle_nn::Optimizer;
+    let first = loss.to_scalar::<f32>().unwrap();
+    let mut last = first;
+    for _ in 0..5 {
+        let l = loss_of(&logits_with(
+            &model,
+            &rows,
+            Some(&AdapterBatch::training(&adapter)),
+        ));
+        last = l.to_scalar::<f32>().unwrap();
+        opt.backward_step(&l).unwrap();
+    }
+    assert!(last < first, "loss {first} -> {last}");
+    for (l, w) in model.linears().iter().zip(&w0) {
+        assert_eq!(max_abs_diff(l.weight(), w), 0.0, "{} moved", l.name());
+    }
+    let trained = logits_with(&model, &rows, Some(&AdapterBatch::single(&adapter)));
+    assert!(max_abs_diff(&base, &trained) > 1e-3);
+    // The frozen copy computes the same thing without tracking gradients.
+    let frozen = adapter.frozen().unwrap();
+    assert!(frozen.vars().is_empty());
+    let again = logits_with(&model, &rows, Some(&AdapterBatch::single(&frozen)));
+    assert!(max_abs_diff(&again, &trained) < 1e-5);
+}
+
+#[test]
+fn a_mixed_adapter_batch_gives_each_row_its_own_logits() {
+    let model = tiny_model(7);
+    let mut c1 = LoraConfig::new(2, 4.0, &["q_proj", "v_proj"]);
+    c1.layers_to_transform = Some(vec![1]);
+    let a1 = random_adapter("one", &model, c1, 21);
+    let a2 = random_adapter("two", &model, LoraConfig::new(8, 16.0, &all_targets()), 22);
+    let mut c3 = LoraConfig::new(5, 5.0, &["o_proj", "up_proj", "down_proj"]);
+    c3.use_rslora = true;
+    let a3 = random_adapter("three", &model, c3, 23);
+    let mut set = AdapterSet::new(&Device::Cpu);
+    let ids: Vec<_> = [a1, a2, a3]
+        .into_iter()
+        .map(|a| set.insert(a).unwrap())
+        .collect();
+    let rows = vec![
+        vec![3u32, 14, 15, 9, 26, 5],
+        vec![2, 7, 18, 28, 18, 28],
+        vec![1, 41, 42, 13, 56, 2],
+        vec![3, 14, 15, 9, 26, 5],
+        vec![60, 1, 2, 3, 4, 5],
+    ];
+    let per_row = [Some(ids[1]), None, Some(ids[0]), Some(ids[2]), Some(ids[1])];
+    let batch = set.batch(&per_row).unwrap();
+    assert!(batch.is_gathered());
+    let mixed = logits_with(&model, &rows, Some(&batch));
+    let mut distinct = 0.0f32;
+    for (r, id) in per_row.iter().enumerate() {
+        let alone = match id {
+            Some(id) => {
+                let single = set.batch(&[Some(*id)]).unwrap();
+                assert!(!single.is_gathered());
+                logits_with(&model, &rows[r..r + 1], Some(&single))
+            }
+            None => logits_with(&model, &rows[r..r + 1], None),
+        };
+        let d = max_abs_diff(&mixed.i(r..r + 1).unwrap(), &alone);
+        assert!(d < 1e-4, "row {r}: {d}");
+        let base = logits_with(&model, &rows[r..r + 1], None);
+        distinct = distinct.max(max_abs_diff(&alone, &base));
+    }
+    assert!(distinct > 1e-2, "the adapters must change the logits");
+    // Rows 0 and 3 share a prompt but not an adapter.
+    assert!(max_abs_diff(&mixed.i(0).unwrap(), &mixed.i(3).unwrap()) > 1e-3);
+}
+
+#[test]
+fn merged_and_unmerged_forward_agree() {
+    let mut model = tiny_model(8);
+    let adapter = random_adapter("m", &model, LoraConfig::new(3, 6.0, &all_targets()), 31);
+    let rows = vec![vec![4u32, 8, 15, 16, 23, 42]];
+    let base = logits_with(&model, &rows, None);
+    let unmerged = logits_with(&model, &rows, Some(&AdapterBatch::single(&adapter)));
+    merge_adapter(&mut model, &adapter).unwrap();
+    let merged = logits_with(&model, &rows, None);
+    assert!(max_abs_diff(&merged, &unmerged) < 1e-3);
+    assert!(max_abs_diff(&merged, &base) > 1e-2);
+    unmerge_adapter(&mut model, &adapter).unwrap();
+    assert!(max_abs_diff(&logits_with(&model, &rows, None), &base) < 1e-3);
+}
+
+#[test]
+fn batched_generation_with_mixed_adapters_matches_row_by_row() {
+    use sqlora_model::generate::{generate_with, generate_with_adapters, TokenInfo};
+    use sqlora_model::GenerateParams;
+    let model = tiny_model(9);
+    let mut set = AdapterSet::new(&Device::Cpu);
+    let a = set
+        .insert(random_adapter(
+            "a",
+            &model,
+            LoraConfig::new(4, 8.0, &all_targets()),
+            41,
+        ))
+        .unwrap();
+    let b = set
+        .insert(random_adapter(
+            "b",
+            &model,
+            LoraConfig::new(2, 8.0, &["q_proj", "up_proj"]),
+            42,
+        ))
+        .unwrap();
+    let decode = |ids: &[u32]| -> sqlora_model::Result<String> { Ok(format!("{ids:?}")) };
+    let info = TokenInfo {
+        eos_ids: vec![1],
+        pad_id: 0,
+        decode: &decode,
+    };
+    let params = GenerateParams {
+        max_new_tokens: 8,
+        ..GenerateParams::default()
+    };
+    let prompts = vec![
+        vec![5u32, 6, 7, 8, 9],
+        vec![10, 11],
+        vec![12, 13, 14],
+        vec![5, 6, 7, 8, 9],
+    ];
+    let per_row = [Some(a), Some(b), None, Some(b)];
+    let batch = set.batch(&per_row).unwrap();
+    let together = generate_with_adapters(&model, &info, &prompts, &params, Some(&batch)).unwrap();
+    for (r, p) in prompts.iter().enumerate() {
+        let alone = match per_row[r] {
+            Some(id) => {
+                let one = set.batch(&[Some(id)]).unwrap();
+                generate_with_adapters(&model, &info, &prompts[r..r + 1], &params, Some(&one))
+                    .unwrap()
+            }
+            None => generate_with(&model, &info, &prompts[r..r + 1], &params).unwrap(),
+        };
+        assert_eq!(together[r].tokens, alone[0].tokens, "row {r} ({p:?})");
+        assert_eq!(together[r].finish_reason, alone[0].finish_reason, "row {r}");
+        assert!(
+            (together[r].logprob - alone[0].logprob).abs() < 1e-4,
+            "row {r}"
+        );
+    }
+    assert_ne!(
+        together[0].tokens, together[3].tokens,
+        "same prompt, other adapter"
+    );
+    let wrong = set.batch(&per_row[..2]).unwrap();
+    assert!(generate_with_adapters(&model, &info, &prompts, &params, Some(&wrong)).is_err());
+}

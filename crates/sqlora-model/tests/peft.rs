@@ -579,3 +579,74 @@ fn a_sqlora_written_adapter_gives_in_peft_the_logits_it_gives_here() {
         );
     }
 }
+
+/// Final-position logits of each row of `rows` (equal lengths) with `adapters`, unmerged.
+fn adapted_logits(
+    model: &Model,
+    rows: &[Vec<u32>],
+    adapters: Option<&sqlora_model::lora::AdapterBatch>,
+) -> Vec<Vec<f32>> {
+    let (b, t) = (rows.len(), rows[0].len());
+    let ids = Tensor::from_vec(rows.concat(), (b, t), &Device::Cpu).unwrap();
+    let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+    let pos = Tensor::from_vec(pos, (b, t), &Device::Cpu).unwrap();
+    let h = model
+        .forward_with(&ids, &pos, None, None, adapters)
+        .unwrap();
+    let last = h.narrow(1, t - 1, 1).unwrap().squeeze(1).unwrap();
+    model.logits(&last).unwrap().to_vec2().unwrap()
+}
+
+#[test]
+fn both_adapters_in_one_mixed_batch_give_peft_logits_row_by_row() {
+    use sqlora_model::lora::{AdapterBatch, AdapterSet};
+    let Some(lm) = real_model() else { return };
+    let dir = fixture_dir();
+    let peft_made = load_adapter(&dir.join("peft_made"), &lm.model).unwrap();
+    let sqlora = load_adapter(&dir.join("sqlora_made"), &lm.model).unwrap();
+    for (name, ids) in prompts() {
+        let theirs_base = read_f32(&dir.join(format!("{name}.base.bin")));
+        let theirs_peft = read_f32(&dir.join(format!("{name}.peft_made.bin")));
+        let theirs_sq = read_f32(&dir.join(format!("{name}.sqlora_made.bin")));
+        let base = lm.model.last_logits(&ids).unwrap();
+        // Each adapter alone, unmerged.
+        let one = adapted_logits(
+            &lm.model,
+            std::slice::from_ref(&ids),
+            Some(&AdapterBatch::single(&peft_made)),
+        );
+        check_parity(
+            &format!("{name} (unmerged)"),
+            &one[0],
+            &base,
+            &theirs_peft,
+            &theirs_base,
+        );
+        // Both adapters and the bare model in one gathered batch.
+        let mut set = AdapterSet::new(&Device::Cpu);
+        let p = set.insert(peft_made.clone()).unwrap();
+        let s = set.insert(sqlora.clone()).unwrap();
+        let batch = set.batch(&[Some(s), None, Some(p)]).unwrap();
+        assert!(batch.is_gathered());
+        let rows = vec![ids.clone(), ids.clone(), ids.clone()];
+        let mixed = adapted_logits(&lm.model, &rows, Some(&batch));
+        check_parity(
+            &format!("{name} (batch row 0)"),
+            &mixed[0],
+            &base,
+            &theirs_sq,
+            &theirs_base,
+        );
+        assert!(
+            max_diff(&mixed[1], &base) < 1e-3,
+            "{name}: the row without adapter"
+        );
+        check_parity(
+            &format!("{name} (batch row 2)"),
+            &mixed[2],
+            &base,
+            &theirs_peft,
+            &theirs_base,
+        );
+    }
+}
