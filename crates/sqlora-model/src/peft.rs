@@ -4,8 +4,9 @@
 //!
 //! What sqlora cannot apply is refused with [`AdapterError::Unsupported`] naming the reason, never
 //! ignored: DoRA, `modules_to_save`, embedding LoRA, `fan_in_fan_out`, biases, `lora_bias`,
-//! initialisations that rewrite the base weights (PiSSA, OLoRA, CorDA, LoftQ), `target_parameters`,
-//! trainable tokens, layer replication, aLoRA, QALoRA, other PEFT types, pickled `.bin` weights.
+//! initialisations that rewrite the base weights (PiSSA, OLoRA, CorDA, LoftQ,
+//! LoRA-GA), `target_parameters`, trainable tokens, layer replication, aLoRA, QALoRA, other PEFT
+//! types, pickled `.bin` weights.
 //! An adapter that targets nothing in the base model, or whose shapes differ from it, is a
 //! [`AdapterError::Mismatch`].
 //!
@@ -127,7 +128,7 @@ pub fn config_from_json(v: &Value) -> Result<LoraConfig> {
     }
     if let Some(Value::String(init)) = get("init_lora_weights") {
         let lower = init.to_ascii_lowercase();
-        if ["pissa", "olora", "corda", "loftq"]
+        if ["pissa", "olora", "corda", "loftq", "lora_ga"]
             .iter()
             .any(|p| lower.starts_with(p))
         {
@@ -488,6 +489,8 @@ mod tests {
             ("bias", json!("lora_only"), "bias"),
             ("peft_type", json!("IA3"), "IA3"),
             ("init_lora_weights", json!("pissa"), "pissa"),
+            ("init_lora_weights", json!("lora_ga"), "lora_ga"),
+            ("velora_config", json!({"rank": 2}), "velora_config"),
             ("lora_bias", json!(true), "lora_bias"),
             (
                 "trainable_token_indices",

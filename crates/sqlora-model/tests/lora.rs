@@ -596,3 +596,62 @@ fn batched_generation_with_mixed_adapters_matches_row_by_row() {
     let wrong = set.batch(&per_row[..2]).unwrap();
     assert!(generate_with_adapters(&model, &info, &prompts, &params, Some(&wrong)).is_err());
 }
+
+#[test]
+fn dropout_is_applied_only_while_training() {
+    let model = tiny_model(10);
+    let mut cfg = LoraConfig::new(4, 8.0, &["q_proj", "up_proj"]);
+    cfg.dropout = 0.5;
+    let adapter = random_adapter("d", &model, cfg, 51);
+    let rows = vec![vec![3u32, 1, 4, 1, 5, 9, 2, 6]];
+    let infer1 = logits_with(&model, &rows, Some(&AdapterBatch::single(&adapter)));
+    let infer2 = logits_with(&model, &rows, Some(&AdapterBatch::single(&adapter)));
+    assert_eq!(max_abs_diff(&infer1, &infer2), 0.0);
+    let train1 = logits_with(&model, &rows, Some(&AdapterBatch::training(&adapter)));
+    let train2 = logits_with(&model, &rows, Some(&AdapterBatch::training(&adapter)));
+    assert!(
+        max_abs_diff(&train1, &train2) > 1e-4,
+        "dropout masks differ per call"
+    );
+    assert!(max_abs_diff(&train1, &infer1) > 1e-4);
+}
+
+#[test]
+fn beam_search_with_an_adapter_equals_beam_search_on_the_merged_model() {
+    use sqlora_model::generate::{n_best_with, n_best_with_adapters, TokenInfo};
+    use sqlora_model::GenerateParams;
+    let model = tiny_model(11);
+    let adapter = random_adapter("nb", &model, LoraConfig::new(4, 8.0, &all_targets()), 61);
+    let decode = |ids: &[u32]| -> sqlora_model::Result<String> { Ok(format!("{ids:?}")) };
+    let info = TokenInfo {
+        eos_ids: vec![1],
+        pad_id: 0,
+        decode: &decode,
+    };
+    let params = GenerateParams {
+        max_new_tokens: 6,
+        ..GenerateParams::default()
+    };
+    let prompt = [7u32, 21, 33, 2];
+    let single = AdapterBatch::single(&adapter);
+    let unmerged = n_best_with_adapters(&model, &info, &prompt, 3, &params, Some(&single)).unwrap();
+    let base = n_best_with(&model, &info, &prompt, 3, &params).unwrap();
+    let mut merged_model = model.clone();
+    merge_adapter(&mut merged_model, &adapter).unwrap();
+    let merged = n_best_with(&merged_model, &info, &prompt, 3, &params).unwrap();
+    assert_eq!(unmerged.len(), merged.len());
+    for (u, m) in unmerged.iter().zip(&merged) {
+        assert_eq!(u.tokens, m.tokens);
+        assert!((u.score - m.score).abs() < 1e-3);
+    }
+    assert_ne!(
+        unmerged.iter().map(|c| &c.tokens).collect::<Vec<_>>(),
+        base.iter().map(|c| &c.tokens).collect::<Vec<_>>(),
+        "the adapter changes the beams"
+    );
+    // A per-row batch makes no sense for beams.
+    let mut set = AdapterSet::new(&Device::Cpu);
+    let id = set.insert(adapter.clone()).unwrap();
+    let gathered = set.gather(&[Some(id), None]).unwrap();
+    assert!(n_best_with_adapters(&model, &info, &prompt, 3, &params, Some(&gathered)).is_err());
+}
