@@ -650,3 +650,51 @@ fn both_adapters_in_one_mixed_batch_give_peft_logits_row_by_row() {
         );
     }
 }
+
+#[test]
+fn generation_with_per_row_adapters_matches_each_row_alone_on_the_real_model() {
+    use sqlora_model::generate::generate_adapted;
+    use sqlora_model::lora::AdapterSet;
+    use sqlora_model::GenerateParams;
+    let Some(lm) = real_model() else { return };
+    let dir = fixture_dir();
+    let mut set = AdapterSet::new(&Device::Cpu);
+    let p = set
+        .insert(load_adapter(&dir.join("peft_made"), &lm.model).unwrap())
+        .unwrap();
+    let s = set
+        .insert(load_adapter(&dir.join("sqlora_made"), &lm.model).unwrap())
+        .unwrap();
+    let ids: Vec<Vec<u32>> = prompts().into_iter().map(|(_, ids)| ids).collect();
+    // Different prompt lengths (left padding), different adapters, one row without.
+    let prompts = vec![
+        ids[0].clone(),
+        ids[1].clone(),
+        ids[1].clone(),
+        ids[0].clone(),
+    ];
+    let per_row = [Some(p), Some(s), None, Some(s)];
+    let params = GenerateParams {
+        max_new_tokens: 12,
+        stop_on_eos: false,
+        ..GenerateParams::default()
+    };
+    let together = generate_adapted(lm, &prompts, &set, &per_row, &params).unwrap();
+    for (r, prompt) in prompts.iter().enumerate() {
+        let alone = generate_adapted(
+            lm,
+            std::slice::from_ref(prompt),
+            &set,
+            &per_row[r..r + 1],
+            &params,
+        )
+        .unwrap();
+        assert_eq!(together[r].tokens, alone[0].tokens, "row {r}");
+        assert!(
+            (together[r].logprob - alone[0].logprob).abs() < 1e-2,
+            "row {r}"
+        );
+    }
+    let wrong = generate_adapted(lm, &prompts, &set, &per_row[..3], &params);
+    assert!(wrong.is_err(), "one adapter entry per prompt");
+}
