@@ -698,3 +698,41 @@ fn generation_with_per_row_adapters_matches_each_row_alone_on_the_real_model() {
     let wrong = generate_adapted(lm, &prompts, &set, &per_row[..3], &params);
     assert!(wrong.is_err(), "one adapter entry per prompt");
 }
+
+#[test]
+fn half_precision_adapters_load_as_f32() {
+    let model = tiny_model(48);
+    let adapter = random_adapter("h", &model, LoraConfig::new(2, 4.0, &["k_proj"]), 8, 0.3);
+    let tmp = tempfile::tempdir().unwrap();
+    for dtype in [DType::F16, DType::BF16] {
+        let d = tmp.path().join(format!("{dtype:?}"));
+        save_adapter(&adapter, &d).unwrap();
+        rewrite_weights(&d, |t| {
+            for v in t.values_mut() {
+                *v = v.to_dtype(dtype).unwrap();
+            }
+        });
+        let back = load_adapter(&d, &model).unwrap();
+        for (k, m) in adapter.modules() {
+            let n = back.module(k).unwrap();
+            assert_eq!(n.a.dtype(), DType::F32);
+            let d = max_abs_diff(&m.a, &n.a).max(max_abs_diff(&m.b, &n.b));
+            assert!(d > 0.0 && d < 1e-2, "{dtype:?} {k}: {d}");
+        }
+    }
+}
+
+#[test]
+fn the_peft_made_fixture_inspects_without_a_model() {
+    let s = inspect(&fixture_dir().join("peft_made")).unwrap();
+    assert_eq!(s.rank, 8);
+    assert_eq!(s.ranks, vec![4, 8]);
+    assert_eq!(s.layers, vec![0, 14, 29]);
+    assert_eq!(s.modules, 21);
+    assert_eq!(s.targets.len(), 7);
+    // SmolLM2: hidden 576, kv 192, ffn 1536; per layer q,o: 8*576*2 each, k,v: 8*(576+192),
+    // gate,up: 8*(576+1536), down (r=4): 4*(1536+576).
+    let per_layer = 2 * 8 * 576 * 2 + 2 * 8 * (576 + 192) + 2 * 8 * (576 + 1536) + 4 * (1536 + 576);
+    assert_eq!(s.parameters, 3 * per_layer);
+    eprintln!("{s}");
+}
