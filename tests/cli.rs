@@ -444,3 +444,104 @@ fn ask_answers_with_checked_sql_and_rows() {
         assert!(!v["attempts"].as_array().unwrap().is_empty());
     }
 }
+
+fn peft_fixture() -> PathBuf {
+    repo().join("tests/fixtures/reference/peft/peft_made")
+}
+
+#[test]
+fn adapter_inspect_reports_and_refuses_broken_files() {
+    let Some(model) = real_model() else { return };
+    let o = sqlora(&[
+        "adapter",
+        "inspect",
+        "--json",
+        "--model",
+        &model,
+        peft_fixture().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["rank"], 8, "{v}");
+    assert_eq!(v["modules"], 21, "{v}");
+    assert!(v["parameters"].as_u64().unwrap() > 0);
+    assert!(v["checked_against"].is_string());
+
+    // A broken copy: truncated weights, then DoRA in the config.
+    let broken = home().join("broken-adapter");
+    std::fs::create_dir_all(&broken).unwrap();
+    let cfg = std::fs::read_to_string(peft_fixture().join("adapter_config.json")).unwrap();
+    std::fs::write(broken.join("adapter_config.json"), &cfg).unwrap();
+    let w = std::fs::read(peft_fixture().join("adapter_model.safetensors")).unwrap();
+    std::fs::write(broken.join("adapter_model.safetensors"), &w[..w.len() / 2]).unwrap();
+    let o = sqlora(&["adapter", "inspect", broken.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "a truncated file is refused");
+    assert!(stderr(&o).contains("refused"), "{}", stderr(&o));
+
+    std::fs::write(broken.join("adapter_model.safetensors"), &w).unwrap();
+    let mut c: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    c["use_dora"] = serde_json::Value::Bool(true);
+    std::fs::write(broken.join("adapter_config.json"), c.to_string()).unwrap();
+    let o = sqlora(&["adapter", "inspect", broken.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).to_lowercase().contains("dora"), "{}", stderr(&o));
+}
+
+#[test]
+fn generate_with_an_adapter_changes_the_continuation_deterministically() {
+    let Some(model) = real_model() else { return };
+    let gen = |adapter: Option<&Path>| {
+        let mut args = vec![
+            "generate",
+            "--model",
+            &model,
+            "--max-tokens",
+            "16",
+            "--json",
+        ];
+        let a;
+        if let Some(p) = adapter {
+            a = p.to_string_lossy().into_owned();
+            args.push("--adapter");
+            args.push(&a);
+        }
+        args.push("SELECT name FROM customers WHERE");
+        let o = sqlora(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["tokens"].clone()
+    };
+    // A strong adapter written by sqlora's PEFT writer: rank 4 on every v_proj, large B.
+    let dir = home().join("strong-adapter");
+    {
+        use sqlora_model::lora::{targeted_linears, LoraAdapter, LoraConfig};
+        let m = sqlora_model::load(Path::new(&model), &candle_core::Device::Cpu).unwrap();
+        let config = LoraConfig::new(4, 8.0, &["v_proj"]);
+        let mut modules = std::collections::BTreeMap::new();
+        for (k, lin) in targeted_linears(&m.model, &config)
+            .unwrap()
+            .into_iter()
+            .enumerate()
+        {
+            let (i, o) = (lin.in_features(), lin.out_features());
+            let val = |n: usize, s: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|j| (((j * 7919 + s * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.5)
+                    .collect()
+            };
+            let a = candle_core::Tensor::from_vec(val(4 * i, k), (4, i), &candle_core::Device::Cpu)
+                .unwrap();
+            let b =
+                candle_core::Tensor::from_vec(val(o * 4, k + 1), (o, 4), &candle_core::Device::Cpu)
+                    .unwrap();
+            modules.insert(lin.name().to_string(), (a, b));
+        }
+        let adapter = LoraAdapter::new("strong", config, modules).unwrap();
+        sqlora_model::peft::save_adapter(&adapter, &dir).unwrap();
+    }
+    let base = gen(None);
+    let with = gen(Some(&dir));
+    assert_eq!(with, gen(Some(&dir)), "deterministic");
+    // The PEFT-made fixture loads and generates too.
+    gen(Some(&peft_fixture()));
+    assert_ne!(base, with, "a strong adapter changes greedy output");
+}

@@ -2,14 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sqlora_data::prompt::{extract_sql, PromptBuilder};
 use sqlora_model::chat::Message;
-use sqlora_model::generate::{generate as run_generate, n_best, GenerateParams};
+use sqlora_model::generate::{
+    generate_with_adapters, n_best_with_adapters, GenerateParams, Generation, TokenInfo,
+};
+use sqlora_model::lora::{AdapterBatch, LoraAdapter};
 use sqlora_model::LoadedModel;
 use sqlora_sql::exec::{ExecLimits, ReadOnlyDb};
 use sqlora_sql::schema::Schema;
@@ -45,6 +48,9 @@ pub struct GenerateArgs {
     pub model: ModelArg,
     /// The prompt, used as given (no chat template).
     pub prompt: String,
+    /// A PEFT-format LoRA adapter folder to apply.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Maximum number of new tokens.
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
@@ -62,6 +68,9 @@ pub struct AskArgs {
     pub db: String,
     /// The question, in plain English.
     pub question: String,
+    /// A PEFT-format LoRA adapter folder to apply.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Candidates to try in order until one passes the guard and executes (beam search).
     #[arg(long, default_value_t = 1)]
     pub candidates: usize,
@@ -73,26 +82,6 @@ pub struct AskArgs {
     /// Print one JSON object: sql, valid, error, columns, rows, attempts.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Subcommand)]
-pub enum BenchCmd {
-    /// Prefill tokens/s (a long prompt) and decode tokens/s at batch 1 and batch 8.
-    Generate {
-        #[command(flatten)]
-        model: ModelArg,
-        /// Prompt length for the prefill measurement.
-        #[arg(long, default_value_t = 400)]
-        prompt_tokens: usize,
-        /// Tokens decoded per row in the decode measurement.
-        #[arg(long, default_value_t = 64)]
-        decode_tokens: usize,
-        /// Measured repetitions (after one warm-up); the median is reported.
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 /// Resolves and loads the model: `--model`, `$SQLORA_MODEL`, or the default (fetched on first
@@ -108,6 +97,59 @@ pub fn load_model(arg: &ModelArg) -> Result<LoadedModel> {
     };
     let device = candle_device();
     sqlora_model::load(&path, &device).with_context(|| format!("loading {}", path.display()))
+}
+
+/// Loads a PEFT adapter folder and checks that it fits the model (targets and shapes).
+pub fn load_adapter(m: &LoadedModel, path: &std::path::Path) -> Result<LoraAdapter> {
+    sqlora_model::peft::load_adapter(path, &m.model)
+        .with_context(|| format!("loading the adapter {}", path.display()))
+}
+
+/// Batched generation with one adapter (or none) for every row.
+pub fn run_generate(
+    m: &LoadedModel,
+    prompts: &[Vec<u32>],
+    params: &GenerateParams,
+    adapter: Option<&LoraAdapter>,
+) -> Result<Vec<Generation>> {
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    let batch = adapter.map(AdapterBatch::single);
+    Ok(generate_with_adapters(
+        &m.model,
+        &info,
+        prompts,
+        params,
+        batch.as_ref(),
+    )?)
+}
+
+fn run_n_best(
+    m: &LoadedModel,
+    prompt: &[u32],
+    n: usize,
+    params: &GenerateParams,
+    adapter: Option<&LoraAdapter>,
+) -> Result<Vec<String>> {
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    let batch = adapter.map(AdapterBatch::single);
+    Ok(
+        n_best_with_adapters(&m.model, &info, prompt, n, params, batch.as_ref())?
+            .into_iter()
+            .map(|c| c.text)
+            .collect(),
+    )
 }
 
 fn candle_device() -> candle_core::Device {
@@ -141,6 +183,10 @@ pub fn model(cmd: ModelCmd) -> Result<ExitCode> {
 
 pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     let m = load_model(&a.model)?;
+    let adapter = match &a.adapter {
+        Some(p) => Some(load_adapter(&m, p)?),
+        None => None,
+    };
     let ids = m.tokenizer.encode(&a.prompt, false)?;
     if ids.is_empty() {
         bail!("the prompt is empty");
@@ -149,7 +195,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
         max_new_tokens: a.max_tokens,
         ..GenerateParams::default()
     };
-    let out = run_generate(&m, &[ids], &params)?;
+    let out = run_generate(&m, &[ids], &params, adapter.as_ref())?;
     let g = out.into_iter().next().context("no generation returned")?;
     if a.json {
         println!("{}", json!({"text": g.text, "tokens": g.tokens}));
@@ -189,6 +235,10 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     let builder = PromptBuilder::builtin();
     let messages = builder.messages(&a.question, &schema)?;
     let m = load_model(&a.model)?;
+    let adapter = match &a.adapter {
+        Some(p) => Some(load_adapter(&m, p)?),
+        None => None,
+    };
     let prompt = render_prompt(&m, &messages)?;
     let ids = m.tokenizer.encode(&prompt, false)?;
     let params = GenerateParams {
@@ -197,15 +247,12 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     };
     let t0 = Instant::now();
     let texts: Vec<String> = if a.candidates <= 1 {
-        run_generate(&m, &[ids], &params)?
+        run_generate(&m, &[ids], &params, adapter.as_ref())?
             .into_iter()
             .map(|g| g.text)
             .collect()
     } else {
-        n_best(&m, &ids, a.candidates, &params)?
-            .into_iter()
-            .map(|c| c.text)
-            .collect()
+        run_n_best(&m, &ids, a.candidates, &params, adapter.as_ref())?
     };
     let generate_ms = t0.elapsed().as_secs_f64() * 1e3;
     let limits = ExecLimits {
@@ -283,95 +330,62 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+#[derive(Subcommand)]
+pub enum AdapterCmd {
+    /// Print an adapter's rank, alpha, targets, parameter count and size; refuse a broken
+    /// file, or one that does not fit the base model, with the reason.
+    Inspect {
+        /// The adapter folder (adapter_config.json + adapter_model.safetensors).
+        path: PathBuf,
+        /// Check it against this model (default: $SQLORA_MODEL or the cached default model,
+        /// when present).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn time_it<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f64> {
-    f()?; // warm-up
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        f()?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    Ok(median(times))
-}
-
-pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
-    match cmd {
-        BenchCmd::Generate {
-            model,
-            prompt_tokens,
-            decode_tokens,
-            reps,
-            json,
-        } => {
-            let m = load_model(&model)?;
-            // A realistic long prompt: a schema listing repeated until long enough.
-            let filler = "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(customer_id), order_date TEXT, total REAL);\n";
-            let mut ids = Vec::new();
-            while ids.len() < prompt_tokens {
-                ids.extend(m.tokenizer.encode(filler, false)?);
-            }
-            ids.truncate(prompt_tokens);
-            let short: Vec<u32> = ids[..32.min(ids.len())].to_vec();
-            let p_prefill = GenerateParams {
-                max_new_tokens: 1,
-                stop_on_eos: false,
-                ..GenerateParams::default()
-            };
-            let prefill_s = time_it(reps, || {
-                run_generate(&m, std::slice::from_ref(&ids), &p_prefill).map(|_| ())?;
-                Ok(())
+pub fn adapter(cmd: AdapterCmd) -> Result<ExitCode> {
+    let AdapterCmd::Inspect { path, model, json } = cmd;
+    let summary = sqlora_model::peft::inspect(&path)
+        .with_context(|| format!("refused: {}", path.display()))?;
+    // Check the fit against a model when one is at hand (never fetches).
+    let model_path = model
+        .or_else(|| crate::env_path("SQLORA_MODEL"))
+        .or_else(|| {
+            let p = sqlora_model::fetch::default_model_path();
+            p.exists().then_some(p)
+        });
+    let fits = match &model_path {
+        Some(p) => {
+            let m = load_model(&ModelArg {
+                model: Some(p.clone()),
             })?;
-            let mut results = vec![
-                json!({"what": "prefill", "prompt_tokens": prompt_tokens, "seconds": prefill_s, "tokens_per_s": prompt_tokens as f64 / prefill_s}),
-            ];
-            for batch in [1usize, 8] {
-                let prompts = vec![short.clone(); batch];
-                let p1 = GenerateParams {
-                    max_new_tokens: 1,
-                    stop_on_eos: false,
-                    ..GenerateParams::default()
-                };
-                let pn = GenerateParams {
-                    max_new_tokens: 1 + decode_tokens,
-                    stop_on_eos: false,
-                    ..GenerateParams::default()
-                };
-                let t1 = time_it(reps, || {
-                    run_generate(&m, &prompts, &p1)
-                        .map(|_| ())
-                        .map_err(Into::into)
-                })?;
-                let tn = time_it(reps, || {
-                    run_generate(&m, &prompts, &pn)
-                        .map(|_| ())
-                        .map_err(Into::into)
-                })?;
-                let decode_s = (tn - t1).max(Duration::from_micros(1).as_secs_f64());
-                results.push(json!({"what": "decode", "batch": batch, "tokens_per_row": decode_tokens, "seconds": decode_s, "tokens_per_s": (batch * decode_tokens) as f64 / decode_s}));
-            }
-            if json {
-                println!(
-                    "{}",
-                    json!({"model": m.source, "threads": rayon_threads(), "results": results})
-                );
-            } else {
-                println!("model: {}", m.source.display());
-                for r in &results {
-                    println!("{}", r);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            load_adapter(&m, &path)
+                .with_context(|| format!("refused: the adapter does not fit {}", p.display()))?;
+            Some(p.display().to_string())
+        }
+        None => None,
+    };
+    if json {
+        println!(
+            "{}",
+            json!({
+                "name": summary.name, "rank": summary.rank, "ranks": summary.ranks,
+                "alpha": summary.alpha, "alphas": summary.alphas, "use_rslora": summary.use_rslora,
+                "targets": summary.targets, "modules": summary.modules, "layers": summary.layers,
+                "parameters": summary.parameters, "tensor_bytes": summary.tensor_bytes,
+                "file_bytes": summary.file_bytes, "base_model": summary.base_model,
+                "checked_against": fits,
+            })
+        );
+    } else {
+        println!("{summary}");
+        match fits {
+            Some(p) => println!("fits the base model {p}"),
+            None => println!("(no base model at hand: shapes not checked; pass --model)"),
         }
     }
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    Ok(ExitCode::SUCCESS)
 }

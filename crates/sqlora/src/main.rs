@@ -1,6 +1,7 @@
 //! `sqlora`: the command-line tool. A thin layer over the library crates: argument parsing,
 //! resolving databases and models, printing. All real work lives in `sqlora-*` crates.
 
+mod cmd_bench;
 mod cmd_data;
 mod cmd_model;
 mod cmd_sql;
@@ -50,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         action: cmd_model::ModelCmd,
     },
+    /// LoRA adapters in the PEFT format.
+    Adapter {
+        #[command(subcommand)]
+        action: cmd_model::AdapterCmd,
+    },
     /// Raw greedy continuation of a prompt (no chat template).
     Generate(cmd_model::GenerateArgs),
     /// Ask a question about a database in plain English: prompt, generate, guard, execute.
@@ -57,7 +63,7 @@ enum Command {
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
-        action: cmd_model::BenchCmd,
+        action: cmd_bench::BenchCmd,
     },
 }
 
@@ -82,9 +88,10 @@ fn main() -> ExitCode {
         Command::ImportSpider(a) => cmd_data::import_spider(a),
         Command::Dataset { action } => cmd_data::dataset(action),
         Command::Model { action } => cmd_model::model(action),
+        Command::Adapter { action } => cmd_model::adapter(action),
         Command::Generate(a) => cmd_model::generate(a),
         Command::Ask(a) => cmd_model::ask(a),
-        Command::Bench { action } => cmd_model::bench(action),
+        Command::Bench { action } => cmd_bench::bench(action),
     };
     match result {
         Ok(code) => code,

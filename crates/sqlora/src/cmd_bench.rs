@@ -1,0 +1,214 @@
+//! `sqlora bench generate`: prefill and decode throughput of the model runtime, and with
+//! `--lora` the multi-adapter modes (8 rows on 8 adapters, on one adapter, merged, bare base).
+//! The peers (llama.cpp, PEFT) are measured by the scripts in `tools/bench/`, run in the same
+//! session by `tools/bench/run.sh`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::json;
+use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
+use sqlora_model::llama::Model;
+use sqlora_model::lora::{
+    merge_adapter, targeted_linears, AdapterBatch, AdapterId, AdapterSet, LoraAdapter, LoraConfig,
+    PROJECTIONS,
+};
+use sqlora_model::LoadedModel;
+
+use crate::cmd_model::{load_model, ModelArg};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Prefill tokens/s (a long prompt) and decode tokens/s at batch 1 and batch 8; with
+    /// `--lora`, decode tokens/s of 8 rows on 8 different adapters, on one adapter, with the
+    /// adapter merged, and on the bare base.
+    Generate {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Prompt length for the prefill measurement.
+        #[arg(long, default_value_t = 400)]
+        prompt_tokens: usize,
+        /// Tokens decoded per row in the decode measurements.
+        #[arg(long, default_value_t = 64)]
+        decode_tokens: usize,
+        /// Measured repetitions (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Also measure the LoRA modes (random rank-8 adapters on all seven projections).
+        #[arg(long)]
+        lora: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median wall time of `f` over `reps` runs after one warm-up.
+fn time_it<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f64> {
+    f()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+/// A random adapter (rank 8, alpha 16, every projection) with non-zero B, so its term is real
+/// work and changes the output.
+fn random_adapter(model: &Model, name: &str, seed: u64) -> Result<LoraAdapter> {
+    let config = LoraConfig::new(8, 16.0, &PROJECTIONS);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut modules = BTreeMap::new();
+    for lin in targeted_linears(model, &config)? {
+        let (i, o) = (lin.in_features(), lin.out_features());
+        let mut rand =
+            |n: usize, s: f32| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-s..s)).collect() };
+        let a = candle_core::Tensor::from_vec(rand(8 * i, 0.05), (8, i), model.device())?;
+        let b = candle_core::Tensor::from_vec(rand(o * 8, 0.05), (o, 8), model.device())?;
+        modules.insert(lin.name().to_string(), (a, b));
+    }
+    Ok(LoraAdapter::new(name, config, modules)?)
+}
+
+struct Runner<'a> {
+    m: &'a LoadedModel,
+    reps: usize,
+}
+
+impl Runner<'_> {
+    /// Seconds for `max_new` tokens on every row (EOS ignored), median of `reps`.
+    fn run(
+        &self,
+        model: &Model,
+        prompts: &[Vec<u32>],
+        max_new: usize,
+        adapters: Option<&AdapterBatch>,
+    ) -> Result<f64> {
+        let tok = &self.m.tokenizer;
+        let decode = |ids: &[u32]| tok.decode(ids, true);
+        let info = TokenInfo {
+            eos_ids: tok.eos_token_ids(),
+            pad_id: tok.pad_token_id(),
+            decode: &decode,
+        };
+        let params = GenerateParams {
+            max_new_tokens: max_new,
+            stop_on_eos: false,
+            ..GenerateParams::default()
+        };
+        time_it(self.reps, || {
+            generate_with_adapters(model, &info, prompts, &params, adapters)?;
+            Ok(())
+        })
+    }
+
+    /// Decode tokens/s: (time for 1 + n tokens − time for 1 token) over n tokens per row, so
+    /// the prefill is not counted.
+    fn decode_rate(
+        &self,
+        model: &Model,
+        prompts: &[Vec<u32>],
+        n: usize,
+        adapters: Option<&AdapterBatch>,
+    ) -> Result<f64> {
+        let t1 = self.run(model, prompts, 1, adapters)?;
+        let tn = self.run(model, prompts, 1 + n, adapters)?;
+        Ok((prompts.len() * n) as f64 / (tn - t1).max(1e-9))
+    }
+}
+
+pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
+    let BenchCmd::Generate {
+        model,
+        prompt_tokens,
+        decode_tokens,
+        reps,
+        lora,
+        json,
+    } = cmd;
+    let m = load_model(&model)?;
+    let r = Runner { m: &m, reps };
+    // A realistic long prompt: schema DDL repeated until long enough.
+    let filler = "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(customer_id), order_date TEXT, total REAL);\n";
+    let mut long = Vec::new();
+    while long.len() < prompt_tokens {
+        long.extend(m.tokenizer.encode(filler, false)?);
+    }
+    long.truncate(prompt_tokens);
+    let short: Vec<u32> = long[..32.min(long.len())].to_vec();
+
+    let mut results = Vec::new();
+    let prefill_s = r.run(&m.model, std::slice::from_ref(&long), 1, None)?;
+    results.push(
+        json!({"what": "prefill", "batch": 1, "tokens": prompt_tokens,
+        "tokens_per_s": prompt_tokens as f64 / prefill_s}),
+    );
+    for batch in [1usize, 8] {
+        let prompts = vec![short.clone(); batch];
+        let rate = r.decode_rate(&m.model, &prompts, decode_tokens, None)?;
+        results.push(json!({"what": "decode", "batch": batch, "tokens": decode_tokens, "tokens_per_s": rate}));
+    }
+    if lora {
+        let mut set = AdapterSet::new(m.model.device());
+        let mut ids: Vec<AdapterId> = Vec::new();
+        for i in 0..8u64 {
+            let a = random_adapter(&m.model, &format!("bench{i}"), 1000 + i)?;
+            ids.push(set.insert(a)?);
+        }
+        let prompts = vec![short.clone(); 8];
+        let mixed_rows: Vec<Option<AdapterId>> = ids.iter().copied().map(Some).collect();
+        let one_rows = vec![Some(ids[0]); 8];
+        let mixed = set.batch(&mixed_rows)?;
+        let one = set.batch(&one_rows)?;
+        let adapter0 = set.get(ids[0]).context("adapter 0 is resident")?;
+        let mut merged = m.model.clone();
+        merge_adapter(&mut merged, adapter0)?;
+        for (what, model, batch) in [
+            ("lora_mixed_8_adapters", &m.model, Some(&mixed)),
+            ("lora_one_adapter", &m.model, Some(&one)),
+            ("lora_merged", &merged, None),
+            ("lora_base", &m.model, None),
+        ] {
+            let rate = r.decode_rate(model, &prompts, decode_tokens, batch)?;
+            results.push(
+                json!({"what": what, "batch": 8, "tokens": decode_tokens, "tokens_per_s": rate}),
+            );
+        }
+    }
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    if json {
+        println!(
+            "{}",
+            json!({"engine": "sqlora", "model": m.source, "threads": threads, "results": results})
+        );
+    } else {
+        println!("model: {} ({threads} threads)", m.source.display());
+        for res in &results {
+            println!(
+                "{:<24} batch {:>2}  {:>9.1} tokens/s",
+                res["what"].as_str().unwrap_or(""),
+                res["batch"],
+                res["tokens_per_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
