@@ -9,9 +9,14 @@ Measures, with one warm-up run and the median of --repeats runs:
   decode_tok_s_b8    8 sequences decoded together: one llama_decode per step with 8 tokens
                      (one per sequence, each its own seq_id), through llama_cpp's low-level API;
                      tokens/s counts all 8 rows
-Prints one JSON object, with every run and the 1-minute load average: ggml's worker threads
-spin while they wait, so when other processes compete for the cores the numbers collapse
-(decode fell from ~85 to ~3 tokens/s here while two cargo builds ran). Measure on an idle machine.
+Prints one JSON object, with every run and the 1-minute load average.
+
+Waiting policy: ggml's OpenMP workers spin while they wait by default; when other processes
+compete for the 2 cores that collapses throughput (decode fell from ~85 to 1-12 tokens/s here
+while cargo builds ran, with huge run-to-run spread). The script therefore sets
+OMP_WAIT_POLICY=PASSIVE unless --spin is given (or OMP_WAIT_POLICY is already set): slightly
+slower on an idle machine, stable on a busy one. The policy used is in the output. Measure on an
+idle machine when you can, and say which policy.
 """
 
 import argparse
@@ -20,8 +25,20 @@ import os
 import statistics
 import time
 
-import llama_cpp
-import numpy as np
+
+def _wait_policy():
+    # Must be set before llama_cpp (and with it the OpenMP runtime) is loaded.
+    import sys
+
+    policy = "ACTIVE" if "--spin" in sys.argv else "PASSIVE"
+    os.environ.setdefault("OMP_WAIT_POLICY", policy)
+    return os.environ["OMP_WAIT_POLICY"]
+
+
+OMP_WAIT_POLICY = _wait_policy()
+
+import llama_cpp  # noqa: E402
+import numpy as np  # noqa: E402
 
 SCHEMA = (
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, city TEXT, country TEXT, joined DATE);\n"
@@ -123,6 +140,7 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=400)
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--spin", action="store_true", help="keep OpenMP's spinning wait (OMP_WAIT_POLICY=ACTIVE)")
     args = ap.parse_args()
 
     llm = llama_cpp.Llama(model_path=args.gguf, n_ctx=2048, n_batch=512, n_threads=2, n_threads_batch=2, verbose=False)
@@ -139,6 +157,7 @@ def main():
                 "peer": f"llama.cpp via llama-cpp-python {llama_cpp.__version__}",
                 "model": args.gguf.rsplit("/", 1)[-1],
                 "n_threads": 2,
+                "omp_wait_policy": OMP_WAIT_POLICY,
                 "prompt_tokens": len(ids),
                 "decode_tokens": args.decode_tokens,
                 "repeats": args.repeats,
