@@ -1,6 +1,9 @@
 //! Loading a GGUF file (llama.cpp's format): every tensor is dequantized to f32 at load, renamed
 //! to its Hugging Face name, and the llama.cpp row permutation of `q_proj`/`k_proj` is undone so
 //! the Hugging Face rotate-half rope (and PEFT adapters) apply unchanged.
+//!
+//! On the CPU the projections and the vocabulary head also keep their Q4_1/Q8_0 blocks
+//! ([`crate::quant::QWeight`]) for fast few-row inference, unless `SQLORA_NO_QUANT=1`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -8,12 +11,14 @@ use std::io::BufReader;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::{Arch, Config, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::llama::Model;
+use crate::quant::{QFormat, QWeight, BLOCK};
 
 /// Reads the GGUF header and metadata (no tensor data).
 pub fn read_content(path: &Path) -> Result<Content> {
@@ -80,6 +85,24 @@ pub fn load_tensors(
     cfg: &Config,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>> {
+    Ok(load_tensors_and_blocks(path, content, cfg, device, false)?.0)
+}
+
+/// Whether the user turned the quantized kernels off (`SQLORA_NO_QUANT=1`, for comparisons).
+pub fn quant_disabled() -> bool {
+    std::env::var("SQLORA_NO_QUANT").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// [`load_tensors`], plus (when `keep_blocks`, on the CPU) the 2-D Q4_1/Q8_0/F32 weights as
+/// [`QWeight`]s under the same names, rows un-permuted like the f32 copies.
+pub fn load_tensors_and_blocks(
+    path: &Path,
+    content: &Content,
+    cfg: &Config,
+    device: &Device,
+    keep_blocks: bool,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, QWeight>)> {
+    let mut blocks = HashMap::new();
     let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
     let mut reader = BufReader::new(file);
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
@@ -91,16 +114,39 @@ pub fn load_tensors(
             .tensor(&mut reader, name, device)
             .map_err(|e| ModelError::Format(format!("{}: tensor {name}: {e}", path.display())))?;
         let mut t = q.dequantize(device)?.to_dtype(DType::F32)?;
-        if cfg.arch == Arch::Llama {
-            if hf.contains(".self_attn.q_proj.") {
-                t = reverse_permute(&t, cfg.num_attention_heads)?;
-            } else if hf.contains(".self_attn.k_proj.") {
-                t = reverse_permute(&t, cfg.num_key_value_heads)?;
+        let format = match q.dtype() {
+            GgmlDType::Q4_1 => Some(QFormat::Q4_1),
+            GgmlDType::Q8_0 => Some(QFormat::Q8_0),
+            GgmlDType::F32 => Some(QFormat::F32),
+            _ => None,
+        };
+        let mut block = match (format, q.shape().dims()) {
+            (Some(f), &[rows, cols])
+                if keep_blocks && device.is_cpu() && cols.is_multiple_of(BLOCK) =>
+            {
+                Some(QWeight::from_raw(f, rows, cols, q.data()?.into_owned())?)
             }
+            _ => None,
+        };
+        if cfg.arch == Arch::Llama {
+            let heads = if hf.contains(".self_attn.q_proj.") {
+                Some(cfg.num_attention_heads)
+            } else if hf.contains(".self_attn.k_proj.") {
+                Some(cfg.num_key_value_heads)
+            } else {
+                None
+            };
+            if let Some(n_head) = heads {
+                t = reverse_permute(&t, n_head)?;
+                block = block.map(|b| b.reverse_permute(n_head)).transpose()?;
+            }
+        }
+        if let Some(b) = block {
+            blocks.insert(hf.clone(), b);
         }
         out.insert(hf, t);
     }
-    Ok(out)
+    Ok((out, blocks))
 }
 
 /// Loads the architecture and weights of a GGUF file (tokenizer handled by [`crate::load`]).
@@ -120,9 +166,23 @@ pub fn load_model(path: &Path, content: &Content, device: &Device) -> Result<(Co
             factors.into_iter().map(f64::from).collect(),
         ));
     }
-    let tensors = load_tensors(path, content, &cfg, device)?;
+    let (tensors, mut blocks) =
+        load_tensors_and_blocks(path, content, &cfg, device, !quant_disabled())?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-    let model = Model::load(vb, &cfg)?;
+    let mut model = Model::load(vb, &cfg)?;
+    for lin in model.linears_mut() {
+        if let Some(b) = blocks.remove(&format!("{}.weight", lin.name())) {
+            *lin = lin.clone().with_quant(b)?;
+        }
+    }
+    let head = if cfg.tie_word_embeddings {
+        "model.embed_tokens.weight"
+    } else {
+        "lm_head.weight"
+    };
+    if let Some(b) = blocks.remove(head) {
+        model.lm_head = model.lm_head.clone().with_quant(b)?;
+    }
     Ok((cfg, model))
 }
 

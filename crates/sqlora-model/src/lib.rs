@@ -20,6 +20,7 @@ pub mod llama;
 pub mod loaded;
 pub mod lora;
 pub mod peft;
+pub mod quant;
 pub mod tokenizer;
 
 pub use error::{ModelError, Result};

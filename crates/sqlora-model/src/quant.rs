@@ -1,0 +1,809 @@
+//! Quantized weights kept as GGUF blocks, and a multithreaded CPU kernel for few-row products.
+//!
+//! Decoding at batch 1..=16 is memory-bound: reading a projection's f32 weight costs 4 bytes per
+//! weight, its Q4_1 blocks 0.625. [`QWeight`] keeps the blocks exactly as the GGUF file stores
+//! them and [`QWeight::matmul_t`] computes `y[n, out] = x[n, in] · Wᵀ` by dequantizing each block
+//! once into registers (`w = d·q + m` for Q4_1, `w = d·q` for Q8_0, in f32 exactly like
+//! dequantizing to f32 first) and multiplying it with all `n` activation rows, which stay f32.
+//! The result differs from the f32 product only in summation order.
+//!
+//! Block layouts (ggml):
+//! * Q4_1, 20 bytes per 32 weights: f16 `d`, f16 `m`, 16 bytes of nibbles; the low nibble of
+//!   byte `i` is element `i`, the high nibble element `i + 16`.
+//! * Q8_0, 34 bytes per 32 weights: f16 `d`, 32 `i8`.
+//! * F32, 128 bytes per 32 weights (little-endian `f32`s), a plain fallback.
+//!
+//! The kernel picks AVX-512, AVX2+FMA or a scalar loop at run time ([`Isa::best`]); output rows
+//! are split across rayon's pool.
+
+use candle_core::{DType, Device, Storage, Tensor};
+use half::f16;
+use rayon::prelude::*;
+
+use crate::error::{ModelError, Result};
+
+/// Weights per block, for every format.
+pub const BLOCK: usize = 32;
+
+/// Most activation rows [`QWeight::matmul_t`] is meant for (more work, but slower than a
+/// blocked f32 GEMM beyond it).
+pub const MAX_ROWS: usize = 16;
+
+/// A block format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QFormat {
+    /// ggml Q4_1.
+    Q4_1,
+    /// ggml Q8_0.
+    Q8_0,
+    /// Plain little-endian f32.
+    F32,
+}
+
+impl QFormat {
+    /// Bytes per block of [`BLOCK`] weights in a GGUF file.
+    pub fn block_bytes(self) -> usize {
+        self.qs_bytes() + 2 * self.scales()
+    }
+
+    /// Bytes of quants per block as kept in memory (the f16 scales are kept apart, as f32).
+    fn qs_bytes(self) -> usize {
+        match self {
+            QFormat::Q4_1 => BLOCK / 2,
+            QFormat::Q8_0 => BLOCK,
+            QFormat::F32 => 4 * BLOCK,
+        }
+    }
+
+    /// Scales per block (`d`, `m` for Q4_1; `d` for Q8_0).
+    fn scales(self) -> usize {
+        match self {
+            QFormat::Q4_1 => 2,
+            QFormat::Q8_0 => 1,
+            QFormat::F32 => 0,
+        }
+    }
+}
+
+/// The instruction set a kernel call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust.
+    Scalar,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-512 F/BW + FMA + F16C.
+    Avx512,
+}
+
+impl Isa {
+    /// The fastest instruction set this CPU supports.
+    pub fn best() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c");
+            if avx2
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
+                return Isa::Avx512;
+            }
+            if avx2 {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Whether this CPU can run kernels of this instruction set.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => matches!(Isa::best(), Isa::Avx2 | Isa::Avx512),
+            Isa::Avx512 => Isa::best() == Isa::Avx512,
+        }
+    }
+}
+
+/// A weight matrix `[rows (out), cols (in)]` stored as row-major blocks of [`BLOCK`] weights.
+///
+/// The quants of each block are kept as in the file, its f16 scales apart as f32 (a broadcast
+/// from memory costs the kernel less than an f16 conversion per block).
+#[derive(Clone, PartialEq)]
+pub struct QWeight {
+    format: QFormat,
+    rows: usize,
+    cols: usize,
+    /// Quants, `rows · cols / 32` blocks of `format.qs_bytes()`.
+    qs: Vec<u8>,
+    /// Scales, `format.scales()` per block.
+    scales: Vec<f32>,
+}
+
+impl std::fmt::Debug for QWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QWeight")
+            .field("format", &self.format)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QWeight {
+    /// Wraps raw blocks (`rows · cols / 32` blocks of `format`, row-major, as in a GGUF file).
+    pub fn from_raw(format: QFormat, rows: usize, cols: usize, data: Vec<u8>) -> Result<QWeight> {
+        if cols == 0 || rows == 0 || !cols.is_multiple_of(BLOCK) {
+            return Err(ModelError::Format(format!(
+                "quantized weight [{rows}, {cols}]: columns must be a positive multiple of {BLOCK}"
+            )));
+        }
+        let want = rows
+            .checked_mul(cols / BLOCK)
+            .and_then(|b| b.checked_mul(format.block_bytes()));
+        if want != Some(data.len()) {
+            return Err(ModelError::Format(format!(
+                "quantized weight [{rows}, {cols}] in {format:?}: {} bytes, expected {want:?}",
+                data.len()
+            )));
+        }
+        let bb = format.block_bytes();
+        let (sb, nsc) = (2 * format.scales(), format.scales());
+        let nb = data.len() / bb;
+        let mut qs = Vec::with_capacity(nb * format.qs_bytes());
+        let mut scales = Vec::with_capacity(nb * nsc);
+        for blk in data.chunks_exact(bb) {
+            scales.extend((0..nsc).map(|i| read_f16(blk, 2 * i)));
+            qs.extend_from_slice(&blk[sb..]);
+        }
+        Ok(QWeight {
+            format,
+            rows,
+            cols,
+            qs,
+            scales,
+        })
+    }
+
+    /// An f32 weight `[rows, cols]` (row-major `values`) in the [`QFormat::F32`] layout.
+    pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Result<QWeight> {
+        if values.len() != rows.saturating_mul(cols) {
+            return Err(ModelError::Format(format!(
+                "{} values for an f32 weight [{rows}, {cols}]",
+                values.len()
+            )));
+        }
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        QWeight::from_raw(QFormat::F32, rows, cols, data)
+    }
+
+    /// The block format.
+    pub fn format(&self) -> QFormat {
+        self.format
+    }
+
+    /// Output features (rows of the weight).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features (columns of the weight).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held in memory (quants and f32 scales).
+    pub fn size_in_bytes(&self) -> usize {
+        self.qs.len() + 4 * self.scales.len()
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.cols / BLOCK * self.format.qs_bytes()
+    }
+
+    fn row_scales(&self) -> usize {
+        self.cols / BLOCK * self.format.scales()
+    }
+
+    /// The whole matrix as row-major f32 (the reference the kernels are tested against).
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        let (qb, ns) = (self.format.qs_bytes(), self.format.scales());
+        for (b, w) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let qs = &self.qs[b * qb..(b + 1) * qb];
+            decode_scalar(self.format, qs, &self.scales[b * ns..(b + 1) * ns], w);
+        }
+        out
+    }
+
+    /// Undoes llama.cpp's `permute(w, n_head)` on the rows, like [`crate::gguf::reverse_permute`]:
+    /// HF row `h·hd + two·half + i` is stored at row `h·hd + 2·i + two`.
+    pub fn reverse_permute(&self, n_head: usize) -> Result<QWeight> {
+        if n_head == 0 || !self.rows.is_multiple_of(2 * n_head) {
+            return Err(ModelError::Format(format!(
+                "cannot un-permute a weight of {} rows over {n_head} heads",
+                self.rows
+            )));
+        }
+        let hd = self.rows / n_head;
+        let half = hd / 2;
+        let (rb, rs) = (self.row_bytes(), self.row_scales());
+        let mut qs = Vec::with_capacity(self.qs.len());
+        let mut scales = Vec::with_capacity(self.scales.len());
+        for h in 0..n_head {
+            for two in 0..2 {
+                for i in 0..half {
+                    let src = h * hd + 2 * i + two;
+                    qs.extend_from_slice(&self.qs[src * rb..(src + 1) * rb]);
+                    scales.extend_from_slice(&self.scales[src * rs..(src + 1) * rs]);
+                }
+            }
+        }
+        Ok(QWeight {
+            format: self.format,
+            rows: self.rows,
+            cols: self.cols,
+            qs,
+            scales,
+        })
+    }
+
+    /// `y[n, rows] = x[n, cols] · Wᵀ` with the fastest kernel this CPU runs.
+    pub fn matmul_t(&self, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        self.matmul_t_with(Isa::best(), x, n, y)
+    }
+
+    /// [`QWeight::matmul_t`] with a chosen instruction set (an unsupported one is an error).
+    pub fn matmul_t_with(&self, isa: Isa, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        if x.len() != n * self.cols || y.len() != n * self.rows {
+            return Err(ModelError::Format(format!(
+                "quantized matmul: x has {} values, y {}, for {n} rows of [{}, {}]",
+                x.len(),
+                y.len(),
+                self.rows,
+                self.cols
+            )));
+        }
+        if !isa.supported() {
+            return Err(ModelError::Format(format!(
+                "this CPU cannot run {isa:?} kernels"
+            )));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let threads = rayon::current_num_threads().max(1);
+        // A few chunks per thread, each at least 16 rows, so rayon's overhead stays small.
+        let chunk = self.rows.div_ceil(threads * 4).max(16).next_multiple_of(4);
+        let out = OutPtr(y.as_mut_ptr());
+        let run = |start: usize| {
+            let end = (start + chunk).min(self.rows);
+            let mut g = 0;
+            while g < n {
+                let group = (n - g).min(group_max(isa));
+                let xs = &x[g * self.cols..(g + group) * self.cols];
+                // SAFETY: each chunk writes only its own output columns `start..end` of rows
+                // `g..g + group` of `y`, which has `n * rows` values (checked above).
+                unsafe { self.rows_kernel(isa, xs, group, start, end, out.at(g * self.rows)) };
+                g += group;
+            }
+        };
+        let starts: Vec<usize> = (0..self.rows).step_by(chunk).collect();
+        if starts.len() == 1 {
+            run(0);
+        } else {
+            starts.into_par_iter().for_each(run);
+        }
+        Ok(())
+    }
+
+    /// Output rows `start..end` for `n` activation rows `x` (`n ≤ group_max(isa)`), written to
+    /// `y[j * self.rows + o]`.
+    ///
+    /// # Safety
+    /// `y` must be valid for writes at those indices; `isa` must be supported.
+    unsafe fn rows_kernel(
+        &self,
+        isa: Isa,
+        x: &[f32],
+        n: usize,
+        start: usize,
+        end: usize,
+        y: *mut f32,
+    ) {
+        let (rb, rs) = (self.row_bytes(), self.row_scales());
+        let w = &self.qs[start * rb..end * rb];
+        let sc = &self.scales[start * rs..end * rs];
+        let args = Args {
+            w: w.as_ptr(),
+            row_bytes: rb,
+            s: sc.as_ptr(),
+            row_scales: rs,
+            nrows: end - start,
+            nblocks: self.cols / BLOCK,
+            x: x.as_ptr(),
+            cols: self.cols,
+            y: y.add(start),
+            y_stride: self.rows,
+        };
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => simd::dispatch512(self.format, n, &args),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => simd::dispatch256(self.format, n, &args),
+            _ => scalar_rows(self.format, n, &args),
+        }
+    }
+}
+
+/// `x · Wᵀ` for a 2-D f32 CPU tensor `x` `[n, cols]` with `1 <= n <= MAX_ROWS` that tracks
+/// no gradient; `Ok(None)` when `x` is anything else (the caller then uses its f32 weight).
+pub fn forward_2d(w: &QWeight, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    let (n, cols) = x.dims2()?;
+    if n == 0
+        || n > MAX_ROWS
+        || cols != w.cols
+        || x.dtype() != DType::F32
+        || !x.device().is_cpu()
+        || x.track_op()
+    {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    let mut y = vec![0f32; n * w.rows];
+    {
+        let (storage, layout) = x.storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else {
+            return Ok(None);
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            return Ok(None);
+        };
+        let data = cpu.as_slice::<f32>()?;
+        let Some(data) = data.get(a..b) else {
+            return Ok(None);
+        };
+        w.matmul_t(data, n, &mut y)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    }
+    Ok(Some(Tensor::from_vec(y, (n, w.rows), &Device::Cpu)?))
+}
+
+/// Activation rows handled together (the accumulators must fit in registers).
+fn group_max(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 8,
+        Isa::Avx2 => 4,
+        Isa::Scalar => MAX_ROWS,
+    }
+}
+
+/// A raw output pointer shared by the rayon tasks, which write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint indices (see `matmul_t_with`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// One kernel call's operands.
+struct Args {
+    /// First block of the first output row.
+    w: *const u8,
+    row_bytes: usize,
+    /// Scales of the first block of the first output row.
+    s: *const f32,
+    row_scales: usize,
+    nrows: usize,
+    nblocks: usize,
+    /// Activation row `j` starts at `x + j * cols`.
+    x: *const f32,
+    cols: usize,
+    /// Output row `o` of activation row `j` is `y + j * y_stride + o`.
+    y: *mut f32,
+    y_stride: usize,
+}
+
+fn read_f16(b: &[u8], at: usize) -> f32 {
+    f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
+}
+
+/// Dequantizes one block (quants `qs`, scales `sc`) into `out` (32 values), like ggml/candle.
+fn decode_scalar(format: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
+    match format {
+        QFormat::Q4_1 => {
+            let (d, m) = (sc[0], sc[1]);
+            for i in 0..BLOCK / 2 {
+                let q = qs[i];
+                out[i] = (q & 0x0F) as f32 * d + m;
+                out[i + BLOCK / 2] = (q >> 4) as f32 * d + m;
+            }
+        }
+        QFormat::Q8_0 => {
+            let d = sc[0];
+            for i in 0..BLOCK {
+                out[i] = (qs[i] as i8) as f32 * d;
+            }
+        }
+        QFormat::F32 => {
+            for (o, c) in out.iter_mut().zip(qs.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+    }
+}
+
+/// The portable kernel.
+///
+/// # Safety
+/// `a` must describe valid buffers (see [`QWeight::rows_kernel`]).
+unsafe fn scalar_rows(format: QFormat, n: usize, a: &Args) {
+    let (qb, ns) = (format.qs_bytes(), format.scales());
+    let x = std::slice::from_raw_parts(a.x, n * a.cols);
+    let mut w = [0f32; BLOCK];
+    let mut acc = [0f32; MAX_ROWS];
+    for o in 0..a.nrows {
+        let row = std::slice::from_raw_parts(a.w.add(o * a.row_bytes), a.row_bytes);
+        let sc = std::slice::from_raw_parts(a.s.add(o * a.row_scales), a.row_scales);
+        acc[..n].fill(0.0);
+        for (b, blk) in row.chunks_exact(qb).enumerate() {
+            decode_scalar(format, blk, &sc[b * ns..(b + 1) * ns], &mut w);
+            for (j, s) in acc[..n].iter_mut().enumerate() {
+                let xb = &x[j * a.cols + b * BLOCK..j * a.cols + (b + 1) * BLOCK];
+                *s += w.iter().zip(xb).map(|(p, q)| p * q).sum::<f32>();
+            }
+        }
+        for (j, s) in acc[..n].iter().enumerate() {
+            *a.y.add(j * a.y_stride + o) = *s;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    //! AVX-512 and AVX2 kernels: one block is dequantized into registers, then multiplied with
+    //! `N` activation rows, two accumulators per row.
+
+    use std::arch::x86_64::*;
+
+    use super::{scalar_rows, Args, QFormat};
+
+    macro_rules! by_rows {
+        ($f:ident, $fmt:expr, $n:expr, $a:expr, [$($k:literal),*]) => {
+            match $n {
+                $($k => $f::<$k>($fmt, $a),)*
+                _ => scalar_rows($fmt, $n, $a),
+            }
+        };
+    }
+
+    /// # Safety
+    /// AVX-512F/BW, FMA and F16C must be available; `a` valid; `n <= 8`.
+    pub(super) unsafe fn dispatch512(fmt: QFormat, n: usize, a: &Args) {
+        by_rows!(rows512, fmt, n, a, [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
+    /// # Safety
+    /// AVX2, FMA and F16C must be available; `a` valid; `n <= 4`.
+    pub(super) unsafe fn dispatch256(fmt: QFormat, n: usize, a: &Args) {
+        by_rows!(rows256, fmt, n, a, [1, 2, 3, 4])
+    }
+
+    /// Elements 0..16 and 16..32 of one block.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn block512(fmt: QFormat, p: *const u8, s: *const f32) -> (__m512, __m512) {
+        match fmt {
+            QFormat::Q4_1 => {
+                let d = _mm512_set1_ps(*s);
+                let m = _mm512_set1_ps(*s.add(1));
+                let qs = _mm_loadu_si128(p as *const __m128i);
+                let mask = _mm_set1_epi8(0x0F);
+                let lo = _mm_and_si128(qs, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+                let lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo));
+                let hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi));
+                (_mm512_fmadd_ps(lo, d, m), _mm512_fmadd_ps(hi, d, m))
+            }
+            QFormat::Q8_0 => {
+                let d = _mm512_set1_ps(*s);
+                let q0 = _mm_loadu_si128(p as *const __m128i);
+                let q1 = _mm_loadu_si128(p.add(16) as *const __m128i);
+                let q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0));
+                let q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1));
+                (_mm512_mul_ps(q0, d), _mm512_mul_ps(q1, d))
+            }
+            QFormat::F32 => (
+                _mm512_loadu_ps(p as *const f32),
+                _mm512_loadu_ps(p.add(64) as *const f32),
+            ),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn rows512<const N: usize>(fmt: QFormat, a: &Args) {
+        let (qb, ns) = (fmt.qs_bytes(), fmt.scales());
+        for o in 0..a.nrows {
+            let row = a.w.add(o * a.row_bytes);
+            let sc = a.s.add(o * a.row_scales);
+            let mut acc0 = [_mm512_setzero_ps(); N];
+            let mut acc1 = [_mm512_setzero_ps(); N];
+            for b in 0..a.nblocks {
+                let (w0, w1) = block512(fmt, row.add(b * qb), sc.add(b * ns));
+                let xb = a.x.add(b * 32);
+                for j in 0..N {
+                    let xj = xb.add(j * a.cols);
+                    acc0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), acc0[j]);
+                    acc1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj.add(16)), acc1[j]);
+                }
+            }
+            for j in 0..N {
+                *a.y.add(j * a.y_stride + o) =
+                    _mm512_reduce_add_ps(_mm512_add_ps(acc0[j], acc1[j]));
+            }
+        }
+    }
+
+    /// Elements 0..8, 8..16, 16..24, 24..32 of one block.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block256(fmt: QFormat, p: *const u8, s: *const f32) -> [__m256; 4] {
+        match fmt {
+            QFormat::Q4_1 => {
+                let d = _mm256_set1_ps(*s);
+                let m = _mm256_set1_ps(*s.add(1));
+                let qs = _mm_loadu_si128(p as *const __m128i);
+                let mask = _mm_set1_epi8(0x0F);
+                let lo = _mm_and_si128(qs, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+                let cvt =
+                    |v: __m128i| _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), d, m);
+                [
+                    cvt(lo),
+                    cvt(_mm_srli_si128(lo, 8)),
+                    cvt(hi),
+                    cvt(_mm_srli_si128(hi, 8)),
+                ]
+            }
+            QFormat::Q8_0 => {
+                let d = _mm256_set1_ps(*s);
+                let q0 = _mm_loadu_si128(p as *const __m128i);
+                let q1 = _mm_loadu_si128(p.add(16) as *const __m128i);
+                let cvt =
+                    |v: __m128i| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
+                [
+                    cvt(q0),
+                    cvt(_mm_srli_si128(q0, 8)),
+                    cvt(q1),
+                    cvt(_mm_srli_si128(q1, 8)),
+                ]
+            }
+            QFormat::F32 => {
+                let f = p as *const f32;
+                [
+                    _mm256_loadu_ps(f),
+                    _mm256_loadu_ps(f.add(8)),
+                    _mm256_loadu_ps(f.add(16)),
+                    _mm256_loadu_ps(f.add(24)),
+                ]
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows256<const N: usize>(fmt: QFormat, a: &Args) {
+        let (qb, ns) = (fmt.qs_bytes(), fmt.scales());
+        for o in 0..a.nrows {
+            let row = a.w.add(o * a.row_bytes);
+            let sc = a.s.add(o * a.row_scales);
+            let mut acc0 = [_mm256_setzero_ps(); N];
+            let mut acc1 = [_mm256_setzero_ps(); N];
+            for b in 0..a.nblocks {
+                let w = block256(fmt, row.add(b * qb), sc.add(b * ns));
+                let xb = a.x.add(b * 32);
+                for j in 0..N {
+                    let xj = xb.add(j * a.cols);
+                    acc0[j] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xj), acc0[j]);
+                    acc1[j] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xj.add(8)), acc1[j]);
+                    acc0[j] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xj.add(16)), acc0[j]);
+                    acc1[j] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xj.add(24)), acc1[j]);
+                }
+            }
+            for j in 0..N {
+                let s = _mm256_add_ps(acc0[j], acc1[j]);
+                let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+                *a.y.add(j * a.y_stride + o) = _mm_cvtss_f32(s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Random blocks of `format` with scales like a real model's (|d| ~ 1e-2).
+    fn random(format: QFormat, rows: usize, cols: usize, seed: u64) -> QWeight {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let nb = rows * cols / BLOCK;
+        let mut data = Vec::with_capacity(nb * format.block_bytes());
+        for _ in 0..nb {
+            match format {
+                QFormat::Q4_1 => {
+                    let d = f16::from_f32(rng.gen_range(0.001..0.05));
+                    let m = f16::from_f32(rng.gen_range(-0.4..0.0));
+                    data.extend(d.to_bits().to_le_bytes());
+                    data.extend(m.to_bits().to_le_bytes());
+                    data.extend((0..16).map(|_| rng.gen::<u8>()));
+                }
+                QFormat::Q8_0 => {
+                    let d = f16::from_f32(rng.gen_range(0.0001..0.01));
+                    data.extend(d.to_bits().to_le_bytes());
+                    data.extend((0..32).map(|_| rng.gen::<u8>()));
+                }
+                QFormat::F32 => {
+                    data.extend((0..32).flat_map(|_| rng.gen_range(-1f32..1.0).to_le_bytes()))
+                }
+            }
+        }
+        QWeight::from_raw(format, rows, cols, data).unwrap()
+    }
+
+    fn reference(w: &[f32], x: &[f32], n: usize, rows: usize, cols: usize) -> Vec<f64> {
+        let mut y = vec![0f64; n * rows];
+        for j in 0..n {
+            for o in 0..rows {
+                y[j * rows + o] = (0..cols)
+                    .map(|i| w[o * cols + i] as f64 * x[j * cols + i] as f64)
+                    .sum();
+            }
+        }
+        y
+    }
+
+    /// Max |got - want| relative to the largest |want| (so cancellation does not inflate it).
+    fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+        let scale = want.iter().fold(0f64, |a, b| a.max(b.abs())).max(1e-30);
+        got.iter()
+            .zip(want)
+            .map(|(g, w)| (*g as f64 - w).abs())
+            .fold(0.0, f64::max)
+            / scale
+    }
+
+    fn isas() -> Vec<Isa> {
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|i| i.supported())
+            .collect()
+    }
+
+    #[test]
+    fn decode_matches_ggml_layout() {
+        // d = 0.5, m = -1: element i is (low nibble of byte i) * 0.5 - 1, element i + 16 the high.
+        let mut blk = Vec::new();
+        blk.extend(f16::from_f32(0.5).to_bits().to_le_bytes());
+        blk.extend(f16::from_f32(-1.0).to_bits().to_le_bytes());
+        blk.extend((0..16u8).map(|i| i | ((15 - i) << 4)));
+        let w = QWeight::from_raw(QFormat::Q4_1, 1, 32, blk).unwrap();
+        let v = w.dequantize();
+        for i in 0..16 {
+            assert_eq!(v[i], i as f32 * 0.5 - 1.0);
+            assert_eq!(v[i + 16], (15 - i) as f32 * 0.5 - 1.0);
+        }
+        let mut blk = Vec::new();
+        blk.extend(f16::from_f32(0.25).to_bits().to_le_bytes());
+        blk.extend((0..32i8).map(|i| (i - 16) as u8));
+        let w = QWeight::from_raw(QFormat::Q8_0, 1, 32, blk).unwrap();
+        let v = w.dequantize();
+        for (i, x) in v.iter().enumerate() {
+            assert_eq!(*x, (i as f32 - 16.0) * 0.25);
+        }
+    }
+
+    #[test]
+    fn dequantize_matches_candle() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        use candle_core::{Device, Tensor};
+        for (format, dt) in [
+            (QFormat::Q4_1, GgmlDType::Q4_1),
+            (QFormat::Q8_0, GgmlDType::Q8_0),
+        ] {
+            let vals: Vec<f32> = (0..4 * 64)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0)
+                .collect();
+            let t = Tensor::from_vec(vals, (4, 64), &Device::Cpu).unwrap();
+            let q = QTensor::quantize(&t, dt).unwrap();
+            let ours = QWeight::from_raw(format, 4, 64, q.data().unwrap().into_owned()).unwrap();
+            let theirs: Vec<f32> = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(ours.dequantize(), theirs, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn kernels_match_dequantized_product() {
+        let mut seed = 1;
+        for format in [QFormat::Q4_1, QFormat::Q8_0, QFormat::F32] {
+            for (rows, cols) in [(1, 32), (37, 96), (130, 224), (64, 576)] {
+                let w = random(format, rows, cols, seed);
+                let wf = w.dequantize();
+                for n in [1, 2, 3, 5, 8, 9, 16] {
+                    seed += 1;
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                    let x: Vec<f32> = (0..n * cols).map(|_| rng.gen_range(-2f32..2.0)).collect();
+                    let want = reference(&wf, &x, n, rows, cols);
+                    for isa in isas() {
+                        let mut y = vec![f32::NAN; n * rows];
+                        w.matmul_t_with(isa, &x, n, &mut y).unwrap();
+                        let e = rel_err(&y, &want);
+                        assert!(e < 1e-5, "{format:?} {isa:?} [{rows},{cols}] n={n}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simd_agrees_with_scalar() {
+        let w = random(QFormat::Q4_1, 300, 1536, 7);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        for n in [1, 4, 16] {
+            let x: Vec<f32> = (0..n * 1536).map(|_| rng.gen_range(-1f32..1.0)).collect();
+            let mut ys = vec![0f32; n * 300];
+            w.matmul_t_with(Isa::Scalar, &x, n, &mut ys).unwrap();
+            for isa in isas() {
+                let mut y = vec![0f32; n * 300];
+                w.matmul_t_with(isa, &x, n, &mut y).unwrap();
+                for (a, b) in y.iter().zip(&ys) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{isa:?} n={n}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+        assert!(Isa::best().supported());
+    }
+
+    #[test]
+    fn reverse_permute_matches_f32_version() {
+        let w = random(QFormat::Q4_1, 12, 64, 3);
+        let t = candle_core::Tensor::from_vec(w.dequantize(), (12, 64), &candle_core::Device::Cpu)
+            .unwrap();
+        let want: Vec<f32> = crate::gguf::reverse_permute(&t, 3)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(w.reverse_permute(3).unwrap().dequantize(), want);
+        assert!(w.reverse_permute(5).is_err());
+    }
+
+    #[test]
+    fn bad_shapes_are_refused() {
+        assert!(QWeight::from_raw(QFormat::Q4_1, 2, 48, vec![0; 60]).is_err());
+        assert!(QWeight::from_raw(QFormat::Q4_1, 2, 64, vec![0; 79]).is_err());
+        assert!(QWeight::from_f32(2, 32, &[0.0; 63]).is_err());
+        let w = random(QFormat::Q8_0, 4, 32, 1);
+        let mut y = vec![0f32; 8];
+        assert!(w.matmul_t(&[0.0; 63], 2, &mut y).is_err());
+        assert!(w.matmul_t(&[0.0; 64], 2, &mut y).is_ok());
+    }
+}
