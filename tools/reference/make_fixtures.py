@@ -313,12 +313,14 @@ def tiny(args, kind):
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     # transformers >= 5 writes rope_theta only inside "rope_parameters"; configs written by
-    # transformers 4.x (most folders in the wild) have it at the top level. Write both so the
-    # folder reads the same either way.
+    # transformers 4.x (most folders in the wild) have it at the top level. tiny-qwen2 keeps
+    # transformers 5's layout as written, tiny-llama gets the 4.x top-level key too, so the
+    # loader is checked on both.
     cfg_path = os.path.join(folder, "config.json")
     with open(cfg_path, encoding="utf-8") as f:
         saved = json.load(f)
-    saved["rope_theta"] = cfg.rope_parameters["rope_theta"] if hasattr(cfg, "rope_parameters") else cfg.rope_theta
+    if kind == "llama":
+        saved["rope_theta"] = cfg.rope_parameters["rope_theta"] if hasattr(cfg, "rope_parameters") else cfg.rope_theta
     dump(cfg_path, saved)
     for extra in ("generation_config.json",):
         path = os.path.join(folder, extra)

@@ -91,6 +91,8 @@ struct HfConfig {
     tie_word_embeddings: Option<bool>,
     attention_bias: Option<bool>,
     rope_scaling: Option<serde_json::Value>,
+    /// transformers >= 5 writes `rope_theta` and the scaling here instead of at the top level.
+    rope_parameters: Option<serde_json::Value>,
 }
 
 fn parse_rope_scaling(v: &serde_json::Value) -> Result<Option<RopeScaling>> {
@@ -162,12 +164,20 @@ impl Config {
             head_dim: raw
                 .head_dim
                 .unwrap_or(raw.hidden_size / raw.num_attention_heads),
-            rope_theta: raw.rope_theta.unwrap_or(10_000.0),
+            rope_theta: raw
+                .rope_theta
+                .or_else(|| {
+                    raw.rope_parameters
+                        .as_ref()
+                        .and_then(|p| p.get("rope_theta"))
+                        .and_then(|t| t.as_f64())
+                })
+                .unwrap_or(10_000.0),
             rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(4096),
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
             attention_bias: arch == Arch::Qwen2 || raw.attention_bias.unwrap_or(false),
-            rope_scaling: match &raw.rope_scaling {
+            rope_scaling: match raw.rope_scaling.as_ref().or(raw.rope_parameters.as_ref()) {
                 Some(v) => parse_rope_scaling(v)?,
                 None => None,
             },
@@ -310,5 +320,29 @@ mod tests {
             Config::from_hf_json_str(&scaled),
             Err(ModelError::Unsupported(_))
         ));
+    }
+
+    /// transformers >= 5 nests rope_theta (and the scaling) under `rope_parameters`.
+    #[test]
+    fn rope_parameters_of_transformers_5() {
+        let base = r#"{"model_type":"qwen2","vocab_size":10,"hidden_size":8,"intermediate_size":16,
+            "num_hidden_layers":2,"num_attention_heads":2,
+            "rope_parameters":{"rope_type":"default","rope_theta":1000000.0}}"#;
+        let c = Config::from_hf_json_str(base).unwrap();
+        assert_eq!(c.rope_theta, 1_000_000.0);
+        assert!(c.rope_scaling.is_none());
+        let lin = base.replace(
+            r#"{"rope_type":"default","rope_theta":1000000.0}"#,
+            r#"{"rope_type":"linear","factor":2.0,"rope_theta":500000.0}"#,
+        );
+        let c = Config::from_hf_json_str(&lin).unwrap();
+        assert_eq!(c.rope_theta, 500_000.0);
+        assert_eq!(c.rope_scaling, Some(RopeScaling::Linear { factor: 2.0 }));
+        // The top-level key wins when both are present.
+        let both = base.replace(
+            r#""rope_parameters""#,
+            r#""rope_theta":7.0,"rope_parameters""#,
+        );
+        assert_eq!(Config::from_hf_json_str(&both).unwrap().rope_theta, 7.0);
     }
 }
