@@ -15,6 +15,7 @@
 use candle_core::{DType, IndexOp, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
 use crate::llama::{attention_mask, Cache, Model};
@@ -169,23 +170,27 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// `log_softmax(logits)[id]`, in f64.
-fn log_prob(logits: &[f32], id: u32) -> f64 {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+/// `ln Σ exp(logits)`: each exponential in f32 (relative to the maximum, so in (0, 1], which
+/// f32 holds to 1e-7 relative), summed and logged in f64. Half the time of f64 exponentials;
+/// over a 49152-token vocabulary this is the costliest per-row step of decoding after the model.
+fn log_sum_exp(logits: &[f32]) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let sum: f64 = logits.iter().map(|&x| (x - max).exp() as f64).sum();
+    max as f64 + sum.ln()
+}
+
+/// `log_softmax(logits)[id]` given `lse = log_sum_exp(logits)`.
+fn log_prob(logits: &[f32], lse: f64, id: u32) -> f64 {
     logits
         .get(id as usize)
         .map(|&x| x as f64)
         .unwrap_or(f64::NEG_INFINITY)
-        - max
-        - sum.ln()
+        - lse
 }
 
 /// Full log-softmax in f64.
 fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
-    let lse = max + sum.ln();
+    let lse = log_sum_exp(logits);
     logits.iter().map(|&x| x as f64 - lse).collect()
 }
 
@@ -377,6 +382,12 @@ pub fn generate_with_adapters(
     loop {
         let mut next_tokens = Vec::with_capacity(active.len());
         let mut keep = Vec::with_capacity(active.len());
+        // The rows' normalisers in parallel (the rest of a row's step is cheap).
+        let lses: Vec<f64> = if logits.len() > 1 {
+            logits.par_iter().map(|l| log_sum_exp(l)).collect()
+        } else {
+            logits.iter().map(|l| log_sum_exp(l)).collect()
+        };
         for (k, &r) in active.iter().enumerate() {
             let row = &mut rows[r];
             let lg = &logits[k];
@@ -384,7 +395,7 @@ pub fn generate_with_adapters(
                 Some(rng) => sample(lg, params.temperature, params.top_p, rng),
                 None => argmax(lg),
             };
-            row.logprob += log_prob(lg, tok);
+            row.logprob += log_prob(lg, lses[k], tok);
             if params.stop_on_eos && info.eos_ids.contains(&tok) {
                 let text = (info.decode)(&row.tokens)?;
                 row.done = Some((FinishReason::Eos, text));
