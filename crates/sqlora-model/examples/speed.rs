@@ -58,5 +58,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             total as f64 / dt
         );
     }
+    // Decode alone after the full prompt, as the llama.cpp peer measures it: generation of 65
+    // tokens minus generation of 1 (the same prefill), per decoded token.
+    for batch in [1usize, 8] {
+        let prompts = vec![ids.clone(); batch];
+        let mut secs = [0.0; 2];
+        for (k, n) in [1usize, 65].into_iter().enumerate() {
+            let params = GenerateParams {
+                max_new_tokens: n,
+                stop_on_eos: false,
+                ..Default::default()
+            };
+            let t = Instant::now();
+            generate(&m, &prompts, &params)?;
+            secs[k] = t.elapsed().as_secs_f64();
+        }
+        let per_step = (secs[1] - secs[0]) / 64.0;
+        println!(
+            "decode after {} tokens, batch {batch}: {:.1} ms/step = {:.1} tok/s",
+            ids.len(),
+            per_step * 1e3,
+            batch as f64 / per_step
+        );
+    }
     Ok(())
 }
