@@ -11,6 +11,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod cpu_attn;
 pub mod error;
 pub mod fetch;
 pub mod generate;

@@ -488,6 +488,10 @@ impl Attention {
             Some((c, layer)) => c.append(layer, &k, &v)?,
             None => (k, v),
         };
+        // Decoding on the CPU: one fused pass instead of tiny batched matmuls (see cpu_attn).
+        if let Some(out) = crate::cpu_attn::attend(&q, &k, &v, mask)? {
+            return Ok(self.o_proj.forward_with(&out, adapters)?);
+        }
         let kv_len = k.dim(2)?;
         // Query heads sharing a kv head become extra rows: [b, nkv, rep * t, hd].
         let q = (q.reshape((b, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
