@@ -9,6 +9,10 @@
 //! [`epoch_plan`]`(lengths, micro_batch, seed, e)`, so a checkpoint only needs the step count
 //! to know where the data order stands.
 //!
+//! Resuming reproduces an uninterrupted run exactly when `dropout` is 0; with dropout the masks
+//! come from candle's unseeded generator (inside `sqlora-model`), so a resumed run is
+//! statistically, not bitwise, the same.
+//!
 //! Files under `out_dir`:
 //! * `metrics.jsonl`: one JSON object per optimizer step (`step`, `epoch`, `loss`, `lr`,
 //!   `grad_norm`, `tokens`, `answer_tokens`, `tokens_per_s`, `elapsed_s`), plus `eval_loss`
