@@ -53,6 +53,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|r| tokenize(r, &m.tokenizer, cfg.max_seq_len))
         .collect::<Result<Vec<_>, _>>()?;
+    let full: Vec<usize> = rendered
+        .iter()
+        .map(|r| tokenize(r, &m.tokenizer, usize::MAX).map(|t| t.len()))
+        .collect::<Result<_, _>>()?;
+    println!(
+        "untruncated lengths: min {} max {}; {} of {} prompts cut to fit max_seq_len {}",
+        full.iter().min().copied().unwrap_or(0),
+        full.iter().max().copied().unwrap_or(0),
+        full.iter().filter(|&&l| l > cfg.max_seq_len).count(),
+        full.len(),
+        cfg.max_seq_len
+    );
     let mean_len = examples.iter().map(|e| e.len()).sum::<usize>() as f64 / examples.len() as f64;
     println!(
         "{} examples, mean {mean_len:.0} tokens, micro-batch {} x accumulation {}",
