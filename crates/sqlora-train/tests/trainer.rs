@@ -197,6 +197,16 @@ fn resume_after_interruption_equals_an_uninterrupted_run() {
     assert!(!dir.path().join("adapter").exists());
     let ckpt = latest_checkpoint(dir.path()).unwrap();
     assert!(ckpt.ends_with("step-000002"), "{}", ckpt.display());
+    // Only complete checkpoints count: no temporary folder is left, and a half-written one (a
+    // crash before the rename, or a folder without its state) is never picked.
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, vec!["step-000002".to_string()]);
+    std::fs::create_dir_all(dir.path().join("checkpoints/.step-000009.tmp")).unwrap();
+    std::fs::create_dir_all(dir.path().join("checkpoints/step-000010")).unwrap();
+    assert_eq!(latest_checkpoint(dir.path()).unwrap(), ckpt);
 
     // A checkpoint of other data or another config is refused.
     let mut bad = TrainOptions::new(dir.path());
