@@ -7,6 +7,8 @@
 //!   model's own Jinja chat template.
 //! * [`loaded`]: [`load`] a `.gguf` file or a Hugging Face folder into a [`LoadedModel`].
 //! * [`generate`]: batched generation with a KV cache (greedy, sampling, n-best).
+//! * [`quant`] / [`cpu_attn`]: CPU fast paths for decoding: products of up to 16 rows with the
+//!   GGUF Q4_1/Q8_0 blocks kept at load (`SQLORA_NO_QUANT=1` turns them off), and fused attention.
 //! * [`fetch`]: obtaining and verifying the default model (SmolLM2-135M-Instruct).
 
 pub mod chat;
