@@ -6,12 +6,15 @@
 Same model (transformers loads the GGUF dequantized to float32), same threads (2), same
 shapes as sqlora's bench: 8 rows of the same 32-token prompt, 64 greedy tokens per row (EOS
 ignored), 8 random rank-8 adapters (alpha 16) on all seven projections with non-zero B.
-Decode tokens/s = 8 * 64 / (t(1 + 64 tokens) - t(1 token)), one warm-up, median of --repeats.
+Decode tokens/s = 8 * 64 / (time of 64 greedy decode steps after an untimed prefill), the
+same loop as sqlora's bench (forward with the KV cache, argmax); one warm-up, median of
+--repeats.
 
-  lora_mixed_8_adapters  generate(..., adapter_names=[a0..a7])  (PEFT's mixed-batch path)
-  lora_one_adapter       set_adapter(a0), plain generate
-  lora_merged            merge_adapter() (a0 folded into the weights), plain generate
-  lora_base              with disable_adapter(): plain generate
+  lora_mixed_8_adapters  forward(..., adapter_names=[a0..a7])  (PEFT's mixed-batch path, the
+                         one generate(..., adapter_names=...) uses)
+  lora_one_adapter       set_adapter(a0), plain forward
+  lora_merged            merge_adapter() (a0 folded into the weights), plain forward
+  lora_base              with disable_adapter(): plain forward
 Prints one JSON object.
 """
 
@@ -63,32 +66,28 @@ def main():
     input_ids = torch.tensor([ids] * 8)
     mask = torch.ones_like(input_ids)
 
-    def run(n, **kw):
+    def rate(**kw):
+        """Decode tokens/s over the 8 rows: prefill untimed, then args.decode_tokens greedy
+        steps (forward of one token per row with the KV cache, argmax) timed, as sqlora's
+        bench does. Median of --repeats after a warm-up."""
+
         def once():
             with torch.no_grad():
-                model.generate(
-                    input_ids=input_ids,
-                    attention_mask=mask,
-                    max_new_tokens=n,
-                    min_new_tokens=n,
-                    do_sample=False,
-                    pad_token_id=tok.pad_token_id or 0,
-                    **kw,
-                )
+                out = model(input_ids=input_ids, attention_mask=mask, use_cache=True, **kw)
+                pkv = out.past_key_values
+                nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
+                am = mask
+                t = time.perf_counter()
+                for _ in range(args.decode_tokens):
+                    am = torch.cat([am, torch.ones_like(nxt)], dim=1)
+                    out = model(input_ids=nxt, attention_mask=am, past_key_values=pkv, use_cache=True, **kw)
+                    pkv = out.past_key_values
+                    nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
+                return time.perf_counter() - t
 
         once()
-        times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            once()
-            times.append(time.perf_counter() - t)
-        return statistics.median(times)
-
-    def rate(**kw):
-        t1 = run(1, **kw)
-        tn = run(1 + args.decode_tokens, **kw)
-        # None when noise swamps the difference (a run with too few tokens on a busy machine).
-        return 8 * args.decode_tokens / (tn - t1) if tn > t1 else None
+        times = [once() for _ in range(args.repeats)]
+        return 8 * args.decode_tokens / statistics.median(times)
 
     results = []
     results.append(

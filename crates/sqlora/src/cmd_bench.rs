@@ -8,16 +8,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use candle_core::Tensor;
 use clap::Subcommand;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
-use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
-use sqlora_model::llama::Model;
+use sqlora_model::generate::argmax;
+use sqlora_model::llama::{Cache, Model};
 use sqlora_model::lora::{
     merge_adapter, targeted_linears, AdapterBatch, AdapterId, AdapterSet, LoraAdapter, LoraConfig,
     PROJECTIONS,
 };
-use sqlora_model::LoadedModel;
 
 use crate::cmd_model::{load_model, ModelArg};
 
@@ -74,57 +74,80 @@ fn random_adapter(model: &Model, name: &str, seed: u64) -> Result<LoraAdapter> {
         let (i, o) = (lin.in_features(), lin.out_features());
         let mut rand =
             |n: usize, s: f32| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-s..s)).collect() };
-        let a = candle_core::Tensor::from_vec(rand(8 * i, 0.05), (8, i), model.device())?;
-        let b = candle_core::Tensor::from_vec(rand(o * 8, 0.05), (o, 8), model.device())?;
+        let a = Tensor::from_vec(rand(8 * i, 0.05), (8, i), model.device())?;
+        let b = Tensor::from_vec(rand(o * 8, 0.05), (o, 8), model.device())?;
         modules.insert(lin.name().to_string(), (a, b));
     }
     Ok(LoraAdapter::new(name, config, modules)?)
 }
 
-struct Runner<'a> {
-    m: &'a LoadedModel,
+struct Runner {
     reps: usize,
 }
 
-impl Runner<'_> {
-    /// Seconds for `max_new` tokens on every row (EOS ignored), median of `reps`.
-    fn run(
-        &self,
-        model: &Model,
-        prompts: &[Vec<u32>],
-        max_new: usize,
-        adapters: Option<&AdapterBatch>,
-    ) -> Result<f64> {
-        let tok = &self.m.tokenizer;
-        let decode = |ids: &[u32]| tok.decode(ids, true);
-        let info = TokenInfo {
-            eos_ids: tok.eos_token_ids(),
-            pad_id: tok.pad_token_id(),
-            decode: &decode,
-        };
-        let params = GenerateParams {
-            max_new_tokens: max_new,
-            stop_on_eos: false,
-            ..GenerateParams::default()
-        };
-        time_it(self.reps, || {
-            generate_with_adapters(model, &info, prompts, &params, adapters)?;
+impl Runner {
+    /// Prefill tokens/s: one forward pass over `ids` (batch 1) plus the last position's
+    /// logits; median of `reps` after a warm-up.
+    fn prefill_rate(&self, model: &Model, ids: &[u32]) -> Result<f64> {
+        let dev = model.device().clone();
+        let t = time_it(self.reps, || {
+            let input = Tensor::new(ids, &dev)?.unsqueeze(0)?;
+            let pos: Vec<u32> = (0..ids.len() as u32).collect();
+            let pos = Tensor::new(pos.as_slice(), &dev)?.unsqueeze(0)?;
+            let mut cache = Cache::with_capacity(model.config(), ids.len() + 1);
+            let h = model.forward(&input, &pos, None, Some(&mut cache))?;
+            let last = h.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
+            model.logits(&last)?.to_vec2::<f32>()?;
             Ok(())
-        })
+        })?;
+        Ok(ids.len() as f64 / t)
     }
 
-    /// Decode tokens/s: (time for 1 + n tokens − time for 1 token) over n tokens per row, so
-    /// the prefill is not counted.
+    /// Decode tokens/s over all rows: every row is `prompt`, prefilled untimed; then `n` greedy
+    /// steps (forward of one token per row with the KV cache, vocabulary projection, argmax)
+    /// are timed, as the llama.cpp peer measures it. Median of `reps` after a warm-up.
     fn decode_rate(
         &self,
         model: &Model,
-        prompts: &[Vec<u32>],
+        prompt: &[u32],
+        rows: usize,
         n: usize,
         adapters: Option<&AdapterBatch>,
     ) -> Result<f64> {
-        let t1 = self.run(model, prompts, 1, adapters)?;
-        let tn = self.run(model, prompts, 1 + n, adapters)?;
-        Ok((prompts.len() * n) as f64 / (tn - t1).max(1e-9))
+        let dev = model.device().clone();
+        let t = prompt.len();
+        let mut times = Vec::new();
+        for rep in 0..=self.reps.max(1) {
+            let flat: Vec<u32> = (0..rows).flat_map(|_| prompt.iter().copied()).collect();
+            let pos: Vec<u32> = (0..rows).flat_map(|_| 0..t as u32).collect();
+            let mut cache = Cache::with_capacity(model.config(), t + n + 1);
+            let h = model.forward_with(
+                &Tensor::from_vec(flat, (rows, t), &dev)?,
+                &Tensor::from_vec(pos, (rows, t), &dev)?,
+                None,
+                Some(&mut cache),
+                adapters,
+            )?;
+            let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
+            let logits: Vec<Vec<f32>> = model.logits(&last)?.to_vec2()?;
+            let mut next: Vec<u32> = logits.iter().map(|l| argmax(l)).collect();
+            let start = Instant::now();
+            for step in 0..n {
+                let h = model.forward_with(
+                    &Tensor::from_vec(next.clone(), (rows, 1), &dev)?,
+                    &Tensor::from_vec(vec![(t + step) as u32; rows], (rows, 1), &dev)?,
+                    None,
+                    Some(&mut cache),
+                    adapters,
+                )?;
+                let logits: Vec<Vec<f32>> = model.logits(&h.squeeze(1)?)?.to_vec2()?;
+                next = logits.iter().map(|l| argmax(l)).collect();
+            }
+            if rep > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        Ok((rows * n) as f64 / median(times))
     }
 }
 
@@ -138,7 +161,7 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
         json,
     } = cmd;
     let m = load_model(&model)?;
-    let r = Runner { m: &m, reps };
+    let r = Runner { reps };
     // A realistic long prompt: schema DDL repeated until long enough.
     let filler = "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(customer_id), order_date TEXT, total REAL);\n";
     let mut long = Vec::new();
@@ -149,16 +172,14 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
     let short: Vec<u32> = long[..32.min(long.len())].to_vec();
 
     let mut results = Vec::new();
-    let prefill_s = r.run(&m.model, std::slice::from_ref(&long), 1, None)?;
+    let prefill = r.prefill_rate(&m.model, &long)?;
     results.push(
-        json!({"what": "prefill", "batch": 1, "tokens": prompt_tokens,
-        "tokens_per_s": prompt_tokens as f64 / prefill_s}),
+        json!({"what": "prefill", "batch": 1, "tokens": prompt_tokens, "tokens_per_s": prefill}),
     );
     // Decode after the long prompt, as the llama.cpp peer measures it (attention then reads a
     // ~400-position cache at every step).
     for batch in [1usize, 8] {
-        let prompts = vec![long.clone(); batch];
-        let rate = r.decode_rate(&m.model, &prompts, decode_tokens, None)?;
+        let rate = r.decode_rate(&m.model, &long, batch, decode_tokens, None)?;
         results.push(json!({"what": "decode", "batch": batch, "context": prompt_tokens, "tokens": decode_tokens, "tokens_per_s": rate}));
     }
     if lora {
@@ -168,7 +189,6 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
             let a = random_adapter(&m.model, &format!("bench{i}"), 1000 + i)?;
             ids.push(set.insert(a)?);
         }
-        let prompts = vec![short.clone(); 8];
         let mixed_rows: Vec<Option<AdapterId>> = ids.iter().copied().map(Some).collect();
         let one_rows = vec![Some(ids[0]); 8];
         let mixed = set.batch(&mixed_rows)?;
@@ -182,7 +202,7 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
             ("lora_merged", &merged, None),
             ("lora_base", &m.model, None),
         ] {
-            let rate = r.decode_rate(model, &prompts, decode_tokens, batch)?;
+            let rate = r.decode_rate(model, &short, 8, decode_tokens, batch)?;
             results.push(
                 json!({"what": what, "batch": 8, "tokens": decode_tokens, "tokens_per_s": rate}),
             );
