@@ -79,6 +79,11 @@ pub struct AskArgs {
     /// Row budget for the answer.
     #[arg(long, default_value_t = 100)]
     pub max_rows: usize,
+    /// Do not start the assistant's answer with `SELECT`. By default the answer is primed
+    /// with it: the base model otherwise tends to answer in prose, and every bundled gold
+    /// query (the adapters' training targets) starts with it anyway.
+    #[arg(long)]
+    pub no_prime: bool,
     /// Print one JSON object: sql, valid, error, columns, rows, attempts.
     #[arg(long)]
     pub json: bool,
@@ -239,7 +244,8 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
         Some(p) => Some(load_adapter(&m, p)?),
         None => None,
     };
-    let prompt = render_prompt(&m, &messages)?;
+    let prime = if a.no_prime { "" } else { "SELECT" };
+    let prompt = render_prompt(&m, &messages)? + prime;
     let ids = m.tokenizer.encode(&prompt, false)?;
     let params = GenerateParams {
         max_new_tokens: a.max_tokens,
@@ -261,6 +267,7 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     };
     let mut attempts = Vec::new();
     let mut answer = None;
+    let texts: Vec<String> = texts.iter().map(|t| format!("{prime}{t}")).collect();
     for text in &texts {
         let sql = extract_sql(text);
         match db.execute(&sql, &limits) {
