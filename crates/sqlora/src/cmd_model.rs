@@ -110,6 +110,24 @@ pub fn load_adapter(m: &LoadedModel, path: &std::path::Path) -> Result<LoraAdapt
         .with_context(|| format!("loading the adapter {}", path.display()))
 }
 
+/// Runs `f` with the model's token facts (EOS ids, padding, decoding) and the adapter, if
+/// any, applied to every row.
+fn with_model<T>(
+    m: &LoadedModel,
+    adapter: Option<&LoraAdapter>,
+    f: impl FnOnce(&TokenInfo<'_>, Option<&AdapterBatch>) -> sqlora_model::Result<T>,
+) -> Result<T> {
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    let batch = adapter.map(AdapterBatch::single);
+    Ok(f(&info, batch.as_ref())?)
+}
+
 /// Batched generation with one adapter (or none) for every row.
 pub fn run_generate(
     m: &LoadedModel,
@@ -117,23 +135,12 @@ pub fn run_generate(
     params: &GenerateParams,
     adapter: Option<&LoraAdapter>,
 ) -> Result<Vec<Generation>> {
-    let tok = &m.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    let batch = adapter.map(AdapterBatch::single);
-    Ok(generate_with_adapters(
-        &m.model,
-        &info,
-        prompts,
-        params,
-        batch.as_ref(),
-    )?)
+    with_model(m, adapter, |info, batch| {
+        generate_with_adapters(&m.model, info, prompts, params, batch)
+    })
 }
 
+/// Beam search with one adapter (or none); candidate texts, best first.
 fn run_n_best(
     m: &LoadedModel,
     prompt: &[u32],
@@ -141,20 +148,10 @@ fn run_n_best(
     params: &GenerateParams,
     adapter: Option<&LoraAdapter>,
 ) -> Result<Vec<String>> {
-    let tok = &m.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    let batch = adapter.map(AdapterBatch::single);
-    Ok(
-        n_best_with_adapters(&m.model, &info, prompt, n, params, batch.as_ref())?
-            .into_iter()
-            .map(|c| c.text)
-            .collect(),
-    )
+    with_model(m, adapter, |info, batch| {
+        n_best_with_adapters(&m.model, info, prompt, n, params, batch)
+    })
+    .map(|cands| cands.into_iter().map(|c| c.text).collect())
 }
 
 fn candle_device() -> candle_core::Device {
