@@ -294,53 +294,91 @@ fn get_json(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Value> {
     r.json()
 }
 
-/// The value of a counter in Prometheus text: the sum over its label sets of `name`; when no
-/// sample has that name, the sum over non-histogram samples whose name contains
-/// `generated_tokens`. `None` when neither exists.
-fn metric_value(text: &str, name: &str) -> Option<f64> {
-    let samples: Vec<(&str, f64)> = text
-        .lines()
+/// The samples of a Prometheus text exposition: (metric name, label text, value).
+fn samples(text: &str) -> Vec<(&str, &str, f64)> {
+    text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let series = parts.next()?;
-            // Labels may hold spaces inside quotes; the value is then the first token after '}'.
-            let value = if let Some(close) = l.rfind('}') {
-                l[close + 1..].split_whitespace().next()?
-            } else {
-                parts.next()?
+            // Labels may hold spaces inside quotes; the value is the first token after '}'.
+            let (series, rest) = match (l.find('{'), l.rfind('}')) {
+                (Some(open), Some(close)) if open < close => {
+                    (&l[..open], (&l[open + 1..close], &l[close + 1..]))
+                }
+                _ => {
+                    let (name, rest) = l.split_once(char::is_whitespace)?;
+                    (name, ("", rest))
+                }
             };
-            let metric = series.split('{').next()?;
-            Some((metric, value.parse::<f64>().ok()?))
+            let value = rest.1.split_whitespace().next()?.parse::<f64>().ok()?;
+            Some((series.trim(), rest.0, value))
         })
-        .collect();
-    let exact: Vec<f64> = samples
-        .iter()
-        .filter(|(m, _)| *m == name)
-        .map(|(_, v)| *v)
-        .collect();
-    if !exact.is_empty() {
-        return Some(exact.iter().sum());
-    }
-    let loose: Vec<f64> = samples
-        .iter()
-        .filter(|(m, _)| {
-            m.contains("generated_tokens")
-                && !m.ends_with("_bucket")
-                && !m.ends_with("_sum")
-                && !m.ends_with("_count")
-        })
-        .map(|(_, v)| *v)
-        .collect();
-    (!loose.is_empty()).then(|| loose.iter().sum())
+        .collect()
 }
 
-fn generated_tokens(ep: &Endpoint, metric: &str, timeout: Duration) -> Option<f64> {
-    let r = http(ep, "GET", "/metrics", None, timeout).ok()?;
-    if r.status != 200 {
-        return None;
+/// The sum over the label sets of `name` whose labels contain `label` (e.g. `result="miss"`);
+/// `None` when no sample matches.
+fn metric_sum(text: &str, name: &str, label: Option<&str>) -> Option<f64> {
+    let v: Vec<f64> = samples(text)
+        .into_iter()
+        .filter(|(m, l, _)| *m == name && label.is_none_or(|want| l.contains(want)))
+        .map(|(_, _, v)| v)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum())
+}
+
+/// The generated-tokens counter: `name`, else the sum over non-histogram samples whose name
+/// contains `generated_tokens`. `None` when neither exists.
+fn tokens_counter(text: &str, name: &str) -> Option<f64> {
+    metric_sum(text, name, None).or_else(|| {
+        let loose: Vec<f64> = samples(text)
+            .into_iter()
+            .filter(|(m, _, _)| {
+                m.contains("generated_tokens")
+                    && !m.ends_with("_bucket")
+                    && !m.ends_with("_sum")
+                    && !m.ends_with("_count")
+            })
+            .map(|(_, _, v)| v)
+            .collect();
+        (!loose.is_empty()).then(|| loose.iter().sum())
+    })
+}
+
+/// `GET /metrics` as text; `None` when the server has none.
+fn metrics_text(ep: &Endpoint) -> Option<String> {
+    let r = http(ep, "GET", "/metrics", None, Duration::from_secs(10)).ok()?;
+    (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// What a mode reads from `/metrics` before and after it runs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    tokens: Option<f64>,
+    batch_rows: Option<f64>,
+    batch_steps: Option<f64>,
+}
+
+impl Counters {
+    fn read(ep: &Endpoint, tokens_metric: &str) -> Counters {
+        let Some(text) = metrics_text(ep) else {
+            return Counters::default();
+        };
+        Counters {
+            tokens: tokens_counter(&text, tokens_metric),
+            batch_rows: metric_sum(&text, "sqlora_batch_size_sum", None),
+            batch_steps: metric_sum(&text, "sqlora_batch_size_count", None),
+        }
     }
-    metric_value(&String::from_utf8_lossy(&r.body), metric)
+
+    /// Generated tokens and mean rows per decode step between two readings.
+    fn delta(before: Counters, after: Counters) -> (Option<f64>, Option<f64>) {
+        let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| (a - b).max(0.0));
+        let tokens = d(after.tokens, before.tokens);
+        let rows = d(after.batch_rows, before.batch_rows);
+        let steps = d(after.batch_steps, before.batch_steps);
+        let mean_batch = rows.zip(steps).and_then(|(r, s)| (s > 0.0).then(|| r / s));
+        (tokens, mean_batch)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,6 +714,8 @@ struct ModeStats {
     mean_queue_ms: f64,
     mean_generate_ms: f64,
     mean_execute_ms: f64,
+    /// Mean rows per decode step on the server (its `sqlora_batch_size` histogram).
+    mean_batch: Option<f64>,
 }
 
 impl ModeStats {
@@ -697,6 +737,7 @@ impl ModeStats {
             "generated_tokens": self.tokens, "tokens_per_s": self.tokens_per_s(),
             "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "mean_queue_ms": self.mean_queue_ms,
             "mean_generate_ms": self.mean_generate_ms, "mean_execute_ms": self.mean_execute_ms,
+            "mean_batch_rows": self.mean_batch,
         })
     }
 }
@@ -762,6 +803,7 @@ fn summarise(
         mean_queue_ms: mean(q),
         mean_generate_ms: mean(g),
         mean_execute_ms: mean(x),
+        mean_batch: None,
     }
 }
 
@@ -774,6 +816,10 @@ struct PrefixStats {
     cold_generate_ms: Option<f64>,
     warm_ms: Option<f64>,
     warm_generate_ms: Option<f64>,
+    /// Prefix-cache misses (`sqlora_prefix_cache_total{result="miss"}`) during the first
+    /// request and during the later ones; `None` without that metric.
+    first_misses: Option<f64>,
+    later_misses: Option<f64>,
     errors: usize,
 }
 
@@ -787,7 +833,12 @@ fn prefix_mode(
         .iter()
         .map(|t| {
             let qs = &questions[&t.database];
+            let misses = || {
+                metrics_text(ep)
+                    .and_then(|m| metric_sum(&m, "sqlora_prefix_cache_total", Some("\"miss\"")))
+            };
             let mut samples = Vec::new();
+            let mut miss_marks = vec![misses()];
             for i in 0..=args.prefix_repeats {
                 let r = QueryReq {
                     database: t.database.clone(),
@@ -795,7 +846,17 @@ fn prefix_mode(
                     adapter: t.adapter.clone(),
                 };
                 samples.push(send_query(ep, &r, args));
+                if i == 0 || i == args.prefix_repeats {
+                    miss_marks.push(misses());
+                }
             }
+            let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+            let first_misses = diff(miss_marks[0], miss_marks[1]);
+            let later_misses = if args.prefix_repeats > 0 {
+                diff(miss_marks[1], miss_marks[2])
+            } else {
+                None
+            };
             let ok = |s: &Sample| match s.outcome {
                 Outcome::Ok { generate_ms, .. } => Some((s.latency_ms, generate_ms)),
                 _ => None,
@@ -815,6 +876,8 @@ fn prefix_mode(
                 cold_generate_ms: cold.map(|c| c.1),
                 warm_ms: median(&mut warm_lat),
                 warm_generate_ms: median(&mut warm_gen),
+                first_misses,
+                later_misses,
                 errors: samples
                     .iter()
                     .filter(|s| !matches!(s.outcome, Outcome::Ok { .. }))
@@ -840,15 +903,16 @@ fn timed_mode(
     queues: &[Vec<QueryReq>],
     args: &BenchServeArgs,
 ) -> ModeStats {
-    let timeout = Duration::from_secs(10);
     if !args.no_warmup {
         warm_up(ep, queues, args);
     }
-    let before = generated_tokens(ep, &args.tokens_metric, timeout);
+    let before = Counters::read(ep, &args.tokens_metric);
     let (samples, wall) = run_queues(ep, queues, args);
-    let after = generated_tokens(ep, &args.tokens_metric, timeout);
-    let tokens = before.zip(after).map(|(b, a)| (a - b).max(0.0));
-    summarise(mode.name(), queues.len(), &samples, wall, tokens)
+    let after = Counters::read(ep, &args.tokens_metric);
+    let (tokens, mean_batch) = Counters::delta(before, after);
+    let mut stats = summarise(mode.name(), queues.len(), &samples, wall, tokens);
+    stats.mean_batch = mean_batch;
+    stats
 }
 
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {
@@ -858,7 +922,7 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 fn print_tables(stats: &[ModeStats], prefix: &[PrefixStats], adapters: usize) {
     if !stats.is_empty() {
         println!(
-            "{:<7} {:>7} {:>8} {:>5} {:>7} {:>5} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10}",
+            "{:<7} {:>7} {:>8} {:>5} {:>7} {:>5} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>6}",
             "mode",
             "clients",
             "requests",
@@ -871,11 +935,12 @@ fn print_tables(stats: &[ModeStats], prefix: &[PrefixStats], adapters: usize) {
             "tokens/s",
             "p50 ms",
             "p99 ms",
-            "gen ms avg"
+            "gen ms avg",
+            "batch"
         );
         for s in stats {
             println!(
-                "{:<7} {:>7} {:>8} {:>5} {:>7} {:>5} {:>6} {:>8.2} {:>8.2} {:>9} {:>9.1} {:>9.1} {:>10.1}",
+                "{:<7} {:>7} {:>8} {:>5} {:>7} {:>5} {:>6} {:>8.2} {:>8.2} {:>9} {:>9.1} {:>9.1} {:>10.1} {:>6}",
                 s.mode,
                 s.clients,
                 s.requests,
@@ -888,7 +953,8 @@ fn print_tables(stats: &[ModeStats], prefix: &[PrefixStats], adapters: usize) {
                 fmt_opt(s.tokens_per_s(), 1),
                 s.p50_ms,
                 s.p99_ms,
-                s.mean_generate_ms
+                s.mean_generate_ms,
+                fmt_opt(s.mean_batch, 2)
             );
         }
         for s in stats.iter().filter(|s| s.first_error.is_some()) {
@@ -917,22 +983,36 @@ fn print_tables(stats: &[ModeStats], prefix: &[PrefixStats], adapters: usize) {
     if !prefix.is_empty() {
         println!();
         println!(
-            "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>7}",
-            "database", "adapter", "first ms", "later ms", "first gen", "later gen", "errors"
+            "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>7}",
+            "database",
+            "adapter",
+            "first ms",
+            "later ms",
+            "first gen",
+            "later gen",
+            "first miss",
+            "later miss",
+            "errors"
         );
         for p in prefix {
             println!(
-                "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>7}",
                 p.database,
                 p.adapter.as_deref().unwrap_or("(base)"),
                 fmt_opt(p.cold_ms, 1),
                 fmt_opt(p.warm_ms, 1),
                 fmt_opt(p.cold_generate_ms, 1),
                 fmt_opt(p.warm_generate_ms, 1),
+                fmt_opt(p.first_misses, 0),
+                fmt_opt(p.later_misses, 0),
                 p.errors
             );
         }
-        println!("(first = first request to that database and adapter in this run; later = median of the next ones)");
+        println!(
+            "(first = the first request to that database and adapter in this run; later = median \
+             of the next ones; gen = the server's generate_ms; miss = prefix-cache misses seen in \
+             /metrics)"
+        );
     }
 }
 
@@ -1022,7 +1102,8 @@ pub fn run(args: &BenchServeArgs) -> Result<()> {
             "prefix": prefix.iter().map(|p| json!({
                 "database": p.database, "adapter": p.adapter, "first_ms": p.cold_ms,
                 "later_ms": p.warm_ms, "first_generate_ms": p.cold_generate_ms,
-                "later_generate_ms": p.warm_generate_ms, "errors": p.errors,
+                "later_generate_ms": p.warm_generate_ms, "first_misses": p.first_misses,
+                "later_misses": p.later_misses, "errors": p.errors,
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -1072,12 +1153,28 @@ mod tests {
                     sqlora_generated_tokens_total{adapter=\"c\"} 5.5\n\
                     other_total 3\n";
         assert_eq!(
-            metric_value(text, "sqlora_generated_tokens_total"),
+            tokens_counter(text, "sqlora_generated_tokens_total"),
             Some(15.5)
         );
         let loose = "x_generated_tokens 4\nx_generated_tokens_bucket{le=\"1\"} 100\n";
-        assert_eq!(metric_value(loose, "missing"), Some(4.0));
-        assert_eq!(metric_value("other 1\n", "missing"), None);
+        assert_eq!(tokens_counter(loose, "missing"), Some(4.0));
+        assert_eq!(tokens_counter("other 1\n", "missing"), None);
+        let cache = "sqlora_prefix_cache_total{result=\"hit\"} 3\n\
+                     sqlora_prefix_cache_total{result=\"miss\"} 2\n\
+                     sqlora_batch_size_sum 12\nsqlora_batch_size_count 4\n";
+        assert_eq!(
+            metric_sum(cache, "sqlora_prefix_cache_total", Some("result=\"miss\"")),
+            Some(2.0)
+        );
+        assert_eq!(
+            metric_sum(cache, "sqlora_prefix_cache_total", None),
+            Some(5.0)
+        );
+        assert_eq!(
+            metric_sum(cache, "sqlora_batch_size_count", None),
+            Some(4.0)
+        );
+        assert_eq!(metric_sum(cache, "sqlora_batch_size", None), None);
     }
 
     #[test]
@@ -1154,7 +1251,11 @@ mod tests {
                     let n = h.load(Ordering::SeqCst);
                     (
                         "200 OK",
-                        format!("sqlora_generated_tokens_total {}\n", n * 7),
+                        format!(
+                            "sqlora_generated_tokens_total {}\nsqlora_batch_size_sum {}\nsqlora_batch_size_count {n}\n",
+                            n * 7,
+                            n * 2
+                        ),
                     )
                 } else if req.starts_with("POST /v1/query") {
                     let n = h.fetch_add(1, Ordering::SeqCst) + 1;
@@ -1235,6 +1336,7 @@ mod tests {
         assert_eq!(stats.invalid, 1); // the 1st said valid: false
         assert!(stats.first_error.as_deref().unwrap().contains("boom"));
         assert_eq!(stats.tokens, Some(42.0)); // the counter moved by 6 * 7
+        assert_eq!(stats.mean_batch, Some(2.0)); // 12 rows over 6 steps
         assert!((stats.mean_generate_ms - 20.5).abs() < 1e-9);
         assert!(stats.p50_ms > 0.0 && stats.p99_ms >= stats.p50_ms);
         assert!(stats.req_per_s > 0.0);
