@@ -91,6 +91,8 @@ def cell_text(v):
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))  # JavaScript prints 3.0 as 3
+    if isinstance(v, dict) and isinstance(v.get("blob_hex"), str):
+        return f"<blob {len(v['blob_hex']) // 2} bytes>"
     if isinstance(v, (dict, list)):
         return json.dumps(v, separators=(",", ":"))
     return str(v)
