@@ -586,12 +586,14 @@ fn load_questions(
 /// What happened to one request.
 #[derive(Debug, Clone)]
 enum Outcome {
-    /// 200, with the answer's `valid` and server timings (ms).
+    /// 200, with the answer's `valid`, server timings (ms) and token counts (`usage`).
     Ok {
         valid: bool,
         queue_ms: f64,
         generate_ms: f64,
         execute_ms: f64,
+        completion_tokens: Option<f64>,
+        cached_tokens: Option<f64>,
     },
     /// 429: the server shed it; whether it said when to retry (`Retry-After`).
     Shed { retry_after: bool },
@@ -637,11 +639,18 @@ fn send_query(ep: &Endpoint, r: &QueryReq, args: &BenchServeArgs) -> Sample {
             Ok(v) => {
                 let t = v.get("timings").cloned().unwrap_or(Value::Null);
                 let ms = |k: &str| t.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+                let usage = |k: &str| {
+                    v.get("usage")
+                        .and_then(|u| u.get(k))
+                        .and_then(Value::as_f64)
+                };
                 Outcome::Ok {
                     valid: v.get("valid").and_then(Value::as_bool).unwrap_or(false),
                     queue_ms: ms("queue_ms"),
                     generate_ms: ms("generate_ms"),
                     execute_ms: ms("execute_ms"),
+                    completion_tokens: usage("completion_tokens"),
+                    cached_tokens: usage("cached_prompt_tokens"),
                 }
             }
         },
@@ -709,6 +718,8 @@ struct ModeStats {
     wall_s: f64,
     req_per_s: f64,
     tokens: Option<f64>,
+    /// Where `tokens` came from: the answers' `usage` or the `/metrics` counter.
+    tokens_source: &'static str,
     p50_ms: f64,
     p99_ms: f64,
     mean_queue_ms: f64,
@@ -734,7 +745,8 @@ impl ModeStats {
             "mode": self.mode, "clients": self.clients, "requests": self.requests,
             "ok": self.ok, "invalid": self.invalid, "shed_429": self.shed, "errors": self.errors,
             "first_error": self.first_error, "wall_s": self.wall_s, "req_per_s": self.req_per_s,
-            "generated_tokens": self.tokens, "tokens_per_s": self.tokens_per_s(),
+            "generated_tokens": self.tokens, "tokens_source": self.tokens_source,
+            "tokens_per_s": self.tokens_per_s(),
             "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "mean_queue_ms": self.mean_queue_ms,
             "mean_generate_ms": self.mean_generate_ms, "mean_execute_ms": self.mean_execute_ms,
             "mean_batch_rows": self.mean_batch,
@@ -747,9 +759,10 @@ fn summarise(
     clients: usize,
     samples: &[Sample],
     wall_s: f64,
-    tokens: Option<f64>,
+    metrics_tokens: Option<f64>,
 ) -> ModeStats {
     let mut lat = Vec::new();
+    let mut answered_tokens = Some(0.0);
     let (mut ok, mut invalid, mut shed, mut errors) = (0, 0, 0, 0);
     let (mut q, mut g, mut x) = (0.0, 0.0, 0.0);
     let mut first_error = None;
@@ -760,8 +773,11 @@ fn summarise(
                 queue_ms,
                 generate_ms,
                 execute_ms,
+                completion_tokens,
+                ..
             } => {
                 ok += 1;
+                answered_tokens = answered_tokens.zip(*completion_tokens).map(|(a, b)| a + b);
                 invalid += usize::from(!valid);
                 lat.push(s.latency_ms);
                 q += queue_ms;
@@ -782,6 +798,11 @@ fn summarise(
     }
     lat.sort_by(f64::total_cmp);
     let mean = |v: f64| if ok > 0 { v / ok as f64 } else { 0.0 };
+    // Generated tokens: the answers' own `usage` when every answer has it, else /metrics.
+    let (tokens, tokens_source) = match answered_tokens.filter(|_| ok > 0) {
+        Some(t) => (Some(t), "answers"),
+        None => (metrics_tokens, "metrics"),
+    };
     ModeStats {
         mode,
         clients,
@@ -798,6 +819,7 @@ fn summarise(
             0.0
         },
         tokens,
+        tokens_source,
         p50_ms: percentile(&lat, 50.0),
         p99_ms: percentile(&lat, 99.0),
         mean_queue_ms: mean(q),
@@ -816,6 +838,10 @@ struct PrefixStats {
     cold_generate_ms: Option<f64>,
     warm_ms: Option<f64>,
     warm_generate_ms: Option<f64>,
+    /// Prompt tokens the server took from its prefix cache (`usage.cached_prompt_tokens`):
+    /// the first request's, and the median of the later ones'.
+    cold_cached_tokens: Option<f64>,
+    warm_cached_tokens: Option<f64>,
     /// Prefix-cache misses (`sqlora_prefix_cache_total{result="miss"}`) during the first
     /// request and during the later ones; `None` without that metric.
     first_misses: Option<f64>,
@@ -858,24 +884,32 @@ fn prefix_mode(
                 None
             };
             let ok = |s: &Sample| match s.outcome {
-                Outcome::Ok { generate_ms, .. } => Some((s.latency_ms, generate_ms)),
+                Outcome::Ok {
+                    generate_ms,
+                    cached_tokens,
+                    ..
+                } => Some((s.latency_ms, generate_ms, cached_tokens)),
                 _ => None,
             };
             let cold = samples.first().and_then(ok);
-            let mut warm: Vec<(f64, f64)> = samples.iter().skip(1).filter_map(ok).collect();
-            let median = |v: &mut Vec<f64>| {
+            let warm: Vec<(f64, f64, Option<f64>)> =
+                samples.iter().skip(1).filter_map(ok).collect();
+            let median = |mut v: Vec<f64>| {
                 v.sort_by(f64::total_cmp);
-                (!v.is_empty()).then(|| percentile(v, 50.0))
+                (!v.is_empty()).then(|| percentile(&v, 50.0))
             };
-            let mut warm_lat: Vec<f64> = warm.iter().map(|w| w.0).collect();
-            let mut warm_gen: Vec<f64> = warm.drain(..).map(|w| w.1).collect();
+            let warm_lat = median(warm.iter().map(|w| w.0).collect());
+            let warm_gen = median(warm.iter().map(|w| w.1).collect());
+            let warm_cached = median(warm.iter().filter_map(|w| w.2).collect());
             PrefixStats {
                 database: t.database.clone(),
                 adapter: t.adapter.clone(),
                 cold_ms: cold.map(|c| c.0),
                 cold_generate_ms: cold.map(|c| c.1),
-                warm_ms: median(&mut warm_lat),
-                warm_generate_ms: median(&mut warm_gen),
+                warm_ms: warm_lat,
+                warm_generate_ms: warm_gen,
+                cold_cached_tokens: cold.and_then(|c| c.2),
+                warm_cached_tokens: warm_cached,
                 first_misses,
                 later_misses,
                 errors: samples
@@ -983,26 +1017,30 @@ fn print_tables(stats: &[ModeStats], prefix: &[PrefixStats], adapters: usize) {
     if !prefix.is_empty() {
         println!();
         println!(
-            "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>7}",
+            "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10} {:>10} {:>6}",
             "database",
             "adapter",
             "first ms",
             "later ms",
             "first gen",
             "later gen",
+            "first cached",
+            "later cached",
             "first miss",
             "later miss",
             "errors"
         );
         for p in prefix {
             println!(
-                "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>7}",
+                "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10} {:>10} {:>6}",
                 p.database,
                 p.adapter.as_deref().unwrap_or("(base)"),
                 fmt_opt(p.cold_ms, 1),
                 fmt_opt(p.warm_ms, 1),
                 fmt_opt(p.cold_generate_ms, 1),
                 fmt_opt(p.warm_generate_ms, 1),
+                fmt_opt(p.cold_cached_tokens, 0),
+                fmt_opt(p.warm_cached_tokens, 0),
                 fmt_opt(p.first_misses, 0),
                 fmt_opt(p.later_misses, 0),
                 p.errors
@@ -1010,8 +1048,8 @@ fn print_tables(stats: &[ModeStats], prefix: &[PrefixStats], adapters: usize) {
         }
         println!(
             "(first = the first request to that database and adapter in this run; later = median \
-             of the next ones; gen = the server's generate_ms; miss = prefix-cache misses seen in \
-             /metrics)"
+             of the next ones; gen = the server's generate_ms; cached = prompt tokens taken from the \
+             prefix cache; miss = prefix-cache misses seen in /metrics)"
         );
     }
 }
@@ -1102,7 +1140,8 @@ pub fn run(args: &BenchServeArgs) -> Result<()> {
             "prefix": prefix.iter().map(|p| json!({
                 "database": p.database, "adapter": p.adapter, "first_ms": p.cold_ms,
                 "later_ms": p.warm_ms, "first_generate_ms": p.cold_generate_ms,
-                "later_generate_ms": p.warm_generate_ms, "first_misses": p.first_misses,
+                "later_generate_ms": p.warm_generate_ms, "first_cached_tokens": p.cold_cached_tokens,
+                "later_cached_tokens": p.warm_cached_tokens, "first_misses": p.first_misses,
                 "later_misses": p.later_misses, "errors": p.errors,
             })).collect::<Vec<_>>(),
         });
@@ -1274,7 +1313,7 @@ mod tests {
                         (
                             "200 OK",
                             format!(
-                                r#"{{"sql":"SELECT 1","valid":{},"columns":["1"],"rows":[[1]],"timings":{{"queue_ms":1,"generate_ms":20.5,"execute_ms":0.5}}}}"#,
+                                r#"{{"sql":"SELECT 1","valid":{},"columns":["1"],"rows":[[1]],"timings":{{"queue_ms":1,"generate_ms":20.5,"execute_ms":0.5}},"usage":{{"prompt_tokens":40,"cached_prompt_tokens":30,"completion_tokens":{n}}}}}"#,
                                 n != 1
                             ),
                         )
@@ -1335,11 +1374,62 @@ mod tests {
         assert_eq!(stats.ok, 3);
         assert_eq!(stats.invalid, 1); // the 1st said valid: false
         assert!(stats.first_error.as_deref().unwrap().contains("boom"));
-        assert_eq!(stats.tokens, Some(42.0)); // the counter moved by 6 * 7
+        assert_eq!(stats.tokens, Some(1.0 + 2.0 + 4.0)); // usage of the three answers
+        assert_eq!(stats.tokens_source, "answers");
         assert_eq!(stats.mean_batch, Some(2.0)); // 12 rows over 6 steps
         assert!((stats.mean_generate_ms - 20.5).abs() < 1e-9);
         assert!(stats.p50_ms > 0.0 && stats.p99_ms >= stats.p50_ms);
         assert!(stats.req_per_s > 0.0);
+    }
+
+    #[test]
+    fn tokens_come_from_metrics_when_answers_lack_usage() {
+        let ok = |usage: Option<f64>| Sample {
+            latency_ms: 10.0,
+            outcome: Outcome::Ok {
+                valid: true,
+                queue_ms: 0.0,
+                generate_ms: 5.0,
+                execute_ms: 1.0,
+                completion_tokens: usage,
+                cached_tokens: None,
+            },
+        };
+        let with = summarise("mixed", 1, &[ok(Some(3.0)), ok(Some(4.0))], 2.0, Some(99.0));
+        assert_eq!((with.tokens, with.tokens_source), (Some(7.0), "answers"));
+        assert_eq!(with.tokens_per_s(), Some(3.5));
+        let without = summarise("mixed", 1, &[ok(Some(3.0)), ok(None)], 2.0, Some(99.0));
+        assert_eq!(
+            (without.tokens, without.tokens_source),
+            (Some(99.0), "metrics")
+        );
+        let none = summarise("mixed", 1, &[], 2.0, None);
+        assert_eq!((none.tokens, none.ok, none.req_per_s), (None, 0, 0.0));
+    }
+
+    #[test]
+    fn prefix_mode_compares_the_first_request_with_later_ones() {
+        let (url, hits) = fake_server();
+        let mut args = args_for(&url);
+        args.prefix_repeats = 2;
+        let ep = parse_url(&url).unwrap();
+        let t = Target {
+            database: "retail".into(),
+            adapter: None,
+        };
+        let mut qs = BTreeMap::new();
+        qs.insert(
+            "retail".to_string(),
+            vec!["q1".to_string(), "q2".to_string()],
+        );
+        let p = prefix_mode(&ep, &[t], &qs, &args);
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].cold_ms.is_some() && p[0].warm_ms.is_some());
+        assert_eq!(p[0].cold_generate_ms, Some(20.5));
+        assert_eq!(p[0].warm_cached_tokens, Some(30.0));
+        assert_eq!(p[0].errors, 1); // the third request was shed
+        assert_eq!(p[0].first_misses, None); // no prefix-cache metric on this server
     }
 
     #[test]
