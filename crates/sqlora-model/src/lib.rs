@@ -23,6 +23,7 @@ pub mod llama;
 pub mod loaded;
 pub mod lora;
 pub mod peft;
+pub mod prefix;
 pub mod quant;
 pub mod tokenizer;
 

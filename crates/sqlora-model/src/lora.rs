@@ -1108,6 +1108,47 @@ pub fn unmerge_adapter(model: &mut Model, adapter: &LoraAdapter) -> Result<()> {
     apply_to_weights(model, adapter, unmerged_weight)
 }
 
+impl LoraAdapter {
+    /// DyLoRA-style truncation to rank `rank`: every module keeps `A[:rank, :]` and
+    /// `B[:, :rank]`, with its alpha unchanged and its scale recomputed for the new rank
+    /// (`alpha / rank`, or `alpha / √rank` with rsLoRA). The config's rank becomes `rank` (and
+    /// `rank_pattern` is dropped, every module now has that rank). Truncating to the current
+    /// rank gives the same adapter. Errors when `rank` is 0 or above some module's rank.
+    /// The result is an inference copy (no trainable variables).
+    pub fn truncate_rank(&self, rank: usize) -> Result<LoraAdapter> {
+        if rank == 0 {
+            return Err(AdapterError::Invalid(
+                "cannot truncate an adapter to rank 0".into(),
+            ));
+        }
+        let mut config = self.config.clone();
+        config.r = rank;
+        config.rank_pattern.clear();
+        let mut modules = BTreeMap::new();
+        for (key, m) in &self.modules {
+            if rank > m.rank() {
+                return Err(AdapterError::Invalid(format!(
+                    "cannot truncate {key} of rank {} to rank {rank}",
+                    m.rank()
+                )));
+            }
+            let a = m.a.detach().narrow(0, 0, rank)?.contiguous()?;
+            let b = m.b.detach().narrow(1, 0, rank)?.contiguous()?;
+            modules.insert(key.clone(), (a, b));
+        }
+        let mut out = LoraAdapter::new(self.name.clone(), config, modules)?;
+        // `new` takes alphas from the config; keep each module's own (after alpha_pattern).
+        for (key, m) in out.modules.iter_mut() {
+            if let Some(orig) = self.modules.get(key) {
+                m.alpha = orig.alpha;
+                m.scale = out.config.scale(rank, orig.alpha);
+            }
+        }
+        out.base_model = self.base_model.clone();
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

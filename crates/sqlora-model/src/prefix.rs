@@ -1,0 +1,347 @@
+//! Batched greedy generation of many prompts that share one token prefix.
+//!
+//! Every question to a database starts with the same system + schema prompt (hundreds of
+//! tokens) and differs only in its last few dozen tokens. [`prefill_prefix`] runs the shared
+//! prefix once into a batch-1 KV [`Cache`]; [`generate_from_prefix`] copies that cache to every
+//! row of a batch, prefills only the rows' suffixes and decodes greedily.
+//!
+//! Suffixes of different lengths are padded on the left *inside the suffix segment*: a row's
+//! keys are `prefix | padding | suffix | generated`, the padding keys are masked out and every
+//! real token keeps the position it has in the concatenated prompt (the suffix starts at
+//! `prefix_len`), so RoPE sees exactly what a plain [`crate::generate`] of `prefix + suffix`
+//! sees and the greedy tokens are the same (tests compare them).
+//!
+//! The prefix cache depends on the adapter: LoRA changes the keys and values. Prefill it with
+//! the same adapter the rows then use (one adapter for every row, or none).
+
+use candle_core::{DType, IndexOp, Tensor};
+
+use crate::error::{ModelError, Result};
+use crate::generate::{argmax, FinishReason, GenerateParams, Generation, TokenInfo};
+use crate::llama::{attention_mask, Cache, Model};
+use crate::lora::AdapterBatch;
+
+fn check_tokens(model: &Model, what: &str, ids: &[u32]) -> Result<()> {
+    let vocab = model.config().vocab_size as u32;
+    if let Some(bad) = ids.iter().find(|&&t| t >= vocab) {
+        return Err(ModelError::Generation(format!(
+            "{what}: token id {bad} is outside the vocabulary of {vocab}"
+        )));
+    }
+    Ok(())
+}
+
+/// The batch-1 KV cache of `prefix` (positions `0..prefix.len()`), computed with `adapter`
+/// (one adapter for the row, or none). See [`prefill_prefix_with_room`].
+pub fn prefill_prefix(
+    model: &Model,
+    prefix: &[u32],
+    adapter: Option<&AdapterBatch>,
+) -> Result<Cache> {
+    prefill_prefix_with_room(model, prefix, adapter, 0)
+}
+
+/// [`prefill_prefix`] whose cache buffers already hold `room` more positions, so that the
+/// suffixes and generated tokens of [`generate_from_prefix`] fit without regrowing them
+/// (e.g. `room` = longest suffix + `max_new_tokens`).
+pub fn prefill_prefix_with_room(
+    model: &Model,
+    prefix: &[u32],
+    adapter: Option<&AdapterBatch>,
+    room: usize,
+) -> Result<Cache> {
+    if prefix.is_empty() {
+        return Err(ModelError::Generation("the prefix is empty".to_string()));
+    }
+    if let Some(rows) = adapter.and_then(|a| a.rows()) {
+        if rows != 1 {
+            return Err(ModelError::Generation(format!(
+                "the prefix is one row but the adapter batch has {rows}"
+            )));
+        }
+    }
+    check_tokens(model, "prefix", prefix)?;
+    let max_pos = model.config().max_position_embeddings;
+    if prefix.len() > max_pos {
+        return Err(ModelError::Generation(format!(
+            "prefix of {} tokens exceeds the model's context of {max_pos}",
+            prefix.len()
+        )));
+    }
+    let device = model.device();
+    let t = prefix.len();
+    let mut cache = Cache::with_capacity(model.config(), t + room);
+    let input = Tensor::new(prefix, device)?.unsqueeze(0)?;
+    let pos: Vec<u32> = (0..t as u32).collect();
+    let positions = Tensor::new(pos.as_slice(), device)?.unsqueeze(0)?;
+    model.forward_with(&input, &positions, None, Some(&mut cache), adapter)?;
+    Ok(cache)
+}
+
+/// `ln Σ exp(logits)` (f32 exponentials relative to the maximum, f64 sum).
+fn log_sum_exp(logits: &[f32]) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let sum: f64 = logits.iter().map(|&x| (x - max).exp() as f64).sum();
+    max as f64 + sum.ln()
+}
+
+/// Earliest occurrence of any (non-empty) stop string in `text`.
+fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
+struct Row {
+    suffix_len: usize,
+    tokens: Vec<u32>,
+    logprob: f64,
+    done: Option<(FinishReason, String)>,
+}
+
+/// Greedy generation for `prefix + suffixes[i]`, every row starting from `prefix_cache`
+/// (a batch-1 cache from [`prefill_prefix`]; it is copied, not modified).
+///
+/// `adapters` applies to the suffixes and the generated tokens: one adapter for every row
+/// ([`AdapterBatch::single`]) or a gathered batch naming one per row; it must be the adapter
+/// the prefix was prefilled with, which this function cannot check. Stopping follows
+/// `params` (EOS, stop strings, `max_new_tokens`) exactly as in
+/// [`crate::generate::generate_with_adapters`]. Only greedy decoding is supported
+/// (`params.temperature` must be 0). Rows are independent of each other.
+pub fn generate_from_prefix(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prefix_cache: &Cache,
+    suffixes: &[Vec<u32>],
+    params: &GenerateParams,
+    adapters: Option<&AdapterBatch>,
+) -> Result<Vec<Generation>> {
+    if params.temperature != 0.0 {
+        return Err(ModelError::Generation(format!(
+            "generation from a shared prefix is greedy only (temperature 0), got {}",
+            params.temperature
+        )));
+    }
+    if let Some(rows) = adapters.and_then(|a| a.rows()) {
+        if rows != suffixes.len() {
+            return Err(ModelError::Generation(format!(
+                "{} suffixes but adapters for {rows} rows",
+                suffixes.len()
+            )));
+        }
+    }
+    if suffixes.is_empty() {
+        return Ok(Vec::new());
+    }
+    match prefix_cache.batch_size() {
+        Some(1) => {}
+        Some(b) => {
+            return Err(ModelError::Generation(format!(
+                "the prefix cache holds {b} rows, not 1"
+            )))
+        }
+        None => {
+            return Err(ModelError::Generation(
+                "the prefix cache is empty (run prefill_prefix first)".to_string(),
+            ))
+        }
+    }
+    if let Some(i) = suffixes.iter().position(|s| s.is_empty()) {
+        return Err(ModelError::Generation(format!("suffix {i} is empty")));
+    }
+    for (i, s) in suffixes.iter().enumerate() {
+        check_tokens(model, &format!("suffix {i}"), s)?;
+    }
+    let p = prefix_cache.len();
+    let longest = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+    let max_pos = model.config().max_position_embeddings;
+    if p + longest + params.max_new_tokens > max_pos {
+        return Err(ModelError::Generation(format!(
+            "prefix of {p} tokens, suffix of {longest} and {} new tokens exceed the model's context of {max_pos}",
+            params.max_new_tokens
+        )));
+    }
+    let mut rows: Vec<Row> = suffixes
+        .iter()
+        .map(|s| Row {
+            suffix_len: s.len(),
+            tokens: Vec::new(),
+            logprob: 0.0,
+            done: None,
+        })
+        .collect();
+    if params.max_new_tokens == 0 {
+        return Ok(rows
+            .into_iter()
+            .map(|_| Generation {
+                tokens: Vec::new(),
+                text: String::new(),
+                finish_reason: FinishReason::Length,
+                logprob: 0.0,
+            })
+            .collect());
+    }
+
+    let device = model.device();
+    let b = suffixes.len();
+    let mut adapters = adapters.cloned();
+    let mut cache = prefix_cache.clone();
+    cache.select_rows(&vec![0u32; b])?;
+
+    // Suffix prefill, padded on the left inside the suffix segment.
+    let mut ids = Vec::with_capacity(b * longest);
+    let mut pos = Vec::with_capacity(b * longest);
+    let mut key_real: Vec<Vec<bool>> = Vec::with_capacity(b);
+    for s in suffixes {
+        let pad = longest - s.len();
+        ids.extend(std::iter::repeat_n(info.pad_id, pad));
+        ids.extend_from_slice(s);
+        pos.extend(std::iter::repeat_n(p as u32, pad));
+        pos.extend((p..p + s.len()).map(|x| x as u32));
+        let mut real = vec![true; p];
+        real.extend(std::iter::repeat_n(false, pad));
+        real.resize(p + longest, true);
+        key_real.push(real);
+    }
+    let padded = suffixes.iter().any(|s| s.len() != longest);
+    let input = Tensor::from_vec(ids, (b, longest), device)?;
+    let positions = Tensor::from_vec(pos, (b, longest), device)?;
+    // Without padding the default causal mask over cache + new tokens is the right one.
+    let mask = if padded {
+        Some(attention_mask(&key_real, longest, device)?)
+    } else {
+        None
+    };
+    let hidden = model.forward_with(
+        &input,
+        &positions,
+        mask.as_ref(),
+        Some(&mut cache),
+        adapters.as_ref(),
+    )?;
+    let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
+    let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+    let mut active: Vec<usize> = (0..b).collect();
+
+    loop {
+        let mut next_tokens = Vec::with_capacity(active.len());
+        let mut keep = Vec::with_capacity(active.len());
+        for (k, &r) in active.iter().enumerate() {
+            let row = &mut rows[r];
+            let lg = &logits[k];
+            let tok = argmax(lg);
+            row.logprob += lg
+                .get(tok as usize)
+                .map(|&x| x as f64)
+                .unwrap_or(f64::NEG_INFINITY)
+                - log_sum_exp(lg);
+            if params.stop_on_eos && info.eos_ids.contains(&tok) {
+                let text = (info.decode)(&row.tokens)?;
+                row.done = Some((FinishReason::Eos, text));
+                continue;
+            }
+            row.tokens.push(tok);
+            if !params.stop_strings.is_empty() {
+                let text = (info.decode)(&row.tokens)?;
+                if let Some(cut) = find_stop(&text, &params.stop_strings) {
+                    row.done = Some((FinishReason::Stop, text[..cut].to_string()));
+                    continue;
+                }
+            }
+            if row.tokens.len() >= params.max_new_tokens {
+                let text = (info.decode)(&row.tokens)?;
+                row.done = Some((FinishReason::Length, text));
+                continue;
+            }
+            keep.push(k);
+            next_tokens.push(tok);
+        }
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() != active.len() {
+            let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
+            cache.select_rows(&idx)?;
+            if let Some(a) = adapters.as_mut() {
+                *a = a.select_rows(&idx)?;
+            }
+            key_real = keep.iter().map(|&k| key_real[k].clone()).collect();
+            active = keep.iter().map(|&k| active[k]).collect();
+        }
+        let nb = active.len();
+        let step_pos: Vec<u32> = active
+            .iter()
+            .map(|&r| (p + rows[r].suffix_len + rows[r].tokens.len() - 1) as u32)
+            .collect();
+        for real in key_real.iter_mut() {
+            real.push(true);
+        }
+        let mask = if key_real.iter().any(|r| r.contains(&false)) {
+            Some(attention_mask(&key_real, 1, device)?)
+        } else {
+            None
+        };
+        let input = Tensor::from_vec(next_tokens, (nb, 1), device)?;
+        let positions = Tensor::from_vec(step_pos, (nb, 1), device)?;
+        let hidden = model.forward_with(
+            &input,
+            &positions,
+            mask.as_ref(),
+            Some(&mut cache),
+            adapters.as_ref(),
+        )?;
+        let last = hidden.i((.., 0, ..))?.contiguous()?;
+        logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+    }
+
+    rows.into_iter()
+        .map(|row| {
+            let (finish_reason, text) = row
+                .done
+                .ok_or_else(|| ModelError::Generation("a row never finished".to_string()))?;
+            Ok(Generation {
+                tokens: row.tokens,
+                text,
+                finish_reason,
+                logprob: row.logprob,
+            })
+        })
+        .collect()
+}
+
+/// Length of the longest common prefix of `prompts` (0 for none).
+pub fn common_prefix_len(prompts: &[Vec<u32>]) -> usize {
+    let Some(first) = prompts.first() else {
+        return 0;
+    };
+    let mut n = first.len();
+    for p in &prompts[1..] {
+        n = n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_prefix_of_token_lists() {
+        assert_eq!(common_prefix_len(&[]), 0);
+        assert_eq!(common_prefix_len(&[vec![1, 2, 3]]), 3);
+        assert_eq!(
+            common_prefix_len(&[vec![1, 2, 3, 4], vec![1, 2, 5], vec![1, 2, 3]]),
+            2
+        );
+        assert_eq!(common_prefix_len(&[vec![1, 2], vec![3]]), 0);
+    }
+
+    #[test]
+    fn stop_strings_find_the_earliest() {
+        let stops = vec![";".to_string(), "\n\n".to_string(), String::new()];
+        assert_eq!(find_stop("SELECT 1\n\nx;", &stops), Some(8));
+        assert_eq!(find_stop("SELECT 1", &stops), None);
+    }
+}

@@ -1,0 +1,402 @@
+//! Generation from a shared prefix equals plain generation of the concatenated prompts:
+//! on a tiny random Llama always, and on the real default model when it is present
+//! (`SQLORA_MODEL` or the default model path; `SQLORA_REQUIRE_MODEL=1` makes its absence fail).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlora_model::chat::Message;
+use sqlora_model::config::Config;
+use sqlora_model::generate::{generate_with_adapters, TokenInfo};
+use sqlora_model::llama::Model;
+use sqlora_model::lora::{AdapterBatch, AdapterSet, LoraAdapter, LoraConfig};
+use sqlora_model::prefix::{common_prefix_len, generate_from_prefix, prefill_prefix};
+use sqlora_model::{load, FinishReason, GenerateParams, Generation, LoadedModel};
+
+const VOCAB: usize = 64;
+const HIDDEN: usize = 32;
+const FFN: usize = 48;
+const LAYERS: usize = 2;
+const HEADS: usize = 4;
+const KV_HEADS: usize = 2;
+const HEAD_DIM: usize = 8;
+
+fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n)
+        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
+        .collect();
+    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+}
+
+/// A random 2-layer Llama built straight from tensors.
+fn tiny_model(seed: u64) -> Model {
+    let cfg = Config::from_hf_json_str(
+        &serde_json::json!({
+            "model_type": "llama",
+            "architectures": ["LlamaForCausalLM"],
+            "vocab_size": VOCAB,
+            "hidden_size": HIDDEN,
+            "intermediate_size": FFN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
+            "num_key_value_heads": KV_HEADS,
+            "rope_theta": 10000.0,
+            "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 128,
+            "tie_word_embeddings": true,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut w = HashMap::new();
+    w.insert(
+        "model.embed_tokens.weight".to_string(),
+        rand_tensor(&mut rng, &[VOCAB, HIDDEN], 0.0, 1.0),
+    );
+    let q_out = HEADS * HEAD_DIM;
+    let kv_out = KV_HEADS * HEAD_DIM;
+    for l in 0..LAYERS {
+        let p = format!("model.layers.{l}");
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            w.insert(
+                format!("{p}.{n}.weight"),
+                rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
+            );
+        }
+        for (name, out, inp) in [
+            ("self_attn.q_proj", q_out, HIDDEN),
+            ("self_attn.k_proj", kv_out, HIDDEN),
+            ("self_attn.v_proj", kv_out, HIDDEN),
+            ("self_attn.o_proj", HIDDEN, q_out),
+            ("mlp.gate_proj", FFN, HIDDEN),
+            ("mlp.up_proj", FFN, HIDDEN),
+            ("mlp.down_proj", HIDDEN, FFN),
+        ] {
+            let scale = 1.5 / (inp as f32).sqrt();
+            w.insert(
+                format!("{p}.{name}.weight"),
+                rand_tensor(&mut rng, &[out, inp], 0.0, scale),
+            );
+        }
+    }
+    w.insert(
+        "model.norm.weight".to_string(),
+        rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
+    );
+    let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
+    Model::load(vb, &cfg).unwrap()
+}
+
+/// An adapter on every projection with random, non-zero A and B of magnitude `scale`.
+fn random_adapter(model: &Model, r: usize, seed: u64, scale: f32) -> LoraAdapter {
+    let config = LoraConfig::new(r, 2.0 * r as f64, &sqlora_model::lora::PROJECTIONS);
+    let fresh = LoraAdapter::init("rand", model, config.clone(), seed).unwrap();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let mut modules = BTreeMap::new();
+    for (key, m) in fresh.modules() {
+        let a = rand_tensor(&mut rng, m.a.dims(), 0.0, scale);
+        let b = rand_tensor(&mut rng, m.b.dims(), 0.0, scale);
+        modules.insert(key.clone(), (a, b));
+    }
+    LoraAdapter::new("rand", config, modules).unwrap()
+}
+
+fn tiny_decode(ids: &[u32]) -> sqlora_model::Result<String> {
+    Ok(ids.iter().map(|i| format!("<{i}>")).collect())
+}
+
+fn tiny_info(eos: Vec<u32>) -> TokenInfo<'static> {
+    TokenInfo {
+        eos_ids: eos,
+        pad_id: 0,
+        decode: &tiny_decode,
+    }
+}
+
+fn random_tokens(rng: &mut StdRng, n: usize) -> Vec<u32> {
+    (0..n).map(|_| rng.gen_range(1..VOCAB as u32)).collect()
+}
+
+/// Plain batched generation of `prefix + suffix` and generation from the prefix cache.
+fn both_ways(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prefix: &[u32],
+    suffixes: &[Vec<u32>],
+    params: &GenerateParams,
+    adapter: Option<&AdapterBatch>,
+    prefix_adapter: Option<&AdapterBatch>,
+) -> (Vec<Generation>, Vec<Generation>) {
+    let full: Vec<Vec<u32>> = suffixes
+        .iter()
+        .map(|s| prefix.iter().chain(s).copied().collect())
+        .collect();
+    let plain = generate_with_adapters(model, info, &full, params, adapter).unwrap();
+    let cache = prefill_prefix(model, prefix, prefix_adapter).unwrap();
+    let from_prefix = generate_from_prefix(model, info, &cache, suffixes, params, adapter).unwrap();
+    (plain, from_prefix)
+}
+
+fn tokens(g: &[Generation]) -> Vec<Vec<u32>> {
+    g.iter().map(|g| g.tokens.clone()).collect()
+}
+
+#[test]
+fn tiny_model_prefix_path_equals_plain_generation() {
+    let model = tiny_model(3);
+    let mut rng = StdRng::seed_from_u64(11);
+    let prefix = random_tokens(&mut rng, 24);
+    let suffixes = vec![
+        random_tokens(&mut rng, 3),
+        random_tokens(&mut rng, 9),
+        random_tokens(&mut rng, 6),
+    ];
+    let params = GenerateParams {
+        max_new_tokens: 12,
+        ..GenerateParams::default()
+    };
+    // First without EOS: every row runs to the length limit.
+    let info = tiny_info(Vec::new());
+    let (plain, fp) = both_ways(&model, &info, &prefix, &suffixes, &params, None, None);
+    assert_eq!(tokens(&plain), tokens(&fp));
+    assert!(fp.iter().all(|g| g.tokens.len() == 12));
+    assert!(fp.iter().all(|g| g.finish_reason == FinishReason::Length));
+    for (a, b) in plain.iter().zip(&fp) {
+        assert_eq!(a.text, b.text);
+        assert!((a.logprob - b.logprob).abs() < 1e-3, "{a:?} vs {b:?}");
+    }
+    // The rows differ (the test would be weak otherwise).
+    assert_ne!(fp[0].tokens, fp[1].tokens);
+
+    // Now with an EOS id that ends row 1 early, so rows leave the batch at different steps.
+    let eos = fp[1].tokens[4];
+    let info = tiny_info(vec![eos]);
+    let (plain, fp) = both_ways(&model, &info, &prefix, &suffixes, &params, None, None);
+    assert_eq!(tokens(&plain), tokens(&fp));
+    assert_eq!(fp[1].finish_reason, FinishReason::Eos);
+    assert!(fp[1].tokens.len() <= 4);
+    assert!(fp.iter().any(|g| g.finish_reason != FinishReason::Eos));
+}
+
+#[test]
+fn tiny_model_prefix_path_with_an_adapter() {
+    let model = tiny_model(5);
+    let adapter = random_adapter(&model, 4, 9, 0.4);
+    let single = AdapterBatch::single(&adapter);
+    let mut rng = StdRng::seed_from_u64(21);
+    let prefix = random_tokens(&mut rng, 30);
+    let suffixes = vec![
+        random_tokens(&mut rng, 5),
+        random_tokens(&mut rng, 2),
+        random_tokens(&mut rng, 8),
+    ];
+    let params = GenerateParams {
+        max_new_tokens: 10,
+        ..GenerateParams::default()
+    };
+    let info = tiny_info(Vec::new());
+    let (plain, fp) = both_ways(
+        &model,
+        &info,
+        &prefix,
+        &suffixes,
+        &params,
+        Some(&single),
+        Some(&single),
+    );
+    assert_eq!(tokens(&plain), tokens(&fp));
+    // The adapter matters: without it the generations differ.
+    let (bare, _) = both_ways(&model, &info, &prefix, &suffixes, &params, None, None);
+    assert_ne!(tokens(&bare), tokens(&fp));
+    // A prefix prefilled without the adapter gives other results (the cache depends on it).
+    let (_, wrong) = both_ways(
+        &model,
+        &info,
+        &prefix,
+        &suffixes,
+        &params,
+        Some(&single),
+        None,
+    );
+    assert_ne!(tokens(&wrong), tokens(&fp));
+
+    // The same adapter through the gathered (multi-adapter) path, one slot per row.
+    let mut set = AdapterSet::new(&Device::Cpu);
+    let id = set.insert(adapter.clone()).unwrap();
+    let rows = set.batch(&[Some(id); 3]).unwrap();
+    let one = set.batch(&[Some(id)]).unwrap();
+    let (_, gathered) = both_ways(
+        &model,
+        &info,
+        &prefix,
+        &suffixes,
+        &params,
+        Some(&rows),
+        Some(&one),
+    );
+    assert_eq!(tokens(&gathered), tokens(&fp));
+}
+
+#[test]
+fn the_prefix_cache_is_reused_unchanged_and_bad_input_is_refused() {
+    let model = tiny_model(7);
+    let mut rng = StdRng::seed_from_u64(1);
+    let prefix = random_tokens(&mut rng, 10);
+    let info = tiny_info(Vec::new());
+    let params = GenerateParams {
+        max_new_tokens: 6,
+        ..GenerateParams::default()
+    };
+    let cache = prefill_prefix(&model, &prefix, None).unwrap();
+    assert_eq!(cache.len(), 10);
+    let a = vec![random_tokens(&mut rng, 4), random_tokens(&mut rng, 2)];
+    let b = vec![random_tokens(&mut rng, 3)];
+    let first = generate_from_prefix(&model, &info, &cache, &a, &params, None).unwrap();
+    let _ = generate_from_prefix(&model, &info, &cache, &b, &params, None).unwrap();
+    let again = generate_from_prefix(&model, &info, &cache, &a, &params, None).unwrap();
+    assert_eq!(cache.len(), 10);
+    assert_eq!(cache.batch_size(), Some(1));
+    assert_eq!(tokens(&first), tokens(&again));
+    // A row alone equals the row in a batch.
+    let alone = generate_from_prefix(&model, &info, &cache, &a[1..], &params, None).unwrap();
+    assert_eq!(alone[0].tokens, first[1].tokens);
+
+    assert!(generate_from_prefix(&model, &info, &cache, &[vec![]], &params, None).is_err());
+    assert!(
+        generate_from_prefix(&model, &info, &cache, &[vec![VOCAB as u32]], &params, None).is_err()
+    );
+    let sampling = GenerateParams {
+        temperature: 0.7,
+        ..params.clone()
+    };
+    assert!(generate_from_prefix(&model, &info, &cache, &a, &sampling, None).is_err());
+    let too_long = GenerateParams {
+        max_new_tokens: 200,
+        ..params.clone()
+    };
+    assert!(generate_from_prefix(&model, &info, &cache, &a, &too_long, None).is_err());
+    assert!(prefill_prefix(&model, &[], None).is_err());
+    let empty = sqlora_model::llama::Cache::new(model.config());
+    assert!(generate_from_prefix(&model, &info, &empty, &a, &params, None).is_err());
+    let mut two = cache.clone();
+    two.select_rows(&[0, 0]).unwrap();
+    assert!(generate_from_prefix(&model, &info, &two, &a, &params, None).is_err());
+    assert!(
+        generate_from_prefix(&model, &info, &cache, &[], &params, None)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn model_path() -> Option<PathBuf> {
+    let path = match std::env::var_os("SQLORA_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => sqlora_model::fetch::default_model_path(),
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {}",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
+        path.display()
+    );
+    None
+}
+
+fn real_model() -> Option<&'static LoadedModel> {
+    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let path = model_path()?;
+            Some(load(&path, &Device::Cpu).expect("loading the default model"))
+        })
+        .as_ref()
+}
+
+/// Chat prompts that share a schema system message and differ in the question.
+fn real_prompts(m: &LoadedModel) -> Vec<Vec<u32>> {
+    let system = "You translate questions into SQLite queries. Reply with one SELECT query.\n\
+        CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT, salary REAL, dept_id INTEGER REFERENCES departments(id));\n\
+        CREATE TABLE departments (id INTEGER PRIMARY KEY, name TEXT, city TEXT);";
+    let template = m.chat_template.as_ref().expect("a chat template");
+    [
+        "How many employees are there?",
+        "List the names of the employees who earn more than 50000, highest salary first, together with the city of their department.",
+        "Which departments are in Paris?",
+    ]
+    .iter()
+    .map(|q| {
+        let text = template
+            .render(
+                &[Message::new("system", system), Message::new("user", *q)],
+                true,
+            )
+            .unwrap()
+            + "SELECT";
+        m.tokenizer.encode(&text, false).unwrap()
+    })
+    .collect()
+}
+
+fn real_case(m: &LoadedModel, adapter: Option<&LoraAdapter>) {
+    let prompts = real_prompts(m);
+    let p = common_prefix_len(&prompts);
+    assert!(p > 40, "the prompts share a system message ({p} tokens)");
+    let prefix = &prompts[0][..p];
+    let suffixes: Vec<Vec<u32>> = prompts.iter().map(|x| x[p..].to_vec()).collect();
+    let lens: Vec<usize> = suffixes.iter().map(Vec::len).collect();
+    assert!(lens[0] != lens[1] && lens[1] != lens[2], "{lens:?}");
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    let params = GenerateParams {
+        max_new_tokens: 40,
+        ..GenerateParams::default()
+    };
+    let batch = adapter.map(AdapterBatch::single);
+    let (plain, fp) = both_ways(
+        &m.model,
+        &info,
+        prefix,
+        &suffixes,
+        &params,
+        batch.as_ref(),
+        batch.as_ref(),
+    );
+    assert_eq!(tokens(&plain), tokens(&fp));
+    for (a, b) in plain.iter().zip(&fp) {
+        assert_eq!(a.text, b.text);
+        assert_eq!(a.finish_reason, b.finish_reason);
+    }
+    assert!(fp.iter().all(|g| !g.tokens.is_empty()));
+}
+
+#[test]
+fn real_model_prefix_path_equals_plain_generation() {
+    let Some(m) = real_model() else { return };
+    real_case(m, None);
+}
+
+#[test]
+fn real_model_prefix_path_with_an_adapter() {
+    let Some(m) = real_model() else { return };
+    let adapter = random_adapter(&m.model, 4, 3, 0.05);
+    real_case(m, Some(&adapter));
+}
