@@ -78,7 +78,7 @@ run_chromium() {
   profile=$(mktemp -d "$work/profile.XXXX")
   timeout "${CHROMIUM_TIMEOUT_S:-300}" "$chromium_bin" --headless --no-sandbox --disable-gpu --disable-quic \
     --no-first-run --disable-background-networking --disable-component-update --disable-sync \
-    --disable-dev-shm-usage --hide-scrollbars --user-data-dir="$profile" \
+    --disable-dev-shm-usage --hide-scrollbars --user-data-dir="$profile" --enable-logging=stderr --v=0 \
     --virtual-time-budget=60000 "$@" 2>>"$work/chromium.log"
 }
 
@@ -121,8 +121,16 @@ if [ -n "${SCREENSHOT:-}" ]; then
   check "screenshot $SCREENSHOT written ($size bytes)" test "$size" -gt 20000
 fi
 
+# 6. No uncaught JavaScript exception on any of those pages.
+if grep -q 'CONSOLE.*Uncaught' "$work/chromium.log"; then
+  echo "FAIL: the page threw: $(grep 'CONSOLE.*Uncaught' "$work/chromium.log" | head -n 3)"
+  failed=1
+else
+  echo "PASS: no uncaught JavaScript exception"
+fi
+
 if [ "$failed" != 0 ]; then
-  echo "--- chromium log (tail, without D-Bus noise)"; grep -v dbus "$work/chromium.log" | tail -n 20 || true
+  echo "--- chromium log (tail, without D-Bus noise)"; grep -Ev 'dbus|D-Bus' "$work/chromium.log" | tail -n 20 || true
   if [ -f "$work/server.log" ]; then echo "--- server log (tail)"; tail -n 40 "$work/server.log"; fi
   exit 1
 fi
