@@ -22,6 +22,14 @@ const PROMPT_SAMPLES: usize = 2;
 /// Longest sample value (characters) worth showing.
 const SAMPLE_MAX_CHARS: usize = 40;
 
+/// The text the assistant's answer is primed with at inference: the prompt (rendered with the
+/// generation prompt) gets it appended, and the generated continuation is prefixed with it
+/// again to form the answer. Every bundled gold query starts with `SELECT` (a test of this
+/// module checks it), so the trainer's answers, which are the gold queries, already start with
+/// these tokens: training and inference see the same text. Without it the base model tends to
+/// answer in prose.
+pub const ANSWER_PRIME: &str = "SELECT";
+
 const BUILTIN_SYSTEM: &str = include_str!("../../../prompts/system.jinja");
 const BUILTIN_USER: &str = include_str!("../../../prompts/user.jinja");
 
@@ -119,6 +127,18 @@ impl PromptBuilder {
             out.push(ChatMessage::new(role, text.trim().to_string()));
         }
         Ok(out)
+    }
+
+    /// The text to append to the rendered prompt before generating, and to put back in
+    /// front of the generated text: [`ANSWER_PRIME`] (`"SELECT"`). `ask`, `eval`, `serve`
+    /// and the trainer's dev evaluation all use it, so they agree on the prompt.
+    pub fn answer_prime(&self) -> &'static str {
+        ANSWER_PRIME
+    }
+
+    /// The answer a primed generation stands for: `answer_prime() + generated`.
+    pub fn primed_answer(&self, generated: &str) -> String {
+        format!("{}{generated}", self.answer_prime())
     }
 
     /// The prompt messages plus the gold answer (`sql` on one line, no
@@ -457,6 +477,35 @@ mod tests {
             "{user}"
         );
         assert!(m[0].content.contains("SQLite"));
+    }
+
+    #[test]
+    fn every_bundled_gold_query_starts_with_the_answer_prime() {
+        let pb = PromptBuilder::builtin();
+        assert_eq!(pb.answer_prime(), "SELECT");
+        assert_eq!(pb.primed_answer(" a FROM t"), "SELECT a FROM t");
+        let datasets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+        let mut checked = 0;
+        for domain in fs::read_dir(&datasets).unwrap() {
+            let dir = domain.unwrap().path();
+            for split in ["train", "dev", "test"] {
+                let Ok(text) = fs::read_to_string(dir.join(format!("{split}.jsonl"))) else {
+                    continue;
+                };
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let sql = v["sql"].as_str().unwrap();
+                    let ex = pb.training_example("q", &schema(), sql).unwrap();
+                    assert!(
+                        ex.answer.starts_with(pb.answer_prime()),
+                        "{}: {sql}",
+                        dir.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} gold queries found");
     }
 
     #[test]
