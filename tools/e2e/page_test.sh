@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the web page in headless Chromium against a real `sqlora serve`.
 #
-# Starts `sqlora serve --addr 127.0.0.1:<free port>` (or uses SQLORA_E2E_URL, a server that is
-# already running), opens `/?db=retail&q=How many customers are there?` in headless Chromium
+# Starts `sqlora serve --addr 127.0.0.1:0` (the port it prints), or uses SQLORA_E2E_URL, a server
+# that is already running; then opens `/?db=retail&q=How many customers are there?` in headless Chromium
 # with --dump-dom, and checks that the page asked and shows the answer: the SQL, a result table
 # with a header row and data rows, equal to what POST /v1/query answers for the same question.
 # Then checks that a 4xx answer (an absurd max_rows) and an unknown database show the error box.
@@ -43,22 +43,27 @@ if [ -n "${SQLORA_E2E_URL:-}" ]; then
 else
   bin="${SQLORA_BIN:-target/debug/sqlora}"
   [ -x "$bin" ] || { echo "FAIL: $bin not found (cargo build -p sqlora)" >&2; exit 1; }
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  base="http://127.0.0.1:$port"
+  # Port 0: the server picks a free port and prints "listening on http://ADDR".
   # shellcheck disable=SC2086
-  "$bin" serve --addr "127.0.0.1:$port" ${SQLORA_SERVE_ARGS:-} >"$work/server.log" 2>&1 &
+  "$bin" serve --addr 127.0.0.1:0 ${SQLORA_SERVE_ARGS:-} >"$work/server.log" 2>&1 &
   server_pid=$!
   wait_s="${SERVE_WAIT_S:-180}"
+  base=""
   for ((i = 0; i < wait_s * 2; i++)); do
-    if curl -fsS "$base/healthz" >/dev/null 2>&1; then break; fi
+    base=$(grep -o 'listening on http://[0-9.:]*' "$work/server.log" | head -n 1 | sed 's/^listening on //' || true)
+    if [ -n "$base" ] && curl -fsS "$base/healthz" >/dev/null 2>&1; then break; fi
     if ! kill -0 "$server_pid" 2>/dev/null; then
       echo "FAIL: sqlora serve exited before it answered /healthz:" >&2
-      cat "$work/server.log" >&2
+      tail -n 50 "$work/server.log" >&2
       exit 1
     fi
     sleep 0.5
   done
-  curl -fsS "$base/healthz" >/dev/null || { echo "FAIL: no /healthz after ${wait_s}s" >&2; cat "$work/server.log" >&2; exit 1; }
+  if [ -z "$base" ] || ! curl -fsS "$base/healthz" >/dev/null; then
+    echo "FAIL: no answer on /healthz after ${wait_s}s" >&2
+    tail -n 50 "$work/server.log" >&2
+    exit 1
+  fi
 fi
 echo "server: $base"
 
