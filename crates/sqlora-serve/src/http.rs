@@ -1,0 +1,777 @@
+//! The HTTP API (axum): natural-language queries, OpenAI-compatible completions, adapter
+//! management, health, metrics and the web page.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value as Json_};
+use sqlora_data::prompt::{ChatMessage, PromptBuilder};
+use sqlora_sql::exec::ExecLimits;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::answer::{answer, question_prompt, render_chat, Database};
+use crate::engine::{wait, EngineHandle, Finish, GenOutput, GenRequest, PrefixSpec};
+use crate::error::{Result, ServeError};
+use crate::metrics::{Metrics, LATENCY_BUCKETS};
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+
+/// Limits on what a request may ask for.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest question, in characters.
+    pub max_question_chars: usize,
+    /// Largest `max_rows`.
+    pub max_rows: usize,
+    /// Most candidates per question.
+    pub max_candidates: usize,
+    /// Tokens generated for a SQL answer.
+    pub query_max_tokens: usize,
+    /// Largest `max_tokens` of the completion endpoints.
+    pub max_completion_tokens: usize,
+    /// Deadline of one request.
+    pub timeout: Duration,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_question_chars: 1000,
+            max_rows: 10_000,
+            max_candidates: 8,
+            query_max_tokens: 128,
+            max_completion_tokens: 512,
+            timeout: Duration::from_secs(60),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The generation engine.
+    pub engine: EngineHandle,
+    /// Databases by name.
+    pub databases: BTreeMap<String, Arc<Database>>,
+    /// The prompt templates.
+    pub builder: PromptBuilder,
+    /// Request limits.
+    pub limits: Limits,
+    /// The base model's id in `/v1/models` and the `model` field.
+    pub model_id: String,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// When the server started (seconds since the epoch).
+    pub created: u64,
+}
+
+type AppResult<T> = std::result::Result<T, ApiError>;
+
+/// A [`ServeError`] answered as `{error: {code, message}}` with its status.
+#[derive(Debug)]
+pub struct ApiError(pub ServeError);
+
+impl From<ServeError> for ApiError {
+    fn from(e: ServeError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = Json(json!({"error": {"code": self.0.code(), "message": self.0.to_string()}}));
+        let mut resp = (status, body).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// Parses a JSON body with clear 4xx errors (malformed JSON, wrong types, oversized bodies).
+fn parse_body<T: DeserializeOwned>(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> AppResult<T> {
+    let bytes = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ServeError::TooLarge(format!("the request body is too large: {e}"))
+        } else {
+            ServeError::bad("bad_body", format!("cannot read the request body: {e}"))
+        }
+    })?;
+    if bytes.is_empty() {
+        return Err(
+            ServeError::bad("bad_json", "the request body is empty; send a JSON object").into(),
+        );
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let code = if e.is_data() {
+            "bad_request"
+        } else {
+            "bad_json"
+        };
+        ApiError(ServeError::bad(code, format!("invalid request body: {e}")))
+    })
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The router with every route, the metrics middleware and the body limit.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/databases", get(databases))
+        .route("/v1/query", post(query))
+        .route("/v1/models", get(models))
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/adapters", get(list_adapters).post(add_adapter))
+        .route("/v1/adapters/{name}", delete(remove_adapter))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Counts requests by route and status and times them.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    state.metrics.inc(
+        "sqlora_http_requests_total",
+        &[("route", &route), ("status", &status)],
+    );
+    state.metrics.observe(
+        "sqlora_http_request_duration_seconds",
+        &[("route", &route)],
+        LATENCY_BUCKETS,
+        t0.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError(ServeError::not_found("not_found", "no such route"))
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn healthz(State(s): State<Arc<AppState>>) -> Json<Json_> {
+    use std::sync::atomic::Ordering;
+    Json(json!({
+        "status": "ok",
+        "model": s.model_id,
+        "databases": s.databases.len(),
+        "adapters": s.engine.shared.adapter_list().len(),
+        "queued": s.engine.shared.queued.load(Ordering::SeqCst),
+        "running": s.engine.shared.running.load(Ordering::SeqCst),
+    }))
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn databases(State(s): State<Arc<AppState>>) -> Json<Json_> {
+    let data: Vec<Json_> = s
+        .databases
+        .values()
+        .map(|d| {
+            let tables: Vec<Json_> = d
+                .schema
+                .tables
+                .iter()
+                .map(|t| {
+                    json!({"name": t.name,
+                           "columns": t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>()})
+                })
+                .collect();
+            json!({
+                "name": d.name,
+                "schema": d.schema.to_compact(),
+                "tables": tables,
+                "adapter": s.engine.shared.has_adapter(&d.name).then(|| d.name.clone()),
+            })
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    database: String,
+    question: String,
+    #[serde(default)]
+    adapter: Option<String>,
+    #[serde(default)]
+    execute: Option<bool>,
+    #[serde(default)]
+    max_rows: Option<i64>,
+    #[serde(default)]
+    candidates: Option<i64>,
+}
+
+/// The adapter a request names (`None` = the base model). The base model's id, `base` and the
+/// empty string all mean no adapter.
+fn resolve_adapter(s: &AppState, name: &str) -> Result<Option<String>> {
+    if name.is_empty() || name == "base" || name == s.model_id {
+        return Ok(None);
+    }
+    if s.engine.shared.has_adapter(name) {
+        Ok(Some(name.to_string()))
+    } else {
+        Err(ServeError::not_found(
+            "unknown_adapter",
+            format!("no adapter named '{name}' (see GET /v1/adapters)"),
+        ))
+    }
+}
+
+/// Submits a request and waits for it; the request is dropped (its slot freed) if this future
+/// is dropped, e.g. when the client disconnects.
+async fn generate(s: &AppState, mut req: GenRequest) -> Result<GenOutput> {
+    let (tx, rx) = oneshot::channel();
+    req.reply = tx;
+    s.engine.submit(req)?;
+    wait(rx, s.limits.timeout + Duration::from_secs(2)).await
+}
+
+fn new_request(
+    s: &AppState,
+    prompt: Vec<u32>,
+    prefix: Option<PrefixSpec>,
+    adapter: Option<String>,
+    max_new_tokens: usize,
+) -> GenRequest {
+    let (reply, _) = oneshot::channel();
+    GenRequest {
+        prompt,
+        prefix,
+        adapter,
+        max_new_tokens,
+        candidates: 1,
+        stop: Vec::new(),
+        deadline: Instant::now() + s.limits.timeout,
+        stream: None,
+        reply,
+    }
+}
+
+async fn query(
+    State(s): State<Arc<AppState>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> AppResult<Json<Json_>> {
+    let b: QueryBody = parse_body(body)?;
+    let db = s.databases.get(&b.database).cloned().ok_or_else(|| {
+        ServeError::not_found(
+            "unknown_database",
+            format!(
+                "no database named '{}' (known: {})",
+                b.database,
+                s.databases.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let question = b.question.trim();
+    if question.is_empty() {
+        return Err(ServeError::bad("empty_question", "the question is empty").into());
+    }
+    let chars = question.chars().count();
+    if chars > s.limits.max_question_chars {
+        return Err(ServeError::bad(
+            "question_too_long",
+            format!(
+                "the question has {chars} characters; at most {} are accepted",
+                s.limits.max_question_chars
+            ),
+        )
+        .into());
+    }
+    if question.contains('\0') {
+        return Err(
+            ServeError::bad("bad_question", "the question contains a NUL character").into(),
+        );
+    }
+    let max_rows = b.max_rows.unwrap_or(100);
+    if max_rows < 1 || max_rows as u64 > s.limits.max_rows as u64 {
+        return Err(ServeError::bad(
+            "bad_max_rows",
+            format!(
+                "max_rows must be between 1 and {}, got {max_rows}",
+                s.limits.max_rows
+            ),
+        )
+        .into());
+    }
+    let candidates = b.candidates.unwrap_or(1);
+    if candidates < 1 || candidates as u64 > s.limits.max_candidates as u64 {
+        return Err(ServeError::bad(
+            "bad_candidates",
+            format!(
+                "candidates must be between 1 and {}, got {candidates}",
+                s.limits.max_candidates
+            ),
+        )
+        .into());
+    }
+    let adapter = match &b.adapter {
+        Some(name) => resolve_adapter(&s, name)?,
+        None => s
+            .engine
+            .shared
+            .has_adapter(&db.name)
+            .then(|| db.name.clone()),
+    };
+    let model = s.engine.model().clone();
+    let text = question_prompt(&model, &s.builder, &db.schema, question)?;
+    let ids = model
+        .tokenizer
+        .encode(&text, false)
+        .map_err(ServeError::from)?;
+    let prefix = ids.starts_with(&db.prefix_tokens).then(|| PrefixSpec {
+        name: db.name.clone(),
+        len: db.prefix_tokens.len(),
+    });
+    let mut req = new_request(&s, ids, prefix, adapter.clone(), s.limits.query_max_tokens);
+    req.candidates = candidates as usize;
+    let out = generate(&s, req).await?;
+    let execute = b.execute.unwrap_or(true);
+    let limits = ExecLimits {
+        max_rows: max_rows as usize,
+        ..ExecLimits::default()
+    };
+    let metrics = s.metrics.clone();
+    let texts = out.texts.clone();
+    let db2 = db.clone();
+    let ans = tokio::task::spawn_blocking(move || {
+        db2.with_db(|conn| answer(conn, &texts, execute, &limits, Some(&metrics)))
+    })
+    .await
+    .map_err(|e| ServeError::Internal(format!("query execution failed: {e}")))?;
+    Ok(Json(json!({
+        "sql": ans.sql,
+        "adapter": adapter,
+        "database": db.name,
+        "valid": ans.valid,
+        "error": ans.error,
+        "columns": ans.columns,
+        "rows": ans.rows,
+        "truncated": ans.truncated,
+        "attempts": ans.attempts,
+        "timings": {
+            "queue_ms": out.queue_ms,
+            "generate_ms": out.generate_ms,
+            "execute_ms": ans.execute_ms,
+        },
+        "usage": {
+            "prompt_tokens": out.prompt_tokens,
+            "cached_prompt_tokens": out.cached_tokens,
+            "completion_tokens": out.completion_tokens,
+        },
+    })))
+}
+
+async fn models(State(s): State<Arc<AppState>>) -> Json<Json_> {
+    let mut data = vec![json!({
+        "id": s.model_id, "object": "model", "created": s.created, "owned_by": "sqlora",
+        "parent": null, "root": s.model_id,
+    })];
+    for a in s.engine.shared.adapter_list() {
+        data.push(json!({
+            "id": a.name, "object": "model", "created": s.created, "owned_by": "sqlora",
+            "parent": s.model_id, "root": s.model_id, "resident": a.resident,
+        }));
+    }
+    Json(json!({"object": "list", "data": data}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StopField {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct CompletionBody {
+    model: String,
+    prompt: String,
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    stop: Option<StopField>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    n: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessageBody {
+    role: String,
+    content: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatBody {
+    model: String,
+    messages: Vec<ChatMessageBody>,
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    max_completion_tokens: Option<i64>,
+    #[serde(default)]
+    stop: Option<StopField>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    n: Option<i64>,
+}
+
+fn completion_params(
+    s: &AppState,
+    model: &str,
+    max_tokens: Option<i64>,
+    default_tokens: usize,
+    stop: Option<StopField>,
+    n: Option<i64>,
+) -> Result<(Option<String>, usize, Vec<String>)> {
+    let adapter = if model == s.model_id {
+        None
+    } else if s.engine.shared.has_adapter(model) {
+        Some(model.to_string())
+    } else {
+        return Err(ServeError::not_found(
+            "model_not_found",
+            format!(
+                "no model named '{model}': use '{}' or an adapter from GET /v1/models",
+                s.model_id
+            ),
+        ));
+    };
+    let max = max_tokens.unwrap_or(default_tokens as i64);
+    if max < 1 || max as u64 > s.limits.max_completion_tokens as u64 {
+        return Err(ServeError::bad(
+            "bad_max_tokens",
+            format!(
+                "max_tokens must be between 1 and {}, got {max}",
+                s.limits.max_completion_tokens
+            ),
+        ));
+    }
+    if n.is_some_and(|n| n != 1) {
+        return Err(ServeError::bad("bad_n", "only n = 1 is supported"));
+    }
+    let stop = match stop {
+        None => Vec::new(),
+        Some(StopField::One(x)) => vec![x],
+        Some(StopField::Many(v)) => v,
+    };
+    if stop.len() > 4 {
+        return Err(ServeError::bad("bad_stop", "at most 4 stop strings"));
+    }
+    Ok((adapter, max as usize, stop))
+}
+
+fn finish_str(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+    }
+}
+
+/// A completion to run (from either endpoint).
+struct Completion {
+    model_name: String,
+    prompt_text: String,
+    adapter: Option<String>,
+    max_tokens: usize,
+    stop: Vec<String>,
+    stream: bool,
+    chat: bool,
+}
+
+/// Shared by both completion endpoints: plain JSON or an SSE stream.
+async fn complete(s: Arc<AppState>, c: Completion) -> AppResult<Response> {
+    let Completion {
+        model_name,
+        prompt_text,
+        adapter,
+        max_tokens,
+        stop,
+        stream,
+        chat,
+    } = c;
+    let model = s.engine.model().clone();
+    let ids = model
+        .tokenizer
+        .encode(&prompt_text, false)
+        .map_err(ServeError::from)?;
+    if ids.is_empty() {
+        return Err(ServeError::bad("empty_prompt", "the prompt is empty").into());
+    }
+    let mut req = new_request(&s, ids, None, adapter, max_tokens);
+    req.stop = stop;
+    let id = format!(
+        "{}-{}-{}",
+        if chat { "chatcmpl" } else { "cmpl" },
+        now_secs(),
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let created = now_secs();
+    if !stream {
+        let out = generate(&s, req).await?;
+        let text = out.texts.first().cloned().unwrap_or_default();
+        let usage = json!({
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": out.completion_tokens,
+            "total_tokens": out.prompt_tokens + out.completion_tokens,
+        });
+        let body = if chat {
+            json!({"id": id, "object": "chat.completion", "created": created, "model": model_name,
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                "finish_reason": finish_str(out.finish)}],
+                   "usage": usage})
+        } else {
+            json!({"id": id, "object": "text_completion", "created": created, "model": model_name,
+                   "choices": [{"index": 0, "text": text, "logprobs": null,
+                                "finish_reason": finish_str(out.finish)}],
+                   "usage": usage})
+        };
+        return Ok(Json(body).into_response());
+    }
+    let (delta_tx, mut delta_rx) = mpsc::unbounded_channel::<String>();
+    let (reply_tx, reply_rx) = oneshot::channel();
+    req.stream = Some(delta_tx);
+    req.reply = reply_tx;
+    s.engine.submit(req)?;
+    let (out_tx, out_rx) = mpsc::channel::<std::result::Result<Event, Infallible>>(64);
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    let chunk = move |delta: Option<&str>, finish: Option<&str>, first: bool| -> Json_ {
+        if chat {
+            let mut d = serde_json::Map::new();
+            if first {
+                d.insert("role".into(), json!("assistant"));
+            }
+            if let Some(t) = delta {
+                d.insert("content".into(), json!(t));
+            }
+            json!({"id": id, "object": object, "created": created, "model": model_name,
+                   "choices": [{"index": 0, "delta": d, "finish_reason": finish}]})
+        } else {
+            json!({"id": id, "object": object, "created": created, "model": model_name,
+                   "choices": [{"index": 0, "text": delta.unwrap_or(""), "logprobs": null,
+                                "finish_reason": finish}]})
+        }
+    };
+    let timeout = s.limits.timeout + Duration::from_secs(2);
+    tokio::spawn(async move {
+        let send = |v: Json_| Event::default().data(v.to_string());
+        if chat
+            && out_tx
+                .send(Ok(send(chunk(None, None, true))))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::select! {
+                d = delta_rx.recv() => match d {
+                    Some(text) => {
+                        if out_tx.send(Ok(send(chunk(Some(&text), None, false)))).await.is_err() {
+                            return; // the client went away: dropping reply_rx frees the slot
+                        }
+                    }
+                    None => break,
+                },
+                _ = out_tx.closed() => return,
+            }
+        }
+        let last = match wait(reply_rx, timeout).await {
+            Ok(out) => chunk(None, Some(finish_str(out.finish)), false),
+            Err(e) => json!({"error": {"code": e.code(), "message": e.to_string()}}),
+        };
+        let _ = out_tx.send(Ok(send(last))).await;
+        let _ = out_tx.send(Ok(Event::default().data("[DONE]"))).await;
+    });
+    Ok(Sse::new(ReceiverStream::new(out_rx))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+async fn completions(
+    State(s): State<Arc<AppState>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> AppResult<Response> {
+    let b: CompletionBody = parse_body(body)?;
+    let (adapter, max, stop) = completion_params(&s, &b.model, b.max_tokens, 16, b.stop, b.n)?;
+    if b.prompt.is_empty() {
+        return Err(ServeError::bad("empty_prompt", "the prompt is empty").into());
+    }
+    let c = Completion {
+        model_name: b.model,
+        prompt_text: b.prompt,
+        adapter,
+        max_tokens: max,
+        stop,
+        stream: b.stream,
+        chat: false,
+    };
+    complete(s.clone(), c).await
+}
+
+async fn chat_completions(
+    State(s): State<Arc<AppState>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> AppResult<Response> {
+    let b: ChatBody = parse_body(body)?;
+    let (adapter, max, stop) = completion_params(
+        &s,
+        &b.model,
+        b.max_completion_tokens.or(b.max_tokens),
+        256,
+        b.stop,
+        b.n,
+    )?;
+    if b.messages.is_empty() {
+        return Err(ServeError::bad("empty_messages", "messages is empty").into());
+    }
+    if let Some(m) = b
+        .messages
+        .iter()
+        .find(|m| !["system", "user", "assistant"].contains(&m.role.as_str()))
+    {
+        return Err(ServeError::bad(
+            "bad_role",
+            format!("unknown role '{}' (system, user or assistant)", m.role),
+        )
+        .into());
+    }
+    let msgs: Vec<ChatMessage> = b
+        .messages
+        .iter()
+        .map(|m| ChatMessage::new(&m.role, m.content.clone()))
+        .collect();
+    let text = render_chat(s.engine.model(), &msgs)?;
+    let c = Completion {
+        model_name: b.model,
+        prompt_text: text,
+        adapter,
+        max_tokens: max,
+        stop,
+        stream: b.stream,
+        chat: true,
+    };
+    complete(s.clone(), c).await
+}
+
+async fn list_adapters(State(s): State<Arc<AppState>>) -> Json<Json_> {
+    let list = s.engine.shared.adapter_list();
+    let resident = list.iter().filter(|a| a.resident).count();
+    Json(json!({
+        "object": "list",
+        "data": list,
+        "resident": resident,
+        "max_resident": s.engine.max_adapters(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddAdapterBody {
+    name: String,
+    path: PathBuf,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+async fn add_adapter(
+    State(s): State<Arc<AppState>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> AppResult<Response> {
+    let b: AddAdapterBody = parse_body(body)?;
+    if !valid_name(&b.name) || b.name == s.model_id || b.name == "base" {
+        return Err(ServeError::bad(
+            "bad_name",
+            format!(
+                "adapter names are 1-64 characters of letters, digits, '-', '_' or '.', and not \
+                 'base' or the base model's id; got '{}'",
+                b.name
+            ),
+        )
+        .into());
+    }
+    if !b.path.is_dir() {
+        return Err(
+            ServeError::bad("bad_path", format!("{} is not a folder", b.path.display())).into(),
+        );
+    }
+    let info = s.engine.add_adapter(b.name, b.path).await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+async fn remove_adapter(
+    State(s): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+) -> AppResult<Json<Json_>> {
+    s.engine.remove_adapter(name.clone()).await?;
+    Ok(Json(json!({"deleted": name})))
+}

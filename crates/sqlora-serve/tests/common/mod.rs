@@ -1,0 +1,355 @@
+//! Test helpers: tiny Llama folders on disk (a random one, and a "scripted" one whose greedy
+//! continuation of `SELECT` is a fixed valid query), PEFT adapter folders, a SQLite database,
+//! and a minimal HTTP/1.0 client.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlora_model::lora::{LoraAdapter, LoraConfig};
+use sqlora_model::LoadedModel;
+
+pub const HIDDEN: usize = 32;
+pub const FFN: usize = 48;
+pub const LAYERS: usize = 2;
+pub const HEADS: usize = 4;
+pub const KV_HEADS: usize = 2;
+pub const HEAD_DIM: usize = 8;
+
+/// The words of the tiny vocabulary after `<unk>` (0) and `</s>` (1).
+pub const WORDS: &[&str] = &[
+    "SELECT",
+    "COUNT",
+    "(",
+    "*",
+    ")",
+    "FROM",
+    "customers",
+    "orders",
+    "name",
+    "id",
+    "WHERE",
+    "=",
+    "How",
+    "many",
+    "are",
+    "there",
+    "?",
+    "What",
+    "is",
+    "the",
+    "of",
+    "Which",
+    "one",
+    "largest",
+    "rows",
+    "city",
+    "total",
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "g",
+    "h",
+    "i",
+    "j",
+    "k",
+    "l",
+    "m",
+    "n",
+    "o",
+    "p",
+    "q",
+    "r",
+    "s",
+    "t",
+    "u",
+    "v",
+    "w",
+    "x",
+    "y",
+    "z",
+    "table",
+    "column",
+    "and",
+    "or",
+    "to",
+    "in",
+    "on",
+    "SQL",
+    "query",
+    "database",
+    "schema",
+    "question",
+    "answer",
+    "You",
+    "write",
+    "one",
+    "SQLite",
+    "for",
+    "with",
+    "by",
+];
+
+/// The greedy continuation the scripted model writes after `SELECT`.
+pub const SCRIPT: &[&str] = &["COUNT", "(", "*", ")", "FROM", "customers", "</s>"];
+
+pub fn vocab() -> Vec<String> {
+    let mut v = vec!["<unk>".to_string(), "</s>".to_string()];
+    for w in WORDS {
+        if !v.iter().any(|x| x == w) {
+            v.push(w.to_string());
+        }
+    }
+    v
+}
+
+fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n)
+        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
+        .collect();
+    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+}
+
+/// Which tiny model to write.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Random weights everywhere.
+    Random,
+    /// Attention and MLP outputs zeroed, so the logits depend on the last token only, and the
+    /// head maps each token of [`SCRIPT`] (starting at `SELECT`) to the next one.
+    Scripted,
+}
+
+fn weights(kind: Kind, seed: u64) -> HashMap<String, Tensor> {
+    let vocab = vocab();
+    let v = vocab.len();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut w = HashMap::new();
+    let embed = rand_tensor(&mut rng, &[v, HIDDEN], 0.0, 1.0);
+    w.insert("model.embed_tokens.weight".to_string(), embed.clone());
+    let q_out = HEADS * HEAD_DIM;
+    let kv_out = KV_HEADS * HEAD_DIM;
+    for l in 0..LAYERS {
+        let p = format!("model.layers.{l}");
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            w.insert(
+                format!("{p}.{n}.weight"),
+                rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
+            );
+        }
+        for (name, out, inp) in [
+            ("self_attn.q_proj", q_out, HIDDEN),
+            ("self_attn.k_proj", kv_out, HIDDEN),
+            ("self_attn.v_proj", kv_out, HIDDEN),
+            ("self_attn.o_proj", HIDDEN, q_out),
+            ("mlp.gate_proj", FFN, HIDDEN),
+            ("mlp.up_proj", FFN, HIDDEN),
+            ("mlp.down_proj", HIDDEN, FFN),
+        ] {
+            let scale = 1.5 / (inp as f32).sqrt();
+            let t = rand_tensor(&mut rng, &[out, inp], 0.0, scale);
+            let t = if kind == Kind::Scripted
+                && (name.ends_with("o_proj") || name.ends_with("down_proj"))
+            {
+                t.zeros_like().unwrap()
+            } else {
+                t
+            };
+            w.insert(format!("{p}.{name}.weight"), t);
+        }
+    }
+    w.insert(
+        "model.norm.weight".to_string(),
+        match kind {
+            Kind::Random => rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
+            Kind::Scripted => Tensor::ones(HIDDEN, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        },
+    );
+    let head = match kind {
+        Kind::Random => rand_tensor(&mut rng, &[v, HIDDEN], 0.0, 1.0),
+        Kind::Scripted => {
+            let e: Vec<Vec<f32>> = embed.to_vec2().unwrap();
+            let mut rows: Vec<Vec<f32>> = (0..v)
+                .map(|_| {
+                    (0..HIDDEN)
+                        .map(|_| 0.05 * (rng.gen::<f32>() * 2.0 - 1.0))
+                        .collect()
+                })
+                .collect();
+            let id = |w: &str| vocab.iter().position(|x| x == w).unwrap();
+            let mut prev = id("SELECT");
+            for next in SCRIPT {
+                let n = id(next);
+                rows[n] = e[prev].iter().map(|x| 10.0 * x).collect();
+                prev = n;
+            }
+            Tensor::new(rows, &Device::Cpu).unwrap()
+        }
+    };
+    w.insert("lm_head.weight".to_string(), head);
+    w
+}
+
+fn tokenizer_json() -> String {
+    let mut vocab_map = serde_json::Map::new();
+    for (i, w) in vocab().iter().enumerate() {
+        vocab_map.insert(w.clone(), i.into());
+    }
+    let added = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true})
+    };
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [added(0, "<unk>"), added(1, "</s>")],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab_map, "unk_token": "<unk>"}
+    })
+    .to_string()
+}
+
+/// Writes a tiny Llama folder (config, tokenizer, weights) into `dir`.
+pub fn write_model(dir: &Path, kind: Kind, seed: u64) {
+    let cfg = serde_json::json!({
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "vocab_size": vocab().len(),
+        "hidden_size": HIDDEN,
+        "intermediate_size": FFN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "rope_theta": 10000.0,
+        "rms_norm_eps": 1e-6,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": false,
+        "torch_dtype": "float32"
+    });
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), tokenizer_json()).unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"eos_token": "</s>", "pad_token": "<unk>"}"#,
+    )
+    .unwrap();
+    candle_core::safetensors::save(&weights(kind, seed), dir.join("model.safetensors")).unwrap();
+}
+
+/// A tiny model folder in a temp dir, and the model loaded from it.
+pub fn tiny_model(kind: Kind, seed: u64) -> (tempfile::TempDir, LoadedModel) {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), kind, seed);
+    let m = sqlora_model::load(dir.path(), &Device::Cpu).unwrap();
+    (dir, m)
+}
+
+/// A PEFT folder `dir/name` holding an adapter with random non-zero A and B for `targets`.
+pub fn write_adapter(
+    dir: &Path,
+    name: &str,
+    m: &LoadedModel,
+    targets: &[&str],
+    seed: u64,
+) -> PathBuf {
+    let config = LoraConfig::new(4, 8.0, targets);
+    let fresh = LoraAdapter::init(name, &m.model, config.clone(), seed).unwrap();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let mut modules = BTreeMap::new();
+    for (key, module) in fresh.modules() {
+        let a = rand_tensor(&mut rng, module.a.dims(), 0.0, 0.5);
+        let b = rand_tensor(&mut rng, module.b.dims(), 0.0, 0.5);
+        modules.insert(key.clone(), (a, b));
+    }
+    let adapter = LoraAdapter::new(name, config, modules).unwrap();
+    let out = dir.join(name);
+    sqlora_model::peft::save_adapter(&adapter, &out).unwrap();
+    out
+}
+
+/// A small shop database with 3 customers and 5 orders.
+pub fn write_db(path: &Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), total REAL);
+         INSERT INTO customers VALUES (1, 'Ada', 'Paris'), (2, 'Bob', 'Oslo'), (3, 'Cy', NULL);
+         INSERT INTO orders VALUES (1, 1, 9.5), (2, 1, 3.0), (3, 2, 7.25), (4, 3, 1.0), (5, 3, 2.0);",
+    )
+    .unwrap();
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.0 request (the server closes the connection after the response, so the body
+/// runs to the end of the stream, streamed responses included).
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {text}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+pub fn post(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Resp {
+    request(addr, "POST", path, Some(&body.to_string()))
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Resp {
+    request(addr, "GET", path, None)
+}
