@@ -118,6 +118,30 @@ pub fn generate_from_prefix(
     params: &GenerateParams,
     adapters: Option<&AdapterBatch>,
 ) -> Result<Vec<Generation>> {
+    generate_from_prefix_until(
+        model,
+        info,
+        prefix_cache,
+        suffixes,
+        params,
+        adapters,
+        &|_: &str| false,
+    )
+}
+
+/// [`generate_from_prefix`] with one more way for a row to stop: `done(text)`, asked with a
+/// row's decoded text after each generated token, ends the row when true (with
+/// [`FinishReason::Stop`], the text kept whole). E.g. stop once the answer's SQL statement
+/// is complete instead of letting a base model ramble on to `max_new_tokens`.
+pub fn generate_from_prefix_until(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prefix_cache: &Cache,
+    suffixes: &[Vec<u32>],
+    params: &GenerateParams,
+    adapters: Option<&AdapterBatch>,
+    done: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Generation>> {
     if params.temperature != 0.0 {
         return Err(ModelError::Generation(format!(
             "generation from a shared prefix is greedy only (temperature 0), got {}",
@@ -243,15 +267,16 @@ pub fn generate_from_prefix(
                 continue;
             }
             row.tokens.push(tok);
-            if !params.stop_strings.is_empty() {
-                let text = (info.decode)(&row.tokens)?;
-                if let Some(cut) = find_stop(&text, &params.stop_strings) {
-                    row.done = Some((FinishReason::Stop, text[..cut].to_string()));
-                    continue;
-                }
+            let text = (info.decode)(&row.tokens)?;
+            if let Some(cut) = find_stop(&text, &params.stop_strings) {
+                row.done = Some((FinishReason::Stop, text[..cut].to_string()));
+                continue;
+            }
+            if done(&text) {
+                row.done = Some((FinishReason::Stop, text));
+                continue;
             }
             if row.tokens.len() >= params.max_new_tokens {
-                let text = (info.decode)(&row.tokens)?;
                 row.done = Some((FinishReason::Length, text));
                 continue;
             }

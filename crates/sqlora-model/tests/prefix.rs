@@ -15,7 +15,9 @@ use sqlora_model::config::Config;
 use sqlora_model::generate::{generate_with_adapters, TokenInfo};
 use sqlora_model::llama::Model;
 use sqlora_model::lora::{AdapterBatch, AdapterSet, LoraAdapter, LoraConfig};
-use sqlora_model::prefix::{common_prefix_len, generate_from_prefix, prefill_prefix};
+use sqlora_model::prefix::{
+    common_prefix_len, generate_from_prefix, generate_from_prefix_until, prefill_prefix,
+};
 use sqlora_model::{load, FinishReason, GenerateParams, Generation, LoadedModel};
 
 const VOCAB: usize = 64;
@@ -183,6 +185,41 @@ fn tiny_model_prefix_path_equals_plain_generation() {
     assert_eq!(fp[1].finish_reason, FinishReason::Eos);
     assert!(fp[1].tokens.len() <= 4);
     assert!(fp.iter().any(|g| g.finish_reason != FinishReason::Eos));
+}
+
+#[test]
+fn a_stop_predicate_ends_rows_where_it_first_holds() {
+    let model = tiny_model(3);
+    let mut rng = StdRng::seed_from_u64(11);
+    let prefix = random_tokens(&mut rng, 24);
+    let suffixes = vec![
+        random_tokens(&mut rng, 3),
+        random_tokens(&mut rng, 9),
+        random_tokens(&mut rng, 6),
+    ];
+    let params = GenerateParams {
+        max_new_tokens: 12,
+        ..GenerateParams::default()
+    };
+    let info = tiny_info(Vec::new());
+    let cache = prefill_prefix(&model, &prefix, None).unwrap();
+    let full = generate_from_prefix(&model, &info, &cache, &suffixes, &params, None).unwrap();
+    // Stop at the first occurrence of the token row 0 generates fifth.
+    let mark = format!("<{}>", full[0].tokens[4]);
+    let done = |text: &str| text.contains(&mark);
+    let cut =
+        generate_from_prefix_until(&model, &info, &cache, &suffixes, &params, None, &done).unwrap();
+    for (f, c) in full.iter().zip(&cut) {
+        match f.tokens.iter().position(|&t| format!("<{t}>") == mark) {
+            Some(i) => {
+                assert_eq!(c.tokens, f.tokens[..=i].to_vec());
+                assert_eq!(c.finish_reason, FinishReason::Stop);
+                assert!(c.text.ends_with(&mark));
+            }
+            None => assert_eq!(c.tokens, f.tokens),
+        }
+    }
+    assert!(cut[0].tokens.len() <= 5);
 }
 
 #[test]
