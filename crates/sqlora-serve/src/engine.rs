@@ -488,10 +488,17 @@ impl Engine {
                     "adapter '{name}' is in use by running requests; retry later"
                 )));
             }
-        } else {
-            self.make_room()?;
+        } else if let Err(e) = self.make_room() {
+            // Every slot is busy: register it on disk; it is loaded on first use.
+            if path.is_none() {
+                return Err(e);
+            }
         }
-        let id = self.set.insert(adapter)?;
+        let id = if replacing.is_some() || self.set.len() < self.cfg.max_adapters.max(1) {
+            Some(self.set.insert(adapter)?)
+        } else {
+            None
+        };
         self.drop_prefixes(&name);
         let info = AdapterInfo {
             name: name.clone(),
@@ -500,15 +507,19 @@ impl Engine {
             alpha: summary.alpha,
             targets: summary.targets.clone(),
             parameters: summary.parameters,
-            resident_bytes: summary.tensor_bytes,
-            resident: true,
+            resident_bytes: if id.is_some() {
+                summary.tensor_bytes
+            } else {
+                0
+            },
+            resident: id.is_some(),
         };
         let t = self.tick();
         self.adapters.insert(
             name,
             AdapterSlot {
                 path,
-                id: Some(id),
+                id,
                 last_used: t,
                 info: info.clone(),
             },

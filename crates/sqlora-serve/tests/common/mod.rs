@@ -99,14 +99,28 @@ pub const WORDS: &[&str] = &[
     "by",
 ];
 
-/// The greedy continuation the scripted model writes after `SELECT`.
-pub const SCRIPT: &[&str] = &["COUNT", "(", "*", ")", "FROM", "customers", "</s>"];
+/// The greedy continuation the scripted model writes after `SELECT` (` COUNT ( * ) FROM
+/// customers`, then the end token).
+pub const SCRIPT: &[&str] = &[
+    "\u{120}COUNT",
+    "\u{120}(",
+    "\u{120}*",
+    "\u{120})",
+    "\u{120}FROM",
+    "\u{120}customers",
+    "</s>",
+];
 
+/// `<unk>`, `</s>`, every word, then every word with a leading space (`Ġ`, byte-level style),
+/// so decoding puts spaces where a real BPE tokenizer would.
 pub fn vocab() -> Vec<String> {
     let mut v = vec!["<unk>".to_string(), "</s>".to_string()];
-    for w in WORDS {
-        if !v.iter().any(|x| x == w) {
-            v.push(w.to_string());
+    for prefix in ["", "\u{120}"] {
+        for w in WORDS {
+            let t = format!("{prefix}{w}");
+            if !v.contains(&t) {
+                v.push(t);
+            }
         }
     }
     v
@@ -176,7 +190,21 @@ fn weights(kind: Kind, seed: u64) -> HashMap<String, Tensor> {
         },
     );
     let head = match kind {
-        Kind::Random => rand_tensor(&mut rng, &[v, HIDDEN], 0.0, 1.0),
+        Kind::Random => {
+            // The end token's logit is 0 while the best of the others is almost surely
+            // positive: generations run to max_tokens.
+            let h = rand_tensor(&mut rng, &[v, HIDDEN], 0.0, 1.0);
+            let zero = Tensor::zeros((1, HIDDEN), candle_core::DType::F32, &Device::Cpu).unwrap();
+            Tensor::cat(
+                &[
+                    h.narrow(0, 0, 1).unwrap(),
+                    zero,
+                    h.narrow(0, 2, v - 2).unwrap(),
+                ],
+                0,
+            )
+            .unwrap()
+        }
         Kind::Scripted => {
             let e: Vec<Vec<f32>> = embed.to_vec2().unwrap();
             let mut rows: Vec<Vec<f32>> = (0..v)
@@ -215,9 +243,9 @@ fn tokenizer_json() -> String {
         "padding": null,
         "added_tokens": [added(0, "<unk>"), added(1, "</s>")],
         "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
         "post_processor": null,
-        "decoder": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
         "model": {"type": "WordLevel", "vocab": vocab_map, "unk_token": "<unk>"}
     })
     .to_string()
@@ -324,9 +352,19 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).unwrap();
+    // The server may answer (e.g. 413) and close before reading a large body: keep what
+    // was received.
+    let _ = s.write_all(req.as_bytes());
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if raw.is_empty() => panic!("no response from {addr}{path}: {e}"),
+            Err(_) => break,
+        }
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();

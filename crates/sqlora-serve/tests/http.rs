@@ -1,0 +1,787 @@
+//! A real server on a loopback port with tiny models: answers with a table, every bad input
+//! gets its 4xx, OpenAI-style endpoints and SSE, adapters loaded and evicted under traffic,
+//! 429 when the queue is full, deadlines, disconnected clients, and parseable metrics.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlora_serve::{AdapterSpec, App, DatabaseSpec, EngineConfig, Limits, ServeConfig};
+
+use common::{get, post, request, Kind};
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dirs: Vec<tempfile::TempDir>,
+    adapters_dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a server with a tiny model, the `shop` database and adapters made by `adapters`
+/// (given the model and a folder to write them in).
+fn start(
+    kind: Kind,
+    cfg: ServeConfig,
+    adapters: impl FnOnce(&sqlora_model::LoadedModel, &std::path::Path) -> Vec<AdapterSpec>,
+) -> Server {
+    let (mdir, m) = common::tiny_model(kind, 3);
+    let ddir = tempfile::tempdir().unwrap();
+    let db = ddir.path().join("shop.sqlite");
+    common::write_db(&db);
+    let adir = tempfile::tempdir().unwrap();
+    let specs = adapters(&m, adir.path());
+    let app = App::new(
+        m,
+        vec![DatabaseSpec {
+            name: "shop".to_string(),
+            path: db,
+        }],
+        specs,
+        ServeConfig {
+            model_id: Some("tiny".to_string()),
+            ..cfg
+        },
+    )
+    .unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            app.serve(listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    let addr = addr_rx.recv().unwrap();
+    let adapters_dir = adir.path().to_path_buf();
+    Server {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+        _dirs: vec![mdir, ddir, adir],
+        adapters_dir,
+    }
+}
+
+fn cfg(max_batch: usize, queue: usize, max_adapters: usize) -> ServeConfig {
+    ServeConfig {
+        engine: EngineConfig {
+            max_batch,
+            queue,
+            max_adapters,
+            prefix_cache_bytes: 16 << 20,
+        },
+        limits: Limits::default(),
+        model_id: None,
+    }
+}
+
+fn no_adapters(_: &sqlora_model::LoadedModel, _: &std::path::Path) -> Vec<AdapterSpec> {
+    Vec::new()
+}
+
+/// Parses the Prometheus text format strictly enough to catch malformed lines; returns the
+/// samples as (name with labels, value).
+fn parse_metrics(text: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            assert!(
+                rest.starts_with("HELP ") || rest.starts_with("TYPE "),
+                "bad comment: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels in {line}");
+        }
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        out.push((series.to_string(), v));
+    }
+    out
+}
+
+fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let r = get(addr, "/metrics");
+    assert_eq!(r.status, 200);
+    parse_metrics(&r.body)
+        .into_iter()
+        .find(|(s, _)| s == series)
+        .map(|(_, v)| v)
+        .unwrap_or(0.0)
+}
+
+fn query(addr: SocketAddr, body: serde_json::Value) -> common::Resp {
+    post(addr, "/v1/query", &body)
+}
+
+#[test]
+fn a_question_gets_checked_sql_and_a_table() {
+    let s = start(Kind::Scripted, cfg(4, 16, 4), no_adapters);
+    let r = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many customers are there?"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["sql"], "SELECT COUNT ( * ) FROM customers");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["rows"], json!([[3]]));
+    assert_eq!(v["adapter"], json!(null));
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["attempts"], json!([]));
+    for k in ["queue_ms", "generate_ms", "execute_ms"] {
+        assert!(v["timings"][k].as_f64().unwrap() >= 0.0, "{k}");
+    }
+    // The second question about the same database reuses the cached prefix.
+    assert_eq!(v["usage"]["cached_prompt_tokens"], 0);
+    let r2 = query(
+        s.addr,
+        json!({"database": "shop", "question": "What is the total of orders?"}),
+    );
+    let v2 = r2.json();
+    let cached = v2["usage"]["cached_prompt_tokens"].as_u64().unwrap();
+    let prompt = v2["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(cached > 50 && cached < prompt, "{cached} of {prompt}");
+    assert_eq!(v2["rows"], json!([[3]]));
+    // Without execution the query is only checked.
+    let r3 = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many?", "execute": false}),
+    );
+    let v3 = r3.json();
+    assert_eq!(v3["valid"], true);
+    assert_eq!(v3["rows"], json!([]));
+    // Several candidates (beam search) still answer.
+    let r4 = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many customers?", "candidates": 3}),
+    );
+    assert_eq!(r4.status, 200, "{}", r4.body);
+    assert_eq!(r4.json()["valid"], true);
+    assert_eq!(r4.json()["rows"], json!([[3]]));
+    // The page, the database list and health.
+    let page = get(s.addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/v1/query"));
+    let dbs = get(s.addr, "/v1/databases").json();
+    assert_eq!(dbs["data"][0]["name"], "shop");
+    assert!(dbs["data"][0]["schema"]
+        .as_str()
+        .unwrap()
+        .contains("customers"));
+    assert_eq!(get(s.addr, "/healthz").json()["status"], "ok");
+    assert!(metric(s.addr, "sqlora_prefix_cache_total{result=\"hit\"}") >= 1.0);
+}
+
+#[test]
+fn every_bad_input_gets_a_clear_4xx() {
+    let s = start(Kind::Scripted, cfg(2, 8, 2), no_adapters);
+    let long = "word ".repeat(400);
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("POST", "/v1/query", "{not json".into(), 400, "bad_json"),
+        ("POST", "/v1/query", "".into(), 400, "bad_json"),
+        (
+            "POST",
+            "/v1/query",
+            json!({"question": "x"}).to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": 3, "question": "x"}).to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "nope", "question": "x"}).to_string(),
+            404,
+            "unknown_database",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "adapter": "nope"}).to_string(),
+            404,
+            "unknown_adapter",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "   "}).to_string(),
+            400,
+            "empty_question",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": long}).to_string(),
+            400,
+            "question_too_long",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "max_rows": 0}).to_string(),
+            400,
+            "bad_max_rows",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "max_rows": 1_000_000_000_000i64})
+                .to_string(),
+            400,
+            "bad_max_rows",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "max_rows": -5}).to_string(),
+            400,
+            "bad_max_rows",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "candidates": 1000}).to_string(),
+            400,
+            "bad_candidates",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "surprise": 1}).to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            format!(
+                "{{\"database\": \"shop\", \"question\": \"{}\"}}",
+                "a".repeat(300_000)
+            ),
+            413,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/v1/completions",
+            json!({"model": "nope", "prompt": "a"}).to_string(),
+            404,
+            "model_not_found",
+        ),
+        (
+            "POST",
+            "/v1/completions",
+            json!({"model": "tiny", "prompt": ""}).to_string(),
+            400,
+            "empty_prompt",
+        ),
+        (
+            "POST",
+            "/v1/completions",
+            json!({"model": "tiny", "prompt": "a", "max_tokens": 0}).to_string(),
+            400,
+            "bad_max_tokens",
+        ),
+        (
+            "POST",
+            "/v1/completions",
+            json!({"model": "tiny", "prompt": "a", "max_tokens": 100000}).to_string(),
+            400,
+            "bad_max_tokens",
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            json!({"model": "tiny", "messages": []}).to_string(),
+            400,
+            "empty_messages",
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            json!({"model": "tiny", "messages": [{"role": "robot", "content": "x"}]}).to_string(),
+            400,
+            "bad_role",
+        ),
+        (
+            "POST",
+            "/v1/adapters",
+            json!({"name": "x"}).to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/adapters",
+            json!({"name": "../x", "path": "/tmp"}).to_string(),
+            400,
+            "bad_name",
+        ),
+        (
+            "POST",
+            "/v1/adapters",
+            json!({"name": "x", "path": "/definitely/not/here"}).to_string(),
+            400,
+            "bad_path",
+        ),
+        (
+            "DELETE",
+            "/v1/adapters/nope",
+            String::new(),
+            404,
+            "unknown_adapter",
+        ),
+        ("GET", "/v1/nothing", String::new(), 404, "not_found"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let r = request(s.addr, method, path, Some(&body));
+        assert_eq!(
+            r.status,
+            status,
+            "{method} {path} {}: {}",
+            &body[..body.len().min(80)],
+            r.body
+        );
+        let v = r.json();
+        assert_eq!(v["error"]["code"], code, "{method} {path}: {}", r.body);
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Still serving.
+    let r = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many customers?"}),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn openai_endpoints_and_streaming() {
+    let s = start(Kind::Random, cfg(4, 16, 4), |m, dir| {
+        vec![AdapterSpec {
+            name: "shop".to_string(),
+            path: common::write_adapter(dir, "shop", m, &["q_proj", "v_proj", "down_proj"], 9),
+        }]
+    });
+    let models = get(s.addr, "/v1/models").json();
+    let data = models["data"].as_array().unwrap();
+    assert_eq!(data[0]["id"], "tiny");
+    assert_eq!(data[0]["parent"], json!(null));
+    assert_eq!(data[1]["id"], "shop");
+    assert_eq!(data[1]["parent"], "tiny");
+
+    for model in ["tiny", "shop"] {
+        let body =
+            json!({"model": model, "prompt": "How many customers are there ?", "max_tokens": 20});
+        let plain = post(s.addr, "/v1/completions", &body);
+        assert_eq!(plain.status, 200, "{}", plain.body);
+        let v = plain.json();
+        let text = v["choices"][0]["text"].as_str().unwrap().to_string();
+        assert_eq!(v["object"], "text_completion");
+        assert!(v["usage"]["completion_tokens"].as_u64().unwrap() >= 1);
+
+        let mut sb = body.clone();
+        sb["stream"] = json!(true);
+        let streamed = post(s.addr, "/v1/completions", &sb);
+        assert_eq!(streamed.status, 200);
+        assert!(streamed
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream"));
+        let events: Vec<&str> = streamed
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        assert_eq!(events.last(), Some(&"[DONE]"), "{}", streamed.body);
+        let mut joined = String::new();
+        let mut finish = None;
+        for e in &events[..events.len() - 1] {
+            let c: serde_json::Value = serde_json::from_str(e).unwrap();
+            joined.push_str(c["choices"][0]["text"].as_str().unwrap());
+            if !c["choices"][0]["finish_reason"].is_null() {
+                finish = Some(c["choices"][0]["finish_reason"].clone());
+            }
+        }
+        assert_eq!(
+            joined, text,
+            "streamed text equals the plain completion ({model})"
+        );
+        assert_eq!(finish, Some(v["choices"][0]["finish_reason"].clone()));
+    }
+    // The adapter changes the output (it is really applied).
+    let a = post(
+        s.addr,
+        "/v1/completions",
+        &json!({"model": "tiny", "prompt": "How many", "max_tokens": 12}),
+    )
+    .json();
+    let b = post(
+        s.addr,
+        "/v1/completions",
+        &json!({"model": "shop", "prompt": "How many", "max_tokens": 12}),
+    )
+    .json();
+    assert_ne!(a["choices"][0]["text"], b["choices"][0]["text"]);
+
+    let chat = json!({"model": "shop", "messages": [{"role": "user", "content": "How many customers ?"}], "max_tokens": 10});
+    let r = post(s.addr, "/v1/chat/completions", &chat);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    let content = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cs = chat.clone();
+    cs["stream"] = json!(true);
+    let r = post(s.addr, "/v1/chat/completions", &cs);
+    let events: Vec<&str> = r
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let first: serde_json::Value = serde_json::from_str(events[0]).unwrap();
+    assert_eq!(first["object"], "chat.completion.chunk");
+    assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+    let joined: String = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(joined, content);
+
+    // Metrics parse and count what happened.
+    let r = get(s.addr, "/metrics");
+    let samples = parse_metrics(&r.body);
+    let count = |k: &str| samples.iter().find(|(s, _)| s == k).map(|(_, v)| *v);
+    assert!(
+        count("sqlora_http_requests_total{route=\"/v1/completions\",status=\"200\"}").unwrap()
+            >= 6.0
+    );
+    assert!(count("sqlora_requests_by_adapter_total{adapter=\"shop\"}").unwrap() >= 3.0);
+    assert!(count("sqlora_generated_tokens_total").unwrap() >= 6.0);
+    assert!(
+        count("sqlora_http_request_duration_seconds_count{route=\"/v1/completions\"}").unwrap()
+            >= 6.0
+    );
+}
+
+/// A PEFT folder that cannot be loaded: the config is fine, the weights file is garbage.
+fn corrupt_adapter(dir: &std::path::Path, good: &std::path::Path) -> PathBuf {
+    let p = dir.join("corrupt");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::copy(
+        good.join("adapter_config.json"),
+        p.join("adapter_config.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("adapter_model.safetensors"),
+        b"this is not safetensors",
+    )
+    .unwrap();
+    p
+}
+
+/// A PEFT folder for a different model shape (hidden size 16 instead of 32).
+fn incompatible_adapter(dir: &std::path::Path, good: &std::path::Path) -> PathBuf {
+    let p = dir.join("incompatible");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::copy(
+        good.join("adapter_config.json"),
+        p.join("adapter_config.json"),
+    )
+    .unwrap();
+    let tensors = candle_core::safetensors::load(
+        good.join("adapter_model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let narrowed: std::collections::HashMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .map(|(k, t)| {
+            let t = if k.contains("lora_A") {
+                t.narrow(1, 0, 16).unwrap()
+            } else {
+                t
+            };
+            (k, t.contiguous().unwrap())
+        })
+        .collect();
+    candle_core::safetensors::save(&narrowed, p.join("adapter_model.safetensors")).unwrap();
+    p
+}
+
+#[test]
+fn adapters_load_under_traffic_and_evict_least_recently_used() {
+    let s = start(Kind::Scripted, cfg(4, 64, 1), |m, dir| {
+        vec![AdapterSpec {
+            name: "shop".to_string(),
+            path: common::write_adapter(dir, "shop", m, &["q_proj", "v_proj"], 4),
+        }]
+    });
+    let addr = s.addr;
+    // The database's own adapter is the default.
+    let v = query(
+        addr,
+        json!({"database": "shop", "question": "How many customers?"}),
+    )
+    .json();
+    assert_eq!(v["adapter"], "shop");
+
+    let (extra, corrupt, incompatible) = {
+        let (_d, m) = common::tiny_model(Kind::Scripted, 3);
+        let extra = common::write_adapter(&s.adapters_dir, "extra", &m, &["q_proj", "k_proj"], 5);
+        let corrupt = corrupt_adapter(&s.adapters_dir, &extra);
+        let incompatible = incompatible_adapter(&s.adapters_dir, &extra);
+        (extra, corrupt, incompatible)
+    };
+    // Traffic while adapters come and go.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) || statuses.len() < 3 {
+                    let q = format!("How many customers are there {i}?");
+                    let r = query(
+                        addr,
+                        json!({"database": "shop", "question": q, "adapter": "shop"}),
+                    );
+                    statuses.push((r.status, r.json()["valid"] == json!(true)));
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let r = post(
+        addr,
+        "/v1/adapters",
+        &json!({"name": "bad", "path": corrupt}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "adapter_refused");
+    let r = post(
+        addr,
+        "/v1/adapters",
+        &json!({"name": "bad2", "path": incompatible}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    // With one resident slot busy, it is registered on disk and loaded on first use.
+    let r = post(
+        addr,
+        "/v1/adapters",
+        &json!({"name": "extra", "path": extra}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["rank"], 4);
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        for (status, valid) in w.join().unwrap() {
+            assert!(status == 200 || status == 409, "status {status}");
+            if status == 200 {
+                assert!(valid);
+            }
+        }
+    }
+    // One slot: the least recently used adapter was evicted, and comes back on demand.
+    let list = get(addr, "/v1/adapters").json();
+    let resident: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["resident"] == true)
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(resident.len(), 1, "{list}");
+    assert_eq!(list["max_resident"], 1);
+    let r = query(
+        addr,
+        json!({"database": "shop", "question": "How many?", "adapter": "extra"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = query(
+        addr,
+        json!({"database": "shop", "question": "How many?", "adapter": "shop"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = get(addr, "/v1/adapters").json();
+    let by_name = |n: &str| {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_name("shop")["resident"], true);
+    assert!(by_name("shop")["resident_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(by_name("extra")["resident"], false);
+    assert_eq!(by_name("extra")["resident_bytes"], 0);
+    assert!(metric(addr, "sqlora_adapter_evictions_total") >= 2.0);
+    // Unload.
+    let r = request(addr, "DELETE", "/v1/adapters/extra", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = query(
+        addr,
+        json!({"database": "shop", "question": "How many?", "adapter": "extra"}),
+    );
+    assert_eq!(r.status, 404);
+    let models = get(addr, "/v1/models").json();
+    assert_eq!(models["data"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_full_queue_sheds_with_429_and_serves_the_rest() {
+    let s = start(Kind::Random, cfg(1, 2, 1), no_adapters);
+    let addr = s.addr;
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(move || {
+                post(
+                    addr,
+                    "/v1/completions",
+                    &json!({"model": "tiny", "prompt": "How many rows", "max_tokens": 400}),
+                )
+            })
+        })
+        .collect();
+    let resps: Vec<common::Resp> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let ok = resps.iter().filter(|r| r.status == 200).count();
+    let shed: Vec<&common::Resp> = resps.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(ok + shed.len(), resps.len(), "only 200 or 429");
+    assert!(
+        ok >= 1 && !shed.is_empty(),
+        "{ok} served, {} shed",
+        shed.len()
+    );
+    for r in shed {
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert_eq!(r.json()["error"]["code"], "queue_full");
+    }
+    assert!(
+        metric(
+            addr,
+            "sqlora_http_requests_total{route=\"/v1/completions\",status=\"429\"}"
+        ) >= 1.0
+    );
+    // Serving normally afterwards.
+    let r = post(
+        addr,
+        "/v1/completions",
+        &json!({"model": "tiny", "prompt": "a", "max_tokens": 2}),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_request_past_its_deadline_gets_504() {
+    let mut c = cfg(1, 8, 1);
+    c.limits.timeout = Duration::from_millis(300);
+    c.limits.max_completion_tokens = 4000;
+    let s = start(Kind::Random, c, no_adapters);
+    let addr = s.addr;
+    // A generation far longer than the deadline ends with 504.
+    let t0 = Instant::now();
+    let r = post(
+        addr,
+        "/v1/completions",
+        &json!({"model": "tiny", "prompt": "w", "max_tokens": 3900, "stop": ["never seen"]}),
+    );
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "deadline_exceeded");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert!(metric(addr, "sqlora_rejected_total{reason=\"deadline\"}") >= 1.0);
+}
+
+#[test]
+fn a_client_that_disconnects_frees_its_slot() {
+    let mut c = cfg(1, 8, 1);
+    c.limits.max_completion_tokens = 4000;
+    let s = start(Kind::Random, c, no_adapters);
+    let addr = s.addr;
+    use std::io::Write;
+    let before = metric(addr, "sqlora_rejected_total{reason=\"disconnected\"}");
+    let body = json!({"model": "tiny", "prompt": "How many", "max_tokens": 3900}).to_string();
+    {
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            sock,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = before;
+    while Instant::now() < deadline {
+        after = metric(addr, "sqlora_rejected_total{reason=\"disconnected\"}");
+        if after > before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(after > before, "the abandoned request was never dropped");
+    let r = post(
+        addr,
+        "/v1/completions",
+        &json!({"model": "tiny", "prompt": "a", "max_tokens": 2}),
+    );
+    assert_eq!(r.status, 200);
+}
