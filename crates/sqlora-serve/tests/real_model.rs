@@ -1,0 +1,162 @@
+//! The service on the real default model (SmolLM2-135M-Instruct) and the bundled retail
+//! database: concurrent questions through the continuous batch and the prefix cache answer
+//! exactly what the model runtime generates for the same prompt alone (what `sqlora ask`
+//! prints), and every accepted answer really executes.
+//!
+//! The model comes from `SQLORA_MODEL` or the default path; when it is absent the test skips
+//! with a message, unless `SQLORA_REQUIRE_MODEL=1`, where it fails.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde_json::json;
+use sqlora_data::prompt::{extract_sql, PromptBuilder};
+use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
+use sqlora_serve::answer::{question_prompt, PRIME};
+use sqlora_serve::{App, DatabaseSpec, ServeConfig};
+
+fn model_path() -> Option<PathBuf> {
+    let path = match std::env::var_os("SQLORA_MODEL") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => sqlora_model::fetch::default_model_path(),
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
+        path.display()
+    );
+    None
+}
+
+fn retail_db(out: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/retail");
+    let domain = sqlora_data::dataset::Domain {
+        name: "retail".to_string(),
+        dir: root,
+    };
+    sqlora_data::fixtures::build_domain(&domain, out, 1).unwrap();
+    out.join("retail/retail.sqlite")
+}
+
+#[test]
+fn real_model_answers_like_ask_inside_the_batch() {
+    let Some(path) = model_path() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = retail_db(tmp.path());
+    let questions = [
+        "What is the average unit price of products?",
+        "How many customers are there?",
+        "List the names of all suppliers.",
+        "how many orders have been delivered to Sydney?",
+    ];
+
+    // What the model runtime generates for each prompt alone (the path of `sqlora ask`).
+    let reference: Vec<String> = {
+        let m = sqlora_model::load(&path, &Device::Cpu).unwrap();
+        let schema = sqlora_sql::schema::Schema::introspect(&db).unwrap();
+        let builder = PromptBuilder::builtin();
+        let tok = &m.tokenizer;
+        let decode = |ids: &[u32]| tok.decode(ids, true);
+        let info = TokenInfo {
+            eos_ids: tok.eos_token_ids(),
+            pad_id: tok.pad_token_id(),
+            decode: &decode,
+        };
+        let params = GenerateParams {
+            max_new_tokens: 128,
+            ..GenerateParams::default()
+        };
+        questions
+            .iter()
+            .map(|q| {
+                let text = question_prompt(&m, &builder, &schema, q).unwrap();
+                let ids = tok.encode(&text, false).unwrap();
+                let g = generate_with_adapters(&m.model, &info, &[ids], &params, None).unwrap();
+                extract_sql(&format!("{PRIME}{}", g[0].text))
+            })
+            .collect()
+    };
+
+    let m = sqlora_model::load(&path, &Device::Cpu).unwrap();
+    let app = App::new(
+        m,
+        vec![DatabaseSpec {
+            name: "retail".to_string(),
+            path: db,
+        }],
+        Vec::new(),
+        ServeConfig::default(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, stop) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.serve(listener, async {
+            let _ = rx.await;
+        }));
+        (addr, tx)
+    });
+    let ask = |q: &str| {
+        let body = json!({"database": "retail", "question": q}).to_string();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "POST /v1/query HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            let (head, body) = out.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.0 200"), "{out}");
+            serde_json::from_str::<serde_json::Value>(body).unwrap()
+        })
+    };
+    // The first question fills the prefix cache; the others run concurrently in one batch.
+    let first = ask(questions[0]).join().unwrap();
+    let rest: Vec<_> = questions[1..].iter().map(|q| ask(q)).collect();
+    let mut answers = vec![first];
+    answers.extend(rest.into_iter().map(|h| h.join().unwrap()));
+    let mut valid = 0;
+    for ((q, want), got) in questions.iter().zip(&reference).zip(&answers) {
+        let sql = got["sql"].as_str().unwrap();
+        if got["valid"] == true {
+            valid += 1;
+            assert_eq!(sql, want, "{q}");
+            assert!(got["columns"].as_array().is_some_and(|c| !c.is_empty()));
+        } else {
+            // Not executable: then it is the reference's own first attempt that failed.
+            assert_eq!(got["attempts"][0]["sql"], json!(want), "{q}");
+        }
+    }
+    assert!(valid >= 1, "no answer executed: {answers:?}");
+    let cached = answers[1]["usage"]["cached_prompt_tokens"]
+        .as_u64()
+        .unwrap();
+    let prompt = answers[1]["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(
+        cached > prompt / 2,
+        "prefix cache: {cached} of {prompt} tokens"
+    );
+    eprintln!(
+        "first (prefix computed): {:.0} ms generate; later (prefix cached, batched): {:?} ms",
+        answers[0]["timings"]["generate_ms"].as_f64().unwrap(),
+        answers[1..]
+            .iter()
+            .map(|a| a["timings"]["generate_ms"].as_f64().unwrap().round())
+            .collect::<Vec<_>>()
+    );
+    let _ = stop.send(());
+}
