@@ -18,6 +18,9 @@ use sqlora_eval::hardness::Difficulty;
 use sqlora_eval::report::{evaluate, EvalItem, EvalOptions, Report};
 use sqlora_eval::skeleton::skeleton;
 
+use sqlora_model::lora::LoraAdapter;
+use sqlora_model::LoadedModel;
+
 use crate::cmd_model::{load_adapter, load_model, ModelArg};
 use crate::predict::{db_in_dir, predict, progress_bar, PredictOptions, Prediction};
 
@@ -39,9 +42,15 @@ pub struct EvalModelArgs {
     /// Generate the predictions with the base model alone.
     #[arg(long)]
     pub base: bool,
-    /// Truncate the adapter to this rank first (DyLoRA: A[:b], B[:, :b]).
-    #[arg(long, requires = "adapter")]
-    pub rank: Option<usize>,
+    /// Truncate the adapter to this rank first (DyLoRA: A[:b], B[:, :b]). Several ranks
+    /// (`--rank 1,2,4,8`) evaluate each in turn and report EX against rank.
+    #[arg(
+        long,
+        requires = "adapter",
+        conflicts_with = "base",
+        value_delimiter = ','
+    )]
+    pub rank: Vec<usize>,
     /// Questions generated together.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
@@ -103,6 +112,9 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if !a.rank.is_empty() && a.adapter.is_none() {
+        bail!("--rank truncates an adapter: give --adapter PATH");
+    }
     let mut examples: Vec<Example> = dataset::read_jsonl(&a.dataset)?;
     if let Some(n) = a.limit {
         examples.truncate(n);
@@ -119,39 +131,10 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
     }
 
     let m = load_model(&a.model)?;
-    let adapter = match &a.adapter {
-        Some(p) => {
-            let full = load_adapter(&m, p)?;
-            Some(match a.rank {
-                Some(b) => full
-                    .truncate_rank(b)
-                    .with_context(|| format!("truncating {} to rank {b}", p.display()))?,
-                None => full,
-            })
-        }
+    let full = match &a.adapter {
+        Some(p) => Some(load_adapter(&m, p)?),
         None => None,
     };
-    let opts = PredictOptions {
-        batch_size: a.batch,
-        max_new_tokens: a.max_tokens,
-        prime: !a.no_prime,
-        stop_at_statement_end: !a.no_early_stop,
-        ..PredictOptions::default()
-    };
-    let bar = progress_bar(examples.len());
-    let t0 = Instant::now();
-    let db_dir = a.db_dir.clone();
-    let preds = predict(
-        &m,
-        adapter.as_ref(),
-        &examples,
-        |e: &Example| db_in_dir(&db_dir, &e.db_id).unwrap_or_else(|_| db_dir.join(&e.db_id)),
-        &opts,
-        Some(&bar),
-    )?;
-    bar.finish_and_clear();
-    let generate_s = t0.elapsed().as_secs_f64();
-
     let items: Vec<EvalItem> = examples
         .iter()
         .map(|e| EvalItem {
@@ -161,7 +144,6 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
             difficulty: Some(e.difficulty),
         })
         .collect();
-    let sqls: Vec<String> = preds.iter().map(|p| p.sql.clone()).collect();
     let train_skeletons = match &a.train {
         Some(p) => Some(
             dataset::read_jsonl(p)?
@@ -176,13 +158,139 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
         timeout: Duration::from_millis(a.timeout_ms),
         train_skeletons,
     };
-    let report = evaluate(&items, &sqls, &a.db_dir, &eopts)?;
 
-    let latency_ms = preds.iter().map(|p| p.latency_ms).sum::<f64>() / preds.len() as f64;
+    let ranks: Vec<Option<usize>> = if a.rank.is_empty() {
+        vec![None]
+    } else {
+        a.rank.iter().map(|&b| Some(b)).collect()
+    };
+    let several = ranks.len() > 1;
+    let mut runs: Vec<(Option<usize>, Report, serde_json::Value)> = Vec::new();
+    for rank in ranks {
+        let adapter = match (&full, rank) {
+            (Some(ad), Some(b)) => Some(ad.truncate_rank(b).with_context(|| {
+                format!(
+                    "truncating {} to rank {b}",
+                    a.adapter
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )
+            })?),
+            (Some(ad), None) => Some(ad.clone()),
+            (None, _) => None,
+        };
+        let out_dir = match (&a.out, rank) {
+            (Some(d), Some(b)) if several => Some(d.join(format!("rank_{b}"))),
+            (d, _) => d.clone(),
+        };
+        let (report, summary) = one_run(
+            a,
+            &m,
+            adapter.as_ref(),
+            &examples,
+            &items,
+            &eopts,
+            out_dir.as_deref(),
+        )?;
+        if !a.json {
+            if several {
+                println!("== rank {} ==", rank.unwrap_or_default());
+            }
+            print!("{}", report.to_table());
+            println!(
+                "mean latency        {:.0} ms per question",
+                summary["mean_latency_ms"].as_f64().unwrap_or(0.0)
+            );
+            println!(
+                "generation          {:.1} s for {} questions ({:.2} questions/s, batch {})",
+                summary["generate_s"].as_f64().unwrap_or(0.0),
+                report.total,
+                summary["questions_per_s"].as_f64().unwrap_or(0.0),
+                a.batch
+            );
+            if let Some(dir) = &out_dir {
+                println!("wrote {}", dir.display());
+            }
+            println!();
+        }
+        runs.push((rank, report, summary));
+    }
+
+    if several {
+        let by_rank: Vec<(usize, f64)> = runs
+            .iter()
+            .map(|(r, rep, _)| (r.unwrap_or_default(), rep.ex))
+            .collect();
+        if let Some(dir) = &a.out {
+            let summaries: Vec<&serde_json::Value> = runs.iter().map(|r| &r.2).collect();
+            let rp = dir.join("ex_by_rank.json");
+            std::fs::write(&rp, serde_json::to_string_pretty(&summaries)? + "\n")
+                .with_context(|| format!("writing {}", rp.display()))?;
+            rank_chart(&dir.join("ex_by_rank.svg"), &by_rank)?;
+        }
+        if a.json {
+            let summaries: Vec<&serde_json::Value> = runs.iter().map(|r| &r.2).collect();
+            println!("{}", serde_json::to_string(&json!({"ranks": summaries}))?);
+        } else {
+            println!("rank      EX   valid  exec_err");
+            for (r, rep, _) in &runs {
+                println!(
+                    "{:>4}  {:>6.3}  {:>6.3}  {:>8.3}",
+                    r.unwrap_or_default(),
+                    rep.ex,
+                    rep.valid_sql_rate,
+                    rep.exec_error_rate
+                );
+            }
+        }
+    } else if a.json {
+        if let Some((_, _, summary)) = runs.first() {
+            println!("{}", serde_json::to_string(summary)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Generates and scores one configuration (model + adapter at one rank); writes its files
+/// into `out_dir` when given. Returns the report and its JSON summary (no details).
+fn one_run(
+    a: &EvalModelArgs,
+    m: &LoadedModel,
+    adapter: Option<&LoraAdapter>,
+    examples: &[Example],
+    items: &[EvalItem],
+    eopts: &EvalOptions,
+    out_dir: Option<&Path>,
+) -> Result<(Report, serde_json::Value)> {
+    let opts = PredictOptions {
+        batch_size: a.batch,
+        max_new_tokens: a.max_tokens,
+        prime: !a.no_prime,
+        stop_at_statement_end: !a.no_early_stop,
+        ..PredictOptions::default()
+    };
+    let bar = progress_bar(examples.len());
+    let t0 = Instant::now();
+    let db_dir = a.db_dir.clone();
+    let preds = predict(
+        m,
+        adapter,
+        examples,
+        |e: &Example| db_in_dir(&db_dir, &e.db_id).unwrap_or_else(|_| db_dir.join(&e.db_id)),
+        &opts,
+        Some(&bar),
+    )?;
+    bar.finish_and_clear();
+    let generate_s = t0.elapsed().as_secs_f64();
+    let sqls: Vec<String> = preds.iter().map(|p| p.sql.clone()).collect();
+    let report = evaluate(items, &sqls, &a.db_dir, eopts)?;
+
+    let latency_ms = preds.iter().map(|p| p.latency_ms).sum::<f64>() / preds.len().max(1) as f64;
     let source = json!({
         "model": m.source.display().to_string(),
         "adapter": a.adapter.as_ref().map(|p| p.display().to_string()),
-        "rank": adapter.as_ref().map(|ad| ad.config.r),
+        "rank": adapter.map(|ad| ad.config.r),
         "dataset": a.dataset.display().to_string(),
         "questions": preds.len(),
         "batch": a.batch,
@@ -205,13 +313,13 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
     if let Some(path) = &a.details {
         write_details(path, &report, &preds)?;
     }
-    if let Some(dir) = &a.out {
+    if let Some(dir) = out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let rp = dir.join("report.json");
         std::fs::write(&rp, serde_json::to_string_pretty(&summary)? + "\n")
             .with_context(|| format!("writing {}", rp.display()))?;
         write_details(&dir.join("predictions.jsonl"), &report, &preds)?;
-        let title = match (&a.adapter, adapter.as_ref()) {
+        let title = match (&a.adapter, adapter) {
             (Some(p), Some(ad)) => format!(
                 "EX by difficulty: {} (rank {})",
                 p.file_name()
@@ -223,23 +331,7 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
         };
         ex_chart(&dir.join("ex_by_difficulty.svg"), &report, &title)?;
     }
-
-    if a.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        print!("{}", report.to_table());
-        println!("mean latency        {latency_ms:.0} ms per question");
-        println!(
-            "generation          {generate_s:.1} s for {} questions ({:.2} questions/s, batch {})",
-            preds.len(),
-            preds.len() as f64 / generate_s.max(1e-9),
-            a.batch
-        );
-        if let Some(dir) = &a.out {
-            println!("wrote {}", dir.display());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((report, summary))
 }
 
 /// One JSON line per example: the evaluator's detail plus the raw answer and latency.
@@ -333,6 +425,50 @@ fn ex_chart(path: &Path, report: &Report, title: &str) -> Result<()> {
     Ok(())
 }
 
+/// An SVG line chart of EX (%) against the adapter's rank (DyLoRA truncation).
+fn rank_chart(path: &Path, points: &[(usize, f64)]) -> Result<()> {
+    use plotters::prelude::*;
+    let err = |e: String| anyhow::anyhow!("drawing {}: {e}", path.display());
+    let max_rank = points.iter().map(|p| p.0).max().unwrap_or(1).max(1);
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("EX against rank (DyLoRA truncation)", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..(max_rank as f64 + 1.0), 0f64..100f64)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("rank")
+        .y_desc("execution accuracy (%)")
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let color = RGBColor(52, 101, 164);
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .map(|&(r, ex)| (r as f64, ex * 100.0))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series(pts.iter().map(|&(x, y)| {
+            Text::new(
+                format!("{y:.1}"),
+                (x, (y + 6.0).min(98.0)),
+                ("sans-serif", 14),
+            )
+        }))
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +526,162 @@ mod tests {
         for label in ["easy (2)", "hard (4)", "all (6)", "25.0", "100.0"] {
             assert!(svg.contains(label), "{label} missing");
         }
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EvalModelArgs,
+    }
+
+    fn parse(args: &[&str]) -> EvalModelArgs {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("eval").chain(args.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn arguments_need_a_source_of_predictions() {
+        use clap::Parser;
+        let a = parse(&["--dataset", "d.jsonl", "--db-dir", "x", "--base"]);
+        assert!(a.base && a.rank.is_empty() && a.batch == 8 && a.max_tokens == 160);
+        let a = parse(&[
+            "--dataset",
+            "d",
+            "--db-dir",
+            "x",
+            "--adapter",
+            "p",
+            "--rank",
+            "1,2,4",
+        ]);
+        assert_eq!(a.rank, vec![1, 2, 4]);
+        let a = parse(&["--dataset", "d", "--db-dir", "x", "--pred", "p.jsonl"]);
+        assert_eq!(a.predictions, Some(PathBuf::from("p.jsonl")));
+        // Conflicts and requirements are refused by the parser.
+        for bad in [
+            vec![
+                "--dataset",
+                "d",
+                "--db-dir",
+                "x",
+                "--base",
+                "--adapter",
+                "p",
+            ],
+            vec!["--dataset", "d", "--db-dir", "x", "--base", "--rank", "2"],
+            vec!["--dataset", "d", "--db-dir", "x", "--pred", "p", "--base"],
+        ] {
+            let args = std::iter::once("eval").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+        // Neither predictions nor a model: a clear error before anything is loaded.
+        let err = run(&parse(&["--dataset", "d", "--db-dir", "x"])).unwrap_err();
+        assert!(err.to_string().contains("--adapter"), "{err}");
+    }
+
+    /// With the real model: a fresh adapter (B = 0) changes nothing, at any truncated rank,
+    /// so every rank's predictions equal the base model's; the files are all written.
+    #[test]
+    fn eval_generates_scores_and_writes_reports_per_rank() {
+        let path =
+            crate::env_path("SQLORA_MODEL").unwrap_or_else(sqlora_model::fetch::default_model_path);
+        if !path.exists() {
+            assert!(std::env::var("SQLORA_REQUIRE_MODEL").as_deref() != Ok("1"));
+            eprintln!("skipped: no model at {}", path.display());
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let datasets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+        let domain = dataset::Domain::open(&datasets.join("retail")).unwrap();
+        let db_dir = tmp.path().join("db");
+        sqlora_data::fixtures::build_domain(&domain, &db_dir, 2).unwrap();
+        let examples: Vec<Example> = domain.split("test").unwrap()[..2].to_vec();
+        let ds = tmp.path().join("test.jsonl");
+        dataset::write_jsonl(&ds, &examples).unwrap();
+        let m = sqlora_model::load(&path, &candle_core::Device::Cpu).unwrap();
+        let fresh = LoraAdapter::init(
+            "fresh",
+            &m.model,
+            sqlora_model::lora::LoraConfig::new(4, 8.0, &["q_proj", "v_proj"]),
+            1,
+        )
+        .unwrap();
+        let adir = tmp.path().join("adapter");
+        sqlora_model::peft::save_adapter(&fresh, &adir).unwrap();
+        let (ds_s, db_s) = (ds.display().to_string(), db_dir.display().to_string());
+        let model_s = path.display().to_string();
+        let common = [
+            "--dataset",
+            &ds_s,
+            "--db-dir",
+            &db_s,
+            "--model",
+            &model_s,
+            "--max-tokens",
+            "24",
+        ];
+        let base_out = tmp.path().join("base");
+        let base_s = base_out.display().to_string();
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend(["--base", "--out", &base_s, "--json"]);
+        run(&parse(&args)).unwrap();
+        let ranks_out = tmp.path().join("ranks");
+        let (ranks_s, adir_s) = (ranks_out.display().to_string(), adir.display().to_string());
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend(["--adapter", &adir_s, "--rank", "1,4", "--out", &ranks_s]);
+        run(&parse(&args)).unwrap();
+
+        let sqls = |dir: &Path| -> Vec<String> {
+            std::fs::read_to_string(dir.join("predictions.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["pred"].as_str().unwrap().to_string()
+                })
+                .collect()
+        };
+        let base = sqls(&base_out);
+        assert_eq!(base.len(), 2);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(base_out.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(report["total"], 2);
+        assert!(report["mean_latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(base_out.join("ex_by_difficulty.svg").is_file());
+        for r in [1, 4] {
+            let dir = ranks_out.join(format!("rank_{r}"));
+            assert_eq!(sqls(&dir), base, "rank {r}");
+            let rep: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap())
+                    .unwrap();
+            assert_eq!(rep["run"]["rank"], r);
+            assert_eq!(rep["ex"], report["ex"]);
+        }
+        assert!(ranks_out.join("ex_by_rank.svg").is_file());
+        let by_rank: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(ranks_out.join("ex_by_rank.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(by_rank.as_array().unwrap().len(), 2);
+        // A rank above the adapter's is refused.
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend(["--adapter", &adir_s, "--rank", "5"]);
+        assert!(run(&parse(&args)).is_err());
+    }
+
+    #[test]
+    fn the_rank_chart_labels_each_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.svg");
+        rank_chart(&path, &[(1, 0.4), (2, 0.55), (4, 0.625), (8, 0.7)]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"));
+        for label in ["40.0", "55.0", "62.5", "70.0", "rank"] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+        assert_eq!(svg.matches("<circle").count(), 4);
     }
 }
