@@ -201,7 +201,7 @@ impl RmsNorm {
 }
 
 /// Softmax over the last dimension; differentiable when the input tracks gradients.
-fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+pub fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
     if x.track_op() {
         let max = x.max_keepdim(D::Minus1)?.detach();
         let e = x.broadcast_sub(&max)?.exp()?;
@@ -213,7 +213,7 @@ fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// Applies rotate-half rope to `x: [b, h, t, d]` with `cos`/`sin: [b, t, d/2]`.
-fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
     if x.track_op() {
         let d = x.dim(D::Minus1)?;
         let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
@@ -729,6 +729,12 @@ impl Model {
             c.len += t;
         }
         Ok(self.norm.forward(&x)?)
+    }
+
+    /// The rotary tables `cos`, `sin` `[b, t, head_dim / 2]` for `positions` `[b, t]`
+    /// (for [`apply_rope`]); an error when a position is beyond the model's range.
+    pub fn rope(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.rotary.gather(positions)
     }
 
     /// The vocabulary projection of `hidden` `[.., hidden]` → `[.., vocab]`.

@@ -72,35 +72,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cfg.micro_batch,
         cfg.grad_accum
     );
-    // One micro-batch by hand: forward and backward times and memory.
-    {
-        use sqlora_model::lora::{LoraAdapter, PROJECTIONS};
-        let adapter = LoraAdapter::init(
-            "probe",
-            &m.model,
-            sqlora_model::lora::LoraConfig::new(8, 16.0, &PROJECTIONS),
-            0,
-        )?;
-        let rows: Vec<&sqlora_train::batch::TokenizedExample> =
-            examples.iter().take(micro_batch).collect();
-        let batch = sqlora_train::batch::make_batch(&rows, 0, &Device::Cpu)?;
-        let t = Instant::now();
-        let loss = sqlora_train::loss::answer_loss_sum(&m.model, &adapter, &batch, false)?;
-        let fwd = t.elapsed().as_secs_f64();
-        let rss_f = rss_mb();
-        let t = Instant::now();
-        let grads = loss.backward()?;
-        let bwd = t.elapsed().as_secs_f64();
-        println!(
-            "probe: {} tokens, forward {fwd:.1} s (RSS {rss_f} MB), backward {bwd:.1} s (RSS {} MB)",
-            batch.tokens,
-            rss_mb()
-        );
-        drop(grads);
-    }
     let data = TrainData {
         dataset_hash: dataset_hash(&rendered),
         examples,
+        groups: Vec::new(),
     };
     let mut opts = TrainOptions::new(tmp.join("run"));
     opts.pad_id = m.tokenizer.pad_token_id();
@@ -112,18 +87,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{line}");
     }
     println!(
-        "{} steps in {secs:.1} s, losses {:?}",
-        report.steps, report.losses
+        "{} steps in {secs:.1} s, losses {:?}, peak RSS {} MB",
+        report.steps,
+        report.losses,
+        peak_rss_mb()
     );
     std::fs::remove_dir_all(&tmp)?;
     Ok(())
 }
 
-fn rss_mb() -> u64 {
+fn peak_rss_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<u64>().ok())

@@ -138,6 +138,38 @@ pub fn epoch_plan(lengths: &[usize], micro_batch: usize, seed: u64, epoch: u64) 
     out
 }
 
+/// [`epoch_plan`] that never mixes groups (e.g. databases) in one micro-batch: each group is
+/// planned on its own, then the micro-batches of all groups are shuffled together. Rows of one
+/// group share their schema prompt, which the trainer computes once per micro-batch. With a
+/// single group this is exactly [`epoch_plan`].
+pub fn grouped_epoch_plan(
+    lengths: &[usize],
+    groups: &[usize],
+    micro_batch: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Vec<usize>> {
+    let mut ids: Vec<usize> = groups.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() <= 1 || groups.len() != lengths.len() {
+        return epoch_plan(lengths, micro_batch, seed, epoch);
+    }
+    let mut out = Vec::new();
+    for (k, g) in ids.iter().enumerate() {
+        let members: Vec<usize> = (0..lengths.len()).filter(|&i| groups[i] == *g).collect();
+        let sub: Vec<usize> = members.iter().map(|&i| lengths[i]).collect();
+        let plan = epoch_plan(&sub, micro_batch, seed.wrapping_add(k as u64 + 1), epoch);
+        out.extend(
+            plan.into_iter()
+                .map(|b| b.into_iter().map(|j| members[j]).collect::<Vec<_>>()),
+        );
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    out.shuffle(&mut rng);
+    out
+}
+
 /// A right-padded micro-batch ready for the model.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -249,6 +281,25 @@ mod tests {
             let l: Vec<usize> = w.iter().flatten().map(|&i| lengths[i]).collect();
             assert!(l.windows(2).all(|p| p[0] <= p[1]), "{l:?}");
         }
+    }
+
+    #[test]
+    fn grouped_plans_never_mix_groups() {
+        let lengths: Vec<usize> = (0..60).map(|i| (i * 13) % 17 + 2).collect();
+        let groups: Vec<usize> = (0..60).map(|i| i % 3).collect();
+        let plan = grouped_epoch_plan(&lengths, &groups, 4, 1, 0);
+        assert_eq!(plan, grouped_epoch_plan(&lengths, &groups, 4, 1, 0));
+        for b in &plan {
+            assert!(b.iter().all(|&i| groups[i] == groups[b[0]]), "{b:?}");
+        }
+        let mut all: Vec<usize> = plan.iter().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..60).collect::<Vec<_>>());
+        let one = vec![0; 60];
+        assert_eq!(
+            grouped_epoch_plan(&lengths, &one, 4, 1, 0),
+            epoch_plan(&lengths, 4, 1, 0)
+        );
     }
 
     #[test]

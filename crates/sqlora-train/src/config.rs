@@ -59,6 +59,16 @@ pub struct TrainConfig {
     pub eval_interval: usize,
     /// Optimizer steps between checkpoints; 0 turns them off [100].
     pub save_interval: usize,
+    /// Only these decoder layers get adapters (PEFT's `layers_to_transform`); the backward
+    /// pass stops at the lowest of them, so adapting only the upper layers trains faster
+    /// [unset: every layer].
+    pub layers_to_transform: Option<Vec<usize>>,
+    /// DyLoRA: each optimizer step trains a random rank b in `dylora_min_rank..=rank` (the
+    /// first b rows of A and columns of B, scale alpha / b), so the adapter works truncated to
+    /// any rank [false].
+    pub dylora: bool,
+    /// The smallest rank DyLoRA samples [1].
+    pub dylora_min_rank: usize,
     /// AdamW beta1 [0.9].
     pub beta1: f64,
     /// AdamW beta2 [0.999].
@@ -91,6 +101,9 @@ impl Default for TrainConfig {
             seed: 0,
             eval_interval: 50,
             save_interval: 100,
+            layers_to_transform: None,
+            dylora: false,
+            dylora_min_rank: 1,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -157,6 +170,12 @@ impl TrainConfig {
         {
             return bad("betas must be in [0, 1) and eps positive".into());
         }
+        if self.dylora && !(1..=self.rank).contains(&self.dylora_min_rank) {
+            return bad(format!(
+                "dylora_min_rank must be in 1..={}, got {}",
+                self.rank, self.dylora_min_rank
+            ));
+        }
         if self.target_modules.is_empty() {
             return bad("target_modules must name at least one projection".into());
         }
@@ -188,6 +207,7 @@ impl TrainConfig {
         c.target_modules = TargetModules::Names(self.module_names()?);
         c.use_rslora = self.use_rslora;
         c.dropout = self.dropout;
+        c.layers_to_transform = self.layers_to_transform.clone();
         Ok(c)
     }
 }

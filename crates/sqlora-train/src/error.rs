@@ -30,6 +30,9 @@ pub enum TrainError {
     /// A tensor operation failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// A training hook (e.g. the dev-set evaluation) failed.
+    #[error("evaluation during training: {0}")]
+    Hook(String),
     /// A JSON value could not be written or read.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

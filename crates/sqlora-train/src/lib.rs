@@ -10,8 +10,10 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod loss;
 pub mod optim;
+pub mod plot;
 pub mod trainer;
 
 pub use config::{Schedule, TrainConfig};

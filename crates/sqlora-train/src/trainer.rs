@@ -34,10 +34,10 @@ use sqlora_model::llama::Model;
 use sqlora_model::lora::LoraAdapter;
 use sqlora_model::peft;
 
-use crate::batch::{epoch_plan, make_batch, TokenizedExample};
+use crate::batch::{grouped_epoch_plan, TokenizedExample};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::loss::answer_loss_sum;
+use crate::forward::{loss_and_grads, loss_sum, make_prefix_batch, AdapterMode, PrefixBatch};
 use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWParams};
 
 /// File name of the run's metadata inside the adapter folder.
@@ -51,6 +51,25 @@ pub struct TrainData {
     /// The dataset hash recorded in checkpoints and `sqlora_meta.json`
     /// (see [`crate::batch::dataset_hash`]).
     pub dataset_hash: String,
+    /// A group (database) per example; micro-batches never mix groups, so their rows share the
+    /// schema prompt. Empty = one group.
+    pub groups: Vec<usize>,
+}
+
+/// Called by the trainer at every evaluation interval and after the last step.
+pub trait TrainHooks {
+    /// The dev-set score of `adapter` after optimizer step `step` (execution accuracy in
+    /// [0, 1]); `None` when not measured. The best-scoring adapter is the one saved.
+    fn dev_score(&mut self, adapter: &LoraAdapter, step: usize) -> Result<Option<f64>>;
+}
+
+/// No hooks: the final adapter is the last one.
+pub struct NoHooks;
+
+impl TrainHooks for NoHooks {
+    fn dev_score(&mut self, _adapter: &LoraAdapter, _step: usize) -> Result<Option<f64>> {
+        Ok(None)
+    }
 }
 
 /// What the run is, for `sqlora_meta.json`.
@@ -103,6 +122,14 @@ pub struct TrainReport {
     pub losses: Vec<f64>,
     /// Held-out losses as `(step, loss)`.
     pub eval_losses: Vec<(usize, f64)>,
+    /// Dev-set scores as `(step, score)`.
+    pub dev_scores: Vec<(usize, f64)>,
+    /// The step whose adapter was kept (best dev score; the last step without scores).
+    pub kept_step: usize,
+    /// Wall-clock seconds of this call's steps.
+    pub train_seconds: f64,
+    /// Tokens trained this call, counted as full sequences (prompt included).
+    pub tokens: usize,
     /// The PEFT folder of the final adapter (`None` when stopped early).
     pub adapter_dir: Option<PathBuf>,
 }
@@ -126,6 +153,21 @@ pub struct Meta {
     pub final_loss: Option<f64>,
     /// The hyper-parameters.
     pub config: TrainConfig,
+    /// Dev-set execution accuracy by step.
+    #[serde(default)]
+    pub dev_ex: Vec<(usize, f64)>,
+    /// The step of the saved adapter (the best dev EX).
+    #[serde(default)]
+    pub kept_step: usize,
+    /// Training wall-clock seconds (of the last call, when resumed).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Trained tokens per second, prompt tokens included.
+    #[serde(default)]
+    pub tokens_per_s: f64,
+    /// Test-split execution accuracy, filled in by `sqlora train` after training.
+    #[serde(default)]
+    pub test_ex: Option<f64>,
 }
 
 /// The `state.json` of a checkpoint.
@@ -141,6 +183,10 @@ struct CheckpointState {
     variables: usize,
     config: TrainConfig,
     last_loss: Option<f64>,
+    #[serde(default)]
+    dev_scores: Vec<(usize, f64)>,
+    #[serde(default)]
+    best: Option<(usize, f64)>,
 }
 
 /// The newest complete checkpoint under `out_dir`, if any.
@@ -168,6 +214,7 @@ pub fn latest_checkpoint(out_dir: &Path) -> Option<PathBuf> {
 /// The micro-batch schedule of a run.
 struct Plan<'a> {
     lengths: Vec<usize>,
+    groups: &'a [usize],
     micro_batch: usize,
     seed: u64,
     per_epoch: usize,
@@ -180,10 +227,15 @@ impl Plan<'_> {
     /// Example indices of micro-batch `k` of the stream, with its epoch.
     fn micro_batch(&mut self, k: usize) -> (u64, Vec<usize>) {
         let epoch = (k / self.per_epoch) as u64;
-        let plan = self
-            .cache
-            .entry(epoch)
-            .or_insert_with(|| epoch_plan(&self.lengths, self.micro_batch, self.seed, epoch));
+        let plan = self.cache.entry(epoch).or_insert_with(|| {
+            grouped_epoch_plan(
+                &self.lengths,
+                self.groups,
+                self.micro_batch,
+                self.seed,
+                epoch,
+            )
+        });
         (epoch, plan[k % self.per_epoch].clone())
     }
 }
@@ -197,6 +249,31 @@ pub fn train(
     eval: Option<&[TokenizedExample]>,
     info: &RunInfo,
     opts: &TrainOptions,
+) -> Result<(LoraAdapter, TrainReport)> {
+    train_with(model, config, data, eval, info, opts, &mut NoHooks)
+}
+
+/// The DyLoRA rank of optimizer step `step` (`None`: the full rank).
+pub fn dylora_rank(config: &TrainConfig, step: usize) -> Option<usize> {
+    if !config.dylora || config.rank <= 1 {
+        return None;
+    }
+    let lo = config.dylora_min_rank.clamp(1, config.rank);
+    let span = (config.rank - lo + 1) as u64;
+    let h = crate::forward::mix(config.seed ^ 0xD1_0A ^ (step as u64).wrapping_mul(0x9E37));
+    Some(lo + (h % span) as usize)
+}
+
+/// [`train`] with hooks: `hooks.dev_score` runs every `eval_interval` steps and after the last
+/// one; the adapter with the best score is the one saved (ties keep the earlier).
+pub fn train_with(
+    model: &Model,
+    config: &TrainConfig,
+    data: &TrainData,
+    eval: Option<&[TokenizedExample]>,
+    info: &RunInfo,
+    opts: &TrainOptions,
+    hooks: &mut dyn TrainHooks,
 ) -> Result<(LoraAdapter, TrainReport)> {
     config.validate()?;
     if data.examples.is_empty() {
@@ -217,7 +294,7 @@ pub fn train(
     } else {
         info.domain.clone()
     };
-    let mut adapter = LoraAdapter::init(name, model, config.lora_config()?, config.seed)?;
+    let mut adapter = LoraAdapter::init(name.clone(), model, config.lora_config()?, config.seed)?;
     adapter.base_model = info.base_model.clone();
     let vars: Vec<Var> = adapter.vars().to_vec();
     let params = AdamWParams {
@@ -238,6 +315,7 @@ pub fn train(
     };
     let mut plan = Plan {
         lengths,
+        groups: &data.groups,
         micro_batch: config.micro_batch,
         seed: config.seed,
         per_epoch,
@@ -249,6 +327,9 @@ pub fn train(
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::io(&opts.out_dir, e))?;
     let metrics_path = opts.out_dir.join("metrics.jsonl");
 
+    let mut dev_scores: Vec<(usize, f64)> = Vec::new();
+    let mut best: Option<(usize, f64)> = None;
+    let mut best_values: Option<Vec<Tensor>> = None;
     let (mut opt, start_step, mut last_loss) = match &opts.resume {
         Some(dir) => {
             let state = read_state(dir)?;
@@ -281,6 +362,21 @@ pub fn train(
                 )));
             }
             truncate_metrics(&metrics_path, state.step)?;
+            dev_scores = state.dev_scores.clone();
+            best = state.best;
+            let best_path = dir.join("best.safetensors");
+            if best.is_some() && best_path.is_file() {
+                let values: Vec<Tensor> = vars
+                    .iter()
+                    .map(|v| v.as_tensor().zeros_like())
+                    .collect::<candle_core::Result<_>>()?;
+                let holders: Vec<Var> = values
+                    .iter()
+                    .map(Var::from_tensor)
+                    .collect::<candle_core::Result<_>>()?;
+                load_vars(&best_path, &holders)?;
+                best_values = Some(holders.iter().map(|v| v.as_tensor().detach()).collect());
+            }
             (opt, state.step, state.last_loss)
         }
         None => {
@@ -294,9 +390,9 @@ pub fn train(
 
     let bar = if opts.progress {
         let bar = ProgressBar::new(total_steps as u64);
-        if let Ok(style) =
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  eta {eta}")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}  eta {eta}",
+        ) {
             bar.set_style(style);
         }
         bar.set_position(start_step as u64);
@@ -310,6 +406,10 @@ pub fn train(
         total_steps,
         losses: Vec::new(),
         eval_losses: Vec::new(),
+        dev_scores: Vec::new(),
+        kept_step: 0,
+        train_seconds: 0.0,
+        tokens: 0,
         adapter_dir: None,
     };
     let run_start = Instant::now();
@@ -320,31 +420,37 @@ pub fn train(
         if let Some(m) = plan.total_micro {
             last = last.min(m);
         }
-        let mut batches = Vec::with_capacity(last - first);
+        let mut batches: Vec<(usize, PrefixBatch)> = Vec::with_capacity(last - first);
         let mut epoch = 0;
         for k in first..last {
             let (e, idx) = plan.micro_batch(k);
             epoch = e;
             let rows: Vec<&TokenizedExample> = idx.iter().map(|&i| &plan.examples[i]).collect();
-            batches.push(make_batch(&rows, opts.pad_id, &device)?);
+            batches.push((k, make_prefix_batch(&rows, opts.pad_id, &device)?));
         }
-        let answer_total: usize = batches.iter().map(|b| b.answer_tokens).sum();
-        let tokens: usize = batches.iter().map(|b| b.tokens).sum();
+        let answer_total: usize = batches.iter().map(|(_, b)| b.answer_tokens).sum();
+        let tokens: usize = batches.iter().map(|(_, b)| b.tokens).sum();
+        let computed: usize = batches.iter().map(|(_, b)| b.computed_tokens).sum();
         let mut grads: Vec<Tensor> = vars
             .iter()
             .map(|v| v.as_tensor().zeros_like())
             .collect::<candle_core::Result<_>>()?;
+        let rank = dylora_rank(config, step);
         let mut loss_sum = 0f64;
-        for b in &batches {
-            let sum = answer_loss_sum(model, &adapter, b, true)?;
-            let scaled = (&sum / answer_total as f64)?;
-            let store = scaled.backward()?;
-            for (g, v) in grads.iter_mut().zip(&vars) {
-                if let Some(d) = store.get(v.as_tensor()) {
-                    *g = (&*g + d)?;
-                }
-            }
-            loss_sum += sum.to_scalar::<f32>()? as f64;
+        for (k, b) in &batches {
+            let mode = AdapterMode {
+                dropout: config.dropout as f32,
+                rank,
+                seed: crate::forward::mix(config.seed.wrapping_add(*k as u64)),
+            };
+            loss_sum += loss_and_grads(
+                model,
+                &adapter,
+                b,
+                mode,
+                1.0 / answer_total as f64,
+                &mut grads,
+            )?;
         }
         let loss = loss_sum / answer_total as f64;
         if !loss.is_finite() {
@@ -369,12 +475,14 @@ pub fn train(
             &metrics_path,
             &serde_json::json!({
                 "step": done, "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                "tokens": tokens, "answer_tokens": answer_total, "tokens_per_s": tps,
+                "tokens": tokens, "computed_tokens": computed, "answer_tokens": answer_total,
+                "tokens_per_s": tps, "rank": rank,
                 "elapsed_s": run_start.elapsed().as_secs_f64(),
             }),
         )?;
         report.losses.push(loss);
         report.steps = done;
+        report.tokens += tokens;
         last_loss = Some(loss);
         bar.set_message(format!("loss {loss:.4}  {tps:.0} tok/s"));
         bar.inc(1);
@@ -390,6 +498,21 @@ pub fn train(
                 report.eval_losses.push((done, l));
             }
         }
+        let eval_now = config.eval_interval > 0 && done % config.eval_interval == 0;
+        if eval_now || done == total_steps {
+            if let Some(score) = hooks.dev_score(&adapter, done)? {
+                append_json(
+                    &metrics_path,
+                    &serde_json::json!({"step": done, "dev_ex": score}),
+                )?;
+                dev_scores.push((done, score));
+                if best.is_none_or(|(_, b)| score > b) {
+                    best = Some((done, score));
+                    best_values = Some(vars.iter().map(|v| v.as_tensor().detach()).collect());
+                }
+                bar.println(format!("step {done}: dev EX {:.1}%", 100.0 * score));
+            }
+        }
         if config.save_interval > 0 && done % config.save_interval == 0 && done < total_steps {
             let state = CheckpointState {
                 step: done,
@@ -401,8 +524,10 @@ pub fn train(
                 variables: vars.len(),
                 config: config.clone(),
                 last_loss,
+                dev_scores: dev_scores.clone(),
+                best,
             };
-            write_checkpoint(&opts.out_dir, &state, &vars, &opt)?;
+            write_checkpoint(&opts.out_dir, &state, &vars, &opt, best_values.as_deref())?;
         }
         if opts.stop_after == Some(done) && done < total_steps {
             bar.abandon_with_message(format!("stopped after step {done}"));
@@ -410,6 +535,15 @@ pub fn train(
         }
     }
     bar.finish();
+    report.train_seconds = run_start.elapsed().as_secs_f64();
+    report.dev_scores = dev_scores.clone();
+    report.kept_step = report.steps;
+    if let (Some((step, _)), Some(values)) = (best, &best_values) {
+        for (v, t) in vars.iter().zip(values) {
+            v.set(t)?;
+        }
+        report.kept_step = step;
+    }
 
     let adapter_dir = opts.out_dir.join("adapter");
     peft::save_adapter(&adapter.frozen()?, &adapter_dir)?;
@@ -422,16 +556,24 @@ pub fn train(
         steps: report.steps,
         final_loss: last_loss,
         config: config.clone(),
+        dev_ex: dev_scores,
+        kept_step: report.kept_step,
+        train_seconds: report.train_seconds,
+        tokens_per_s: report.tokens as f64 / report.train_seconds.max(1e-9),
+        test_ex: None,
     };
     write_atomic(
         &adapter_dir.join(META_FILE),
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;
+    let curves = crate::plot::read_curves(&metrics_path)?;
+    crate::plot::write_curves(&curves, &adapter_dir, &name)?;
     report.adapter_dir = Some(adapter_dir);
     Ok((adapter, report))
 }
 
-/// The mean answer-token loss of `examples` (no dropout, no gradients).
+/// The mean answer-token loss of `examples` (no dropout, no gradients). Consecutive examples
+/// are batched together, so keep those of one database next to each other.
 pub fn eval_loss(
     model: &Model,
     adapter: &LoraAdapter,
@@ -443,10 +585,8 @@ pub fn eval_loss(
     let mut n = 0usize;
     for chunk in examples.chunks(micro_batch.max(1)) {
         let rows: Vec<&TokenizedExample> = chunk.iter().collect();
-        let b = make_batch(&rows, pad_id, model.device())?;
-        sum += answer_loss_sum(model, adapter, &b, false)?
-            .detach()
-            .to_scalar::<f32>()? as f64;
+        let b = make_prefix_batch(&rows, pad_id, model.device())?;
+        sum += loss_sum(model, adapter, &b, AdapterMode::eval())?;
         n += b.answer_tokens;
     }
     if n == 0 {
@@ -493,6 +633,7 @@ fn write_checkpoint(
     state: &CheckpointState,
     vars: &[Var],
     opt: &AdamW,
+    best: Option<&[Tensor]>,
 ) -> Result<()> {
     let root = out_dir.join("checkpoints");
     let name = format!("step-{:06}", state.step);
@@ -508,6 +649,14 @@ fn write_checkpoint(
         .map(|(i, v)| (format!("var.{i}"), v.as_tensor().detach()))
         .collect();
     candle_core::safetensors::save(&map, tmp.join("adapter.safetensors"))?;
+    if let Some(best) = best {
+        let map: HashMap<String, Tensor> = best
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("var.{i}"), t.clone()))
+            .collect();
+        candle_core::safetensors::save(&map, tmp.join("best.safetensors"))?;
+    }
     opt.save(&tmp.join("optimizer.safetensors"))?;
     let state_path = tmp.join("state.json");
     std::fs::write(&state_path, serde_json::to_string_pretty(state)?)

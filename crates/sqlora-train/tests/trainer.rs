@@ -32,6 +32,7 @@ fn data(n: usize, seed: u64) -> TrainData {
     TrainData {
         examples,
         dataset_hash: format!("synthetic-{n}-{seed}"),
+        groups: Vec::new(),
     }
 }
 
@@ -249,6 +250,7 @@ fn unusable_data_is_refused() {
     let empty = TrainData {
         examples: vec![],
         dataset_hash: "e".into(),
+        groups: vec![],
     };
     assert!(matches!(
         train(&model, &config(), &empty, None, &info(), &opts),
@@ -260,6 +262,7 @@ fn unusable_data_is_refused() {
             answer_start: 30,
         }],
         dataset_hash: "l".into(),
+        groups: vec![],
     };
     assert!(matches!(
         train(&model, &config(), &long, None, &info(), &opts),

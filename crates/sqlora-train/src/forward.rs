@@ -1,0 +1,602 @@
+//! The training forward and backward pass: a shared prefix computed once per micro-batch,
+//! per-layer activation checkpointing, and frozen base weights that never get a gradient.
+//!
+//! Every example of a domain starts with the same system + schema prompt (~900 tokens of
+//! ~1,000). A [`PrefixBatch`] splits a micro-batch into that common prefix, one row `[1, P]`,
+//! and the rows' suffixes `[B, S]` (question, answer, end marker). Each layer runs the prefix
+//! once; every suffix row attends to the prefix's keys and values (broadcast over the rows)
+//! and to its own. The prefix's keys and values are functions of the adapter too, so their
+//! gradient is the sum over all rows, which autograd gives through the broadcast.
+//!
+//! Memory: the backward pass recomputes one layer at a time from its saved input
+//! (`checkpointing`): the first pass keeps only each layer's input, then for the layers from
+//! last to first the layer is rerun with gradients and back-propagated with the vector-Jacobian
+//! product of the layer above. Peak memory is one layer's graph instead of thirty.
+//!
+//! Frozen weights: candle's matmul backward computes the gradient of both operands, so a plain
+//! `x·Wᵀ` would spend as much again computing (and storing) a gradient for every frozen `W`.
+//! [`frozen_linear`] is a custom op whose backward only returns `dy·W`.
+//!
+//! Dropout masks come from a counter-based hash of (seed, micro-batch, layer, module), so the
+//! recomputation sees the same masks as the first pass, and a resumed run the same masks as an
+//! uninterrupted one.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, TensorId, Var, D};
+use sqlora_model::llama::{apply_rope, softmax_last, Linear, Model, MASKED};
+use sqlora_model::lora::{LoraAdapter, LoraModule};
+
+use crate::batch::TokenizedExample;
+use crate::error::{Result, TrainError};
+
+/// A micro-batch split into a shared prefix and per-row suffixes.
+#[derive(Debug, Clone)]
+pub struct PrefixBatch {
+    /// The shared prefix `[1, P]` (u32), `None` when the rows share no usable prefix.
+    pub prefix: Option<Tensor>,
+    /// Suffix ids `[B, S]` (u32), right-padded.
+    pub suffix: Tensor,
+    /// Positions of the prefix `[1, P]`.
+    prefix_pos: Option<Tensor>,
+    /// Positions of the suffixes `[B, S]`: `P..P + S`.
+    suffix_pos: Tensor,
+    /// Causal mask of the prefix `[1, 1, P, P]`.
+    prefix_mask: Option<Tensor>,
+    /// Mask of the suffixes over prefix + suffix keys `[B, 1, S, P + S]`.
+    suffix_mask: Tensor,
+    /// Flat indices `row * S + i` into the suffix of the positions that predict an answer token.
+    pub predict_at: Tensor,
+    /// The answer tokens predicted there.
+    pub targets: Tensor,
+    /// Rows B.
+    pub rows: usize,
+    /// Shared prefix length P.
+    pub prefix_len: usize,
+    /// Padded suffix length S.
+    pub suffix_len: usize,
+    /// Real tokens of the micro-batch counted as full sequences (what a plain batch processes).
+    pub tokens: usize,
+    /// Tokens the model actually runs: P + the real suffix tokens.
+    pub computed_tokens: usize,
+    /// Tokens the loss is computed on.
+    pub answer_tokens: usize,
+}
+
+/// Splits `examples` into their longest common prefix (kept shorter than every answer start, so
+/// each position that predicts an answer token lies in the suffix) and right-padded suffixes.
+pub fn make_prefix_batch(
+    examples: &[&TokenizedExample],
+    pad_id: u32,
+    device: &Device,
+) -> Result<PrefixBatch> {
+    let Some(first) = examples.first() else {
+        return Err(TrainError::Data(
+            "a micro-batch needs at least one example".into(),
+        ));
+    };
+    for e in examples {
+        if e.answer_start == 0 || e.answer_start >= e.ids.len() {
+            return Err(TrainError::Data(
+                "an example needs at least one prompt token and one answer token".into(),
+            ));
+        }
+    }
+    let mut p = examples
+        .iter()
+        .map(|e| e.answer_start - 1)
+        .min()
+        .unwrap_or(0);
+    for e in &examples[1..] {
+        p = p.min(
+            first
+                .ids
+                .iter()
+                .zip(&e.ids)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    let rows = examples.len();
+    let s = examples.iter().map(|e| e.len() - p).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(rows * s);
+    let mut pos = Vec::with_capacity(rows * s);
+    let mut mask = Vec::with_capacity(rows * s * (p + s));
+    let mut predict_at = Vec::new();
+    let mut targets = Vec::new();
+    let mut tokens = 0;
+    let mut computed = p;
+    for (r, e) in examples.iter().enumerate() {
+        let len = e.len() - p;
+        ids.extend_from_slice(&e.ids[p..]);
+        ids.extend(std::iter::repeat_n(pad_id, s - len));
+        pos.extend((0..s).map(|i| (p + i) as u32));
+        for i in 0..s {
+            mask.extend(std::iter::repeat_n(0f32, p));
+            mask.extend((0..s).map(|j| if j <= i && j < len { 0.0 } else { MASKED }));
+        }
+        tokens += e.len();
+        computed += len;
+        for i in e.answer_start..e.len() {
+            predict_at.push((r * s + i - 1 - p) as u32);
+            targets.push(e.ids[i]);
+        }
+    }
+    let answer_tokens = targets.len();
+    let (prefix, prefix_pos, prefix_mask) = if p > 0 {
+        let causal: Vec<f32> = (0..p)
+            .flat_map(|i| (0..p).map(move |j| if j <= i { 0.0 } else { MASKED }))
+            .collect();
+        let ppos: Vec<u32> = (0..p as u32).collect();
+        (
+            Some(Tensor::new(&first.ids[..p], device)?.unsqueeze(0)?),
+            Some(Tensor::from_vec(ppos, (1, p), device)?),
+            Some(Tensor::from_vec(causal, (1, 1, p, p), device)?),
+        )
+    } else {
+        (None, None, None)
+    };
+    Ok(PrefixBatch {
+        prefix,
+        suffix: Tensor::from_vec(ids, (rows, s), device)?,
+        prefix_pos,
+        suffix_pos: Tensor::from_vec(pos, (rows, s), device)?,
+        prefix_mask,
+        suffix_mask: Tensor::from_vec(mask, (rows, 1, s, p + s), device)?,
+        predict_at: Tensor::from_vec(predict_at, answer_tokens, device)?,
+        targets: Tensor::from_vec(targets, answer_tokens, device)?,
+        rows,
+        prefix_len: p,
+        suffix_len: s,
+        tokens,
+        computed_tokens: computed,
+        answer_tokens,
+    })
+}
+
+/// `y = x·Wᵀ` whose backward gives `dy·W` and nothing for the frozen `W`.
+struct FrozenMatmul {
+    /// `[out, in]`.
+    w: Tensor,
+}
+
+impl CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let data = s.as_slice::<f32>()?;
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("frozen-matmul: non-contiguous input");
+        };
+        let x = Tensor::from_slice(&data[a..b], l.shape(), &Device::Cpu)?;
+        let y = x.matmul(&self.w.t()?)?;
+        let shape = y.shape().clone();
+        let out = y.flatten_all()?.to_vec1::<f32>()?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.w)?))
+    }
+}
+
+/// `x·Wᵀ (+ b)` of a frozen [`Linear`] for `x` `[.., in]`; when `x` tracks gradients, only the
+/// gradient with respect to `x` is ever computed (on the CPU; other devices fall back to a
+/// plain matmul).
+pub fn frozen_linear(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+    if !x.track_op() {
+        return lin.forward(x);
+    }
+    let dims = x.dims().to_vec();
+    let in_dim = dims.last().copied().unwrap_or(0);
+    let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
+    let x2 = x.reshape((rows, in_dim))?.contiguous()?;
+    let w = lin.weight();
+    let mut y = if x2.device().is_cpu() && x2.dtype() == DType::F32 && w.dtype() == DType::F32 {
+        x2.apply_op1_arc(std::sync::Arc::new(Box::new(FrozenMatmul {
+            w: w.detach(),
+        })))?
+    } else {
+        x2.matmul(&w.detach().t()?)?
+    };
+    if let Some(b) = lin.bias() {
+        y = y.broadcast_add(&b.detach())?;
+    }
+    let mut out = dims;
+    if let Some(last) = out.last_mut() {
+        *last = w.dim(0)?;
+    }
+    y.reshape(out)
+}
+
+/// How the adapter is applied while training.
+#[derive(Debug, Clone, Copy)]
+pub struct AdapterMode {
+    /// Input dropout of the adapter (0 = none).
+    pub dropout: f32,
+    /// Train only the first `rank` components (DyLoRA); `None` = the full rank.
+    pub rank: Option<usize>,
+    /// Seed of this micro-batch's dropout masks.
+    pub seed: u64,
+}
+
+impl AdapterMode {
+    /// No dropout, full rank.
+    pub fn eval() -> AdapterMode {
+        AdapterMode {
+            dropout: 0.0,
+            rank: None,
+            seed: 0,
+        }
+    }
+}
+
+/// A 64-bit mixing function (splitmix64's finaliser); the trainer's counter-based RNG.
+pub fn mix(z: u64) -> u64 {
+    splitmix(z)
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// An inverted-dropout mask (0 or 1/(1-p)) of `shape`, a pure function of `seed`.
+fn dropout_mask(
+    shape: &[usize],
+    p: f32,
+    seed: u64,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let keep = 1.0 / (1.0 - p);
+    let threshold = (p as f64 * u32::MAX as f64) as u32;
+    let base = splitmix(seed);
+    let data: Vec<f32> = (0..n as u64)
+        .map(|i| {
+            if (splitmix(base ^ i) >> 32) as u32 >= threshold {
+                keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(data, shape, device)
+}
+
+/// The pieces of one run of the decoder over a [`PrefixBatch`].
+struct Pass<'a> {
+    model: &'a Model,
+    adapter: &'a LoraAdapter,
+    mode: AdapterMode,
+    batch: &'a PrefixBatch,
+    rope_p: Option<(Tensor, Tensor)>,
+    rope_s: (Tensor, Tensor),
+}
+
+impl Pass<'_> {
+    /// One projection: frozen base plus the (truncated, dropped-out) LoRA term.
+    fn proj(&self, lin: &Linear, x: &Tensor, track: bool, salt: u64) -> Result<Tensor> {
+        let y = frozen_linear(lin, x)?;
+        let Some(m) = self.adapter.module(lin.name()) else {
+            return Ok(y);
+        };
+        Ok((y + self.lora(m, x, track, salt)?)?)
+    }
+
+    fn lora(&self, m: &LoraModule, x: &Tensor, track: bool, salt: u64) -> Result<Tensor> {
+        let r = m.rank();
+        let b_rank = self.mode.rank.map_or(r, |b| b.clamp(1, r));
+        let (mut a, mut b) = if track {
+            (m.a.clone(), m.b.clone())
+        } else {
+            (m.a.detach(), m.b.detach())
+        };
+        let mut scale = m.scale;
+        if b_rank < r {
+            a = a.narrow(0, 0, b_rank)?;
+            b = b.narrow(1, 0, b_rank)?;
+            scale = if self.adapter.config.use_rslora {
+                m.alpha / (b_rank as f64).sqrt()
+            } else {
+                m.alpha / b_rank as f64
+            };
+        }
+        let dims = x.dims().to_vec();
+        let in_dim = dims.last().copied().unwrap_or(0);
+        let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
+        let mut x2 = x.reshape((rows, in_dim))?;
+        if self.mode.dropout > 0.0 {
+            let mask = dropout_mask(
+                x2.dims(),
+                self.mode.dropout,
+                splitmix(self.mode.seed ^ splitmix(salt)),
+                x2.device(),
+            )?;
+            x2 = (x2 * mask)?;
+        }
+        let y = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * scale)?;
+        let mut out = dims;
+        if let Some(last) = out.last_mut() {
+            *last = m.out_features();
+        }
+        Ok(y.reshape(out)?)
+    }
+
+    /// Multi-head attention of queries `q` `[b, nh, t, hd]` over `k`, `v` `[b, nkv, kv, hd]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let cfg = self.model.config();
+        let (b, _, t, hd) = q.dims4()?;
+        let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let rep = nh / nkv;
+        let kv_len = k.dim(2)?;
+        let q = (q.reshape((b, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
+        let scores = q
+            .matmul(&k.t()?)?
+            .reshape((b, nkv, rep, t, kv_len))?
+            .broadcast_add(&mask.unsqueeze(2)?)?;
+        let probs = softmax_last(&scores)?.reshape((b, nkv, rep * t, kv_len))?;
+        let out = probs.matmul(v)?;
+        Ok(out
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?)
+    }
+
+    /// `[b, t, heads·hd]` → `[b, heads, t, hd]`.
+    fn heads(x: &Tensor, heads: usize, hd: usize) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        Ok(x.reshape((b, t, heads, hd))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    /// Layer `l` on the prefix hidden states `xp` `[1, P, H]` and the suffix ones `xs`
+    /// `[B, S, H]`. With `need_prefix_out` false (the last layer) only the prefix's keys and
+    /// values are computed, not its output.
+    fn layer(
+        &self,
+        l: usize,
+        xp: Option<&Tensor>,
+        xs: &Tensor,
+        track: bool,
+        need_prefix_out: bool,
+    ) -> Result<(Option<Tensor>, Tensor)> {
+        let cfg = self.model.config();
+        let layer = &self.model.layers[l];
+        let att = &layer.self_attn;
+        let (nh, nkv, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        );
+        let salt = |module: u64, part: u64| (l as u64) << 16 | module << 4 | part;
+        let rows = xs.dim(0)?;
+
+        // The prefix: keys and values always, output unless this is the last layer.
+        let mut prefix_kv = None;
+        let mut xp_out = None;
+        if let (Some(xp), Some((cos, sin)), Some(pmask)) =
+            (xp, &self.rope_p, &self.batch.prefix_mask)
+        {
+            let h = layer.input_layernorm.forward(xp)?;
+            let k = Self::heads(&self.proj(&att.k_proj, &h, track, salt(1, 0))?, nkv, hd)?;
+            let v = Self::heads(&self.proj(&att.v_proj, &h, track, salt(2, 0))?, nkv, hd)?;
+            let k = apply_rope(&k, cos, sin)?;
+            if need_prefix_out {
+                let q = Self::heads(&self.proj(&att.q_proj, &h, track, salt(0, 0))?, nh, hd)?;
+                let q = apply_rope(&q, cos, sin)?;
+                let a = self.attend(&q, &k, &v, pmask)?;
+                let x = (xp + self.proj(&att.o_proj, &a, track, salt(3, 0))?)?;
+                let h = layer.post_attention_layernorm.forward(&x)?;
+                xp_out = Some((&x + self.mlp(l, &h, track, 0)?)?);
+            }
+            prefix_kv = Some((k, v));
+        }
+
+        // The suffixes attend to the prefix and to themselves.
+        let (cos, sin) = &self.rope_s;
+        let h = layer.input_layernorm.forward(xs)?;
+        let q = Self::heads(&self.proj(&att.q_proj, &h, track, salt(0, 1))?, nh, hd)?;
+        let k = Self::heads(&self.proj(&att.k_proj, &h, track, salt(1, 1))?, nkv, hd)?;
+        let v = Self::heads(&self.proj(&att.v_proj, &h, track, salt(2, 1))?, nkv, hd)?;
+        let q = apply_rope(&q, cos, sin)?;
+        let k = apply_rope(&k, cos, sin)?;
+        let (k, v) = match prefix_kv {
+            Some((kp, vp)) => {
+                let p = kp.dim(2)?;
+                let kp = kp.broadcast_as((rows, nkv, p, hd))?;
+                let vp = vp.broadcast_as((rows, nkv, p, hd))?;
+                (
+                    Tensor::cat(&[&kp, &k], 2)?.contiguous()?,
+                    Tensor::cat(&[&vp, &v], 2)?.contiguous()?,
+                )
+            }
+            None => (k, v),
+        };
+        let a = self.attend(&q, &k, &v, &self.batch.suffix_mask)?;
+        let x = (xs + self.proj(&att.o_proj, &a, track, salt(3, 1))?)?;
+        let h = layer.post_attention_layernorm.forward(&x)?;
+        let xs_out = (&x + self.mlp(l, &h, track, 1)?)?;
+        Ok((xp_out, xs_out))
+    }
+
+    fn mlp(&self, l: usize, h: &Tensor, track: bool, part: u64) -> Result<Tensor> {
+        let mlp = &self.model.layers[l].mlp;
+        let salt = |module: u64| (l as u64) << 16 | module << 4 | part;
+        let g = self.proj(&mlp.gate_proj, h, track, salt(4))?.silu()?;
+        let u = self.proj(&mlp.up_proj, h, track, salt(5))?;
+        self.proj(&mlp.down_proj, &(g * u)?, track, salt(6))
+    }
+
+    /// The summed answer-token cross-entropy from the final hidden states of the suffixes.
+    fn head_loss(&self, xs: &Tensor) -> Result<Tensor> {
+        let h = self.model.norm.forward(xs)?;
+        let hidden = h.dim(D::Minus1)?;
+        let rows = h
+            .reshape((self.batch.rows * self.batch.suffix_len, hidden))?
+            .index_select(&self.batch.predict_at, 0)?;
+        let logits = frozen_linear(&self.model.lm_head, &rows)?.to_dtype(DType::F32)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let picked = logp.gather(&self.batch.targets.unsqueeze(1)?, 1)?;
+        Ok(picked.sum_all()?.neg()?)
+    }
+}
+
+fn embed(model: &Model, ids: &Tensor) -> Result<Tensor> {
+    let (b, t) = ids.dims2()?;
+    let hidden = model.config().hidden_size;
+    Ok(model
+        .embed_tokens
+        .index_select(&ids.flatten_all()?, 0)?
+        .reshape((b, t, hidden))?
+        .detach())
+}
+
+fn new_pass<'a>(
+    model: &'a Model,
+    adapter: &'a LoraAdapter,
+    batch: &'a PrefixBatch,
+    mode: AdapterMode,
+) -> Result<Pass<'a>> {
+    let rope_p = match &batch.prefix_pos {
+        Some(p) => Some(model.rope(p)?),
+        None => None,
+    };
+    Ok(Pass {
+        model,
+        adapter,
+        mode,
+        batch,
+        rope_p,
+        rope_s: model.rope(&batch.suffix_pos)?,
+    })
+}
+
+/// The summed answer-token loss of `batch` without gradients (for evaluation).
+pub fn loss_sum(
+    model: &Model,
+    adapter: &LoraAdapter,
+    batch: &PrefixBatch,
+    mode: AdapterMode,
+) -> Result<f64> {
+    let pass = new_pass(model, adapter, batch, mode)?;
+    let mut xp = batch.prefix.as_ref().map(|p| embed(model, p)).transpose()?;
+    let mut xs = embed(model, &batch.suffix)?;
+    let n = model.layers.len();
+    for l in 0..n {
+        let (p, s) = pass.layer(l, xp.as_ref(), &xs, false, l + 1 < n)?;
+        xp = p;
+        xs = s;
+    }
+    Ok(pass.head_loss(&xs)?.to_scalar::<f32>()? as f64)
+}
+
+/// Runs `batch` forward and backward with checkpointing. The loss is the summed answer-token
+/// cross-entropy times `scale`; its gradients with respect to the adapter's variables are added
+/// to `grads` (indexed like [`LoraAdapter::vars`]). Returns the unscaled loss sum.
+pub fn loss_and_grads(
+    model: &Model,
+    adapter: &LoraAdapter,
+    batch: &PrefixBatch,
+    mode: AdapterMode,
+    scale: f64,
+    grads: &mut [Tensor],
+) -> Result<f64> {
+    let vars = adapter.vars();
+    if grads.len() != vars.len() {
+        return Err(TrainError::Data(format!(
+            "{} gradient buffers for {} variables",
+            grads.len(),
+            vars.len()
+        )));
+    }
+    let index: HashMap<TensorId, usize> = vars
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.as_tensor().id(), i))
+        .collect();
+    let pass = new_pass(model, adapter, batch, mode)?;
+    let n = model.layers.len();
+    // Below the lowest adapted layer nothing trains: the backward pass stops there.
+    let lowest = adapter
+        .modules()
+        .keys()
+        .filter_map(|k| layer_of(k))
+        .min()
+        .unwrap_or(0);
+
+    // Pass 1: no graph; keep each layer's input.
+    let mut saved: Vec<(Option<Tensor>, Tensor)> = Vec::with_capacity(n);
+    let mut xp = batch.prefix.as_ref().map(|p| embed(model, p)).transpose()?;
+    let mut xs = embed(model, &batch.suffix)?;
+    for l in 0..n {
+        let (p, s) = pass.layer(l, xp.as_ref(), &xs, false, l + 1 < n)?;
+        saved.push((xp.take(), xs));
+        xp = p;
+        xs = s;
+    }
+
+    // The head: loss and its gradient with respect to the last hidden states.
+    let xs_var = Var::from_tensor(&xs)?;
+    let loss = pass.head_loss(xs_var.as_tensor())?;
+    let loss_value = loss.to_scalar::<f32>()? as f64;
+    let store = (loss * scale)?.backward()?;
+    let mut gs = grad_of(&store, xs_var.as_tensor())?;
+    let mut gp: Option<Tensor> = None;
+
+    // Pass 2: from the last layer down, recompute with a graph and back-propagate.
+    for l in (lowest..n).rev() {
+        let (xp_in, xs_in) = &saved[l];
+        let xp_var = xp_in.as_ref().map(Var::from_tensor).transpose()?;
+        let xs_var = Var::from_tensor(xs_in)?;
+        let (p_out, s_out) = pass.layer(
+            l,
+            xp_var.as_ref().map(|v| v.as_tensor()),
+            xs_var.as_tensor(),
+            true,
+            l + 1 < n,
+        )?;
+        let mut surrogate = (s_out * &gs)?.sum_all()?;
+        if let (Some(p_out), Some(g)) = (p_out, &gp) {
+            surrogate = (surrogate + (p_out * g)?.sum_all()?)?;
+        }
+        let store = surrogate.backward()?;
+        for (id, &i) in &index {
+            if let Some(g) = store.get_id(*id) {
+                grads[i] = (&grads[i] + g)?;
+            }
+        }
+        if l > lowest {
+            gs = grad_of(&store, xs_var.as_tensor())?;
+            gp = match &xp_var {
+                Some(v) => Some(grad_of(&store, v.as_tensor())?),
+                None => None,
+            };
+        }
+    }
+    Ok(loss_value)
+}
+
+/// The layer index of a module path like `model.layers.12.mlp.up_proj`.
+fn layer_of(key: &str) -> Option<usize> {
+    let rest = &key[key.find("layers.")? + "layers.".len()..];
+    rest.split('.').next()?.parse().ok()
+}
+
+fn grad_of(store: &GradStore, t: &Tensor) -> Result<Tensor> {
+    match store.get(t) {
+        Some(g) => Ok(g.clone()),
+        None => Ok(t.zeros_like()?),
+    }
+}
