@@ -1,0 +1,129 @@
+//! Engine latency on the real model: one question through the model runtime alone (what `ask`
+//! does), then through the engine with the prefix not yet cached, with it cached, and N
+//! questions at once (continuous batch) against the runtime answering them one at a time.
+//!
+//! `cargo run --release -p sqlora-serve --example engine_speed -- MODEL.gguf DB.sqlite [N] [MAX_TOKENS]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use sqlora_data::prompt::PromptBuilder;
+use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
+use sqlora_serve::answer::{prefix_tokens, question_prompt};
+use sqlora_serve::engine::{self, GenRequest, PrefixSpec};
+use sqlora_serve::{EngineConfig, Metrics};
+use tokio::sync::oneshot;
+
+const QUESTIONS: &[&str] = &[
+    "How many customers are there?",
+    "What is the average unit price of products?",
+    "List the names of all suppliers.",
+    "How many orders have been delivered to Sydney?",
+    "Which product has the highest unit price?",
+    "How many orders were placed in 2023?",
+    "What is the total quantity of all order items?",
+    "List the cities of all customers.",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        return Err("usage: engine_speed MODEL DB.sqlite [N] [MAX_TOKENS]".into());
+    }
+    let n: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4);
+    let max_new: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(32);
+    let m = Arc::new(sqlora_model::load(args[1].as_ref(), &Device::Cpu)?);
+    let schema = sqlora_sql::schema::Schema::introspect(args[2].as_ref())?;
+    let builder = PromptBuilder::builtin();
+    let prefix = prefix_tokens(&m, &builder, &schema)?;
+    let prompts: Vec<Vec<u32>> = QUESTIONS
+        .iter()
+        .cycle()
+        .take(n + 2)
+        .map(|q| {
+            Ok(m.tokenizer
+                .encode(&question_prompt(&m, &builder, &schema, q)?, false)?)
+        })
+        .collect::<Result<_, Box<dyn std::error::Error>>>()?;
+    println!(
+        "prompt {} tokens, shared prefix {} tokens, {max_new} new tokens at most",
+        prompts[0].len(),
+        prefix.len()
+    );
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+    let info = TokenInfo {
+        eos_ids: tok.eos_token_ids(),
+        pad_id: tok.pad_token_id(),
+        decode: &decode,
+    };
+    let params = GenerateParams {
+        max_new_tokens: max_new,
+        ..GenerateParams::default()
+    };
+    let runtime = |p: &Vec<u32>| -> Result<f64, Box<dyn std::error::Error>> {
+        let t = Instant::now();
+        generate_with_adapters(&m.model, &info, std::slice::from_ref(p), &params, None)?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    let (h, _t) = engine::start(
+        m.clone(),
+        Vec::new(),
+        EngineConfig::default(),
+        Arc::new(Metrics::new()),
+    )?;
+    let submit = |p: &Vec<u32>| -> Result<oneshot::Receiver<_>, Box<dyn std::error::Error>> {
+        let (reply, rx) = oneshot::channel();
+        h.submit(GenRequest {
+            prompt: p.clone(),
+            prefix: Some(PrefixSpec {
+                name: "db".into(),
+                len: prefix.len(),
+            }),
+            adapter: None,
+            max_new_tokens: max_new,
+            candidates: 1,
+            stop: Vec::new(),
+            deadline: Instant::now() + Duration::from_secs(600),
+            stream: None,
+            reply,
+        })?;
+        Ok(rx)
+    };
+    let engine_one = |p: &Vec<u32>| -> Result<f64, Box<dyn std::error::Error>> {
+        let t = Instant::now();
+        submit(p)?.blocking_recv()??;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    let rt_ms = runtime(&prompts[0])?;
+    let miss = engine_one(&prompts[0])?;
+    let hit = engine_one(&prompts[1])?;
+    let rt_ms2 = runtime(&prompts[1])?;
+    println!(
+        "one question, runtime alone (as `ask`):   {:.0} / {:.0} ms",
+        rt_ms, rt_ms2
+    );
+    println!("one question, engine, prefix computed:    {miss:.0} ms");
+    println!("one question, engine, prefix cached:      {hit:.0} ms");
+    let t = Instant::now();
+    for p in &prompts[2..] {
+        runtime(p)?;
+    }
+    let seq = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let rxs = prompts[2..]
+        .iter()
+        .map(|p| submit(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    for rx in rxs {
+        rx.blocking_recv()??;
+    }
+    let batched = t.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{n} questions: runtime one at a time {seq:.0} ms, engine batched with cached prefix {batched:.0} ms ({:.2}x)",
+        seq / batched
+    );
+    h.shutdown();
+    Ok(())
+}
