@@ -114,7 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let rxs = prompts[2..]
         .iter()
-        .map(|p| submit(p))
+        .map(submit)
         .collect::<Result<Vec<_>, _>>()?;
     for rx in rxs {
         rx.blocking_recv()??;
