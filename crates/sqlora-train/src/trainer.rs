@@ -168,6 +168,9 @@ pub struct Meta {
     /// Test-split execution accuracy, filled in by `sqlora train` after training.
     #[serde(default)]
     pub test_ex: Option<f64>,
+    /// How many test questions `test_ex` is over.
+    #[serde(default)]
+    pub test_questions: Option<usize>,
 }
 
 /// The `state.json` of a checkpoint.
@@ -508,7 +511,11 @@ pub fn train_with(
                 dev_scores.push((done, score));
                 if best.is_none_or(|(_, b)| score > b) {
                     best = Some((done, score));
-                    best_values = Some(vars.iter().map(|v| v.as_tensor().detach()).collect());
+                    best_values = Some(
+                        vars.iter()
+                            .map(|v| v.as_tensor().copy())
+                            .collect::<candle_core::Result<_>>()?,
+                    );
                 }
                 bar.println(format!("step {done}: dev EX {:.1}%", 100.0 * score));
             }
@@ -561,6 +568,7 @@ pub fn train_with(
         train_seconds: report.train_seconds,
         tokens_per_s: report.tokens as f64 / report.train_seconds.max(1e-9),
         test_ex: None,
+        test_questions: None,
     };
     write_atomic(
         &adapter_dir.join(META_FILE),

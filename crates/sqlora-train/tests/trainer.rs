@@ -11,7 +11,9 @@ use sqlora_model::llama::Model;
 use sqlora_model::lora::LoraAdapter;
 use sqlora_model::peft;
 use sqlora_train::batch::TokenizedExample;
-use sqlora_train::trainer::{latest_checkpoint, train, Meta, RunInfo, TrainData, TrainOptions};
+use sqlora_train::trainer::{
+    latest_checkpoint, train, train_with, Meta, RunInfo, TrainData, TrainHooks, TrainOptions,
+};
 use sqlora_train::{TrainConfig, TrainError};
 
 /// Prompts of random words; the answer is a fixed function of the prompt's first word, so
@@ -268,4 +270,60 @@ fn unusable_data_is_refused() {
         train(&model, &config(), &long, None, &info(), &opts),
         Err(TrainError::Data(_))
     ));
+}
+
+/// Scores that peak at the second evaluation, remembering the adapter seen at each.
+struct Peaked {
+    seen: Vec<(usize, Vec<Vec<f32>>)>,
+}
+
+impl TrainHooks for Peaked {
+    fn dev_score(
+        &mut self,
+        adapter: &LoraAdapter,
+        step: usize,
+    ) -> sqlora_train::Result<Option<f64>> {
+        self.seen.push((step, values(adapter)));
+        Ok(Some([0.5, 0.9, 0.2, 0.1][self.seen.len() - 1]))
+    }
+}
+
+#[test]
+fn the_adapter_with_the_best_dev_score_is_kept() {
+    let model = common::tiny_model(11);
+    let cfg = TrainConfig {
+        eval_interval: 5,
+        ..config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions::new(dir.path());
+    let mut hooks = Peaked { seen: Vec::new() };
+    let (adapter, report) =
+        train_with(&model, &cfg, &data(16, 3), None, &info(), &opts, &mut hooks).unwrap();
+    let steps: Vec<usize> = hooks.seen.iter().map(|s| s.0).collect();
+    assert_eq!(steps, vec![5, 10, 15, 20]);
+    assert_eq!(report.kept_step, 10);
+    assert_eq!(
+        values(&adapter),
+        hooks.seen[1].1,
+        "the returned adapter is the best one"
+    );
+    assert_ne!(
+        hooks.seen[1].1, hooks.seen[3].1,
+        "training went on after the best step"
+    );
+    let saved = peft::load_adapter(&dir.path().join("adapter"), &model).unwrap();
+    for (k, m) in adapter.modules() {
+        let s = saved.module(k).unwrap();
+        let d = (&m.b - &s.b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
+    }
+    let meta: Meta = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("adapter/sqlora_meta.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta.kept_step, 10);
+    assert_eq!(meta.dev_ex.len(), 4);
+    assert!(dir.path().join("adapter/loss.svg").is_file());
+    assert!(dir.path().join("adapter/dev_ex.svg").is_file());
 }

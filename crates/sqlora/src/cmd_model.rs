@@ -241,7 +241,11 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
         Some(p) => Some(load_adapter(&m, p)?),
         None => None,
     };
-    let prime = if a.no_prime { "" } else { "SELECT" };
+    let prime = if a.no_prime {
+        ""
+    } else {
+        builder.answer_prime()
+    };
     let prompt = render_prompt(&m, &messages)? + prime;
     let ids = m.tokenizer.encode(&prompt, false)?;
     let params = GenerateParams {

@@ -3,9 +3,12 @@
 
 mod cmd_bench;
 mod cmd_data;
+mod cmd_eval_model;
 mod cmd_model;
 mod cmd_sql;
+mod cmd_train;
 mod paths;
+mod predict;
 mod table;
 
 use std::path::PathBuf;
@@ -38,7 +41,9 @@ enum Command {
     /// Validate, then execute a query read-only with time, row and byte budgets.
     Exec(cmd_sql::ExecArgs),
     /// Execution accuracy of predictions against a dataset (Spider test-suite semantics).
-    Eval(cmd_data::EvalArgs),
+    Eval(cmd_eval_model::EvalModelArgs),
+    /// Fit a LoRA adapter on a domain (or all of them) or on any dataset, on the base model.
+    Train(Box<cmd_train::TrainArgs>),
     /// Convert Spider/BIRD-format data into sqlora's dataset layout.
     ImportSpider(cmd_data::ImportSpiderArgs),
     /// Lint datasets: gold queries parse, pass the guard and run; split leakage; difficulty labels.
@@ -84,7 +89,8 @@ fn main() -> ExitCode {
         Command::Schema(a) => cmd_sql::schema(a),
         Command::Validate(a) => cmd_sql::validate(a),
         Command::Exec(a) => cmd_sql::exec(a),
-        Command::Eval(a) => cmd_data::eval(a),
+        Command::Eval(a) => cmd_eval_model::run(&a),
+        Command::Train(a) => cmd_train::run(&a),
         Command::ImportSpider(a) => cmd_data::import_spider(a),
         Command::Dataset { action } => cmd_data::dataset(action),
         Command::Model { action } => cmd_model::model(action),

@@ -1,0 +1,551 @@
+//! `sqlora train`: fit a LoRA adapter on a bundled domain, on several at once (`--domain all`),
+//! or on any dataset in the documented JSONL format with its SQLite database.
+//!
+//! The run folder (`--run-dir`, default `runs/<name>`) holds metrics.jsonl, the checkpoints
+//! and the trainer's output; the final adapter (the best by dev-set execution accuracy) is
+//! copied to `--out` (default `adapters/<name>`) with `sqlora_meta.json`, the loss and dev-EX
+//! curves and the metrics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use sqlora_data::dataset::{self, Example};
+use sqlora_data::prompt::PromptBuilder;
+use sqlora_eval::report::{evaluate, EvalItem, EvalOptions};
+use sqlora_model::lora::LoraAdapter;
+use sqlora_model::LoadedModel;
+use sqlora_sql::schema::Schema;
+use sqlora_train::batch::{dataset_hash, render, tokenize, TokenizedExample};
+use sqlora_train::trainer::{
+    latest_checkpoint, train_with, Meta, RunInfo, TrainData, TrainHooks, TrainOptions, META_FILE,
+};
+use sqlora_train::{TrainConfig, TrainError};
+
+use crate::cmd_model::{load_model, ModelArg};
+use crate::predict::{predict, progress_bar, PredictOptions};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A bundled domain (see `datasets/`), or `all` for one general adapter over every domain.
+    #[arg(long, conflicts_with = "dataset")]
+    pub domain: Option<String>,
+    /// A training set in the documented JSONL format (id, db_id, question, sql, difficulty)
+    /// instead of a bundled domain; needs --db.
+    #[arg(long, requires = "db")]
+    pub dataset: Option<PathBuf>,
+    /// The dev set of --dataset (for dev EX during training); optional.
+    #[arg(long, requires = "dataset")]
+    pub dev: Option<PathBuf>,
+    /// The test set of --dataset, evaluated once after training; optional.
+    #[arg(long, requires = "dataset")]
+    pub test: Option<PathBuf>,
+    /// The database of --dataset: a SQLite file, or a folder with `<db_id>/<db_id>.sqlite` or
+    /// `<db_id>.sqlite` per database.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// A TOML training config (every key optional; see crates/sqlora-train/train.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override one config key, e.g. `--set lr=1e-3 --set target_modules=["q","v"]`
+    /// (TOML values; repeatable; applied after --config and before the flags below).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// LoRA rank.
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// LoRA alpha.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Passes over the training set.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Sequences per forward pass.
+    #[arg(long)]
+    pub micro_batch: Option<usize>,
+    /// Micro-batches per optimizer step.
+    #[arg(long)]
+    pub grad_accum: Option<usize>,
+    /// Seed of the initialisation, data order and dropout.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Train every rank up to --rank at once (DyLoRA).
+    #[arg(long)]
+    pub dylora: bool,
+    /// Where the adapter goes. Default: adapters/<name>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where metrics and checkpoints go. Default: runs/<name>.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue from the newest checkpoint in the run folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// Dev questions scored (execution accuracy) at each evaluation; 0 turns it off.
+    /// Default: the whole dev split.
+    #[arg(long)]
+    pub dev_questions: Option<usize>,
+    /// Dev examples whose loss is logged at each evaluation (0 = none).
+    #[arg(long, default_value_t = 16)]
+    pub dev_loss_examples: usize,
+    /// Test questions scored after training (spread evenly over the split). Default: all.
+    #[arg(long)]
+    pub test_questions: Option<usize>,
+    /// Skip the test-split evaluation after training.
+    #[arg(long)]
+    pub no_test: bool,
+    /// `cpu` or `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[command(flatten)]
+    pub model: ModelArg,
+}
+
+/// The training set of a run, resolved.
+struct Source {
+    name: String,
+    train: Vec<Example>,
+    dev: Vec<Example>,
+    test: Vec<Example>,
+    /// The prompt schema's database of each db_id.
+    dbs: BTreeMap<String, PathBuf>,
+    /// The evaluation layout: `db_dir/<db_id>/*.sqlite`.
+    db_dir: Option<PathBuf>,
+}
+
+fn bundled(names: &[String]) -> Result<Source> {
+    let dir = crate::paths::datasets_dir();
+    let mut s = Source {
+        name: String::new(),
+        train: Vec::new(),
+        dev: Vec::new(),
+        test: Vec::new(),
+        dbs: BTreeMap::new(),
+        db_dir: Some(crate::paths::fixtures_dir()),
+    };
+    for name in names {
+        let d = dir.join(name);
+        let read = |split: &str| -> Result<Vec<Example>> {
+            let p = d.join(format!("{split}.jsonl"));
+            dataset::read_jsonl(&p).with_context(|| format!("reading {}", p.display()))
+        };
+        s.train.extend(read("train")?);
+        s.dev.extend(read("dev")?);
+        s.test.extend(read("test")?);
+        s.dbs.insert(name.clone(), crate::paths::resolve_db(name)?);
+    }
+    Ok(s)
+}
+
+fn resolve_source(a: &TrainArgs) -> Result<Source> {
+    if let Some(domain) = &a.domain {
+        if domain == "all" {
+            let names: Vec<String> = dataset::list_domains(&crate::paths::datasets_dir())?
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            if names.is_empty() {
+                bail!("no domains in {}", crate::paths::datasets_dir().display());
+            }
+            let mut s = bundled(&names)?;
+            s.name = "general".into();
+            return Ok(s);
+        }
+        let mut s = bundled(std::slice::from_ref(domain))?;
+        s.name = domain.clone();
+        return Ok(s);
+    }
+    let (Some(train), Some(db)) = (&a.dataset, &a.db) else {
+        bail!("say what to train on: --domain NAME, --domain all, or --dataset FILE --db DB");
+    };
+    let read = |p: &Path| -> Result<Vec<Example>> {
+        dataset::read_jsonl(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let train_ex = read(train)?;
+    let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
+    let test = a.test.as_deref().map(read).transpose()?.unwrap_or_default();
+    let mut dbs = BTreeMap::new();
+    let mut db_dir = None;
+    for e in train_ex.iter().chain(&dev).chain(&test) {
+        if dbs.contains_key(&e.db_id) {
+            continue;
+        }
+        let path = if db.is_file() {
+            db.clone()
+        } else if db.is_dir() {
+            db_dir = Some(db.clone());
+            let nested = db.join(&e.db_id).join(format!("{}.sqlite", e.db_id));
+            let flat = db.join(format!("{}.sqlite", e.db_id));
+            if nested.is_file() {
+                nested
+            } else if flat.is_file() {
+                flat
+            } else {
+                bail!("no database for '{}' in {}", e.db_id, db.display());
+            }
+        } else {
+            bail!("no such database file or folder: {}", db.display());
+        };
+        dbs.insert(e.db_id.clone(), path);
+    }
+    let name = train
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "adapter".into());
+    Ok(Source {
+        name,
+        train: train_ex,
+        dev,
+        test,
+        dbs,
+        db_dir,
+    })
+}
+
+fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut table: toml::Table = match &a.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            text.parse()
+                .with_context(|| format!("{} is not valid TOML", p.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    for kv in &a.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--set wants KEY=VALUE, got '{kv}'");
+        };
+        let parsed: toml::Table = format!("{} = {}", k.trim(), v.trim())
+            .parse()
+            .or_else(|_| format!("{} = {:?}", k.trim(), v.trim()).parse())
+            .with_context(|| format!("--set {kv}: not a TOML value"))?;
+        table.extend(parsed);
+    }
+    let mut cfg = TrainConfig::from_toml_str(&toml::to_string(&table)?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(v) = a.rank {
+        cfg.rank = v;
+    }
+    if let Some(v) = a.alpha {
+        cfg.alpha = v;
+    }
+    if let Some(v) = a.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = a.epochs {
+        cfg.epochs = v;
+        cfg.max_steps = None;
+    }
+    if let Some(v) = a.max_steps {
+        cfg.max_steps = Some(v);
+    }
+    if let Some(v) = a.micro_batch {
+        cfg.micro_batch = v;
+    }
+    if let Some(v) = a.grad_accum {
+        cfg.grad_accum = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if a.dylora {
+        cfg.dylora = true;
+    }
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(cfg)
+}
+
+/// Dev-set execution accuracy through the real generator, guard and evaluator.
+struct DevEx<'a> {
+    model: &'a LoadedModel,
+    examples: Vec<Example>,
+    dbs: &'a BTreeMap<String, PathBuf>,
+    db_dir: Option<&'a Path>,
+}
+
+/// Generates SQL for `examples` with `adapter` and scores it (Spider test-suite EX).
+fn score(
+    model: &LoadedModel,
+    adapter: &LoraAdapter,
+    examples: &[Example],
+    dbs: &BTreeMap<String, PathBuf>,
+    db_dir: Option<&Path>,
+    label: &str,
+) -> Result<f64> {
+    let bar = progress_bar(examples.len());
+    bar.set_message(label.to_string());
+    let preds = predict(
+        model,
+        Some(adapter),
+        examples,
+        |e: &Example| dbs.get(&e.db_id).cloned().unwrap_or_default(),
+        &PredictOptions::default(),
+        Some(&bar),
+    )?;
+    bar.finish_and_clear();
+    let items: Vec<EvalItem> = examples
+        .iter()
+        .map(|e| EvalItem {
+            id: e.id.clone(),
+            db_id: e.db_id.clone(),
+            gold: e.sql.clone(),
+            difficulty: Some(e.difficulty),
+        })
+        .collect();
+    let sqls: Vec<String> = preds.into_iter().map(|p| p.sql).collect();
+    let opts = EvalOptions {
+        keep_distinct: false,
+        timeout: Duration::from_secs(10),
+        train_skeletons: None,
+    };
+    let report = match db_dir {
+        Some(dir) => evaluate(&items, &sqls, dir, &opts)?,
+        None => {
+            // A single database file: lay it out as the evaluator expects.
+            let tmp = tempfile::tempdir()?;
+            for (id, path) in dbs {
+                let d = tmp.path().join(id);
+                std::fs::create_dir_all(&d)?;
+                std::fs::copy(path, d.join(format!("{id}.sqlite")))?;
+            }
+            evaluate(&items, &sqls, tmp.path(), &opts)?
+        }
+    };
+    Ok(report.ex)
+}
+
+impl TrainHooks for DevEx<'_> {
+    fn dev_score(
+        &mut self,
+        adapter: &LoraAdapter,
+        step: usize,
+    ) -> sqlora_train::Result<Option<f64>> {
+        if self.examples.is_empty() {
+            return Ok(None);
+        }
+        score(
+            self.model,
+            adapter,
+            &self.examples,
+            self.dbs,
+            self.db_dir,
+            &format!("dev EX after step {step}"),
+        )
+        .map(Some)
+        .map_err(|e| TrainError::Hook(format!("{e:#}")))
+    }
+}
+
+/// Picks `n` examples spread evenly over `all` (every database and difficulty represented).
+fn spread(all: &[Example], n: usize) -> Vec<Example> {
+    if n >= all.len() {
+        return all.to_vec();
+    }
+    (0..n).map(|i| all[i * all.len() / n].clone()).collect()
+}
+
+fn copy_dir_files(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let dest = to.join(entry.file_name());
+            let tmp = to.join(format!(".{}.tmp", entry.file_name().to_string_lossy()));
+            std::fs::copy(entry.path(), &tmp)?;
+            std::fs::rename(&tmp, &dest)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: &TrainArgs) -> Result<ExitCode> {
+    if a.device != "cpu" {
+        bail!(
+            "--device {}: this build runs on the CPU only (build with `--features cuda` for \
+             NVIDIA GPUs)",
+            a.device
+        );
+    }
+    let cfg = build_config(a)?;
+    let src = resolve_source(a)?;
+    if src.train.is_empty() {
+        bail!("the training set is empty");
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("adapters").join(&src.name));
+    let run_dir = a
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&src.name));
+    let model = load_model(&a.model)?;
+    let Some(chat) = model.chat_template.as_ref() else {
+        bail!("the model has no chat template; sqlora trains chat models");
+    };
+    let end_marker = model
+        .tokenizer
+        .eos_token_ids()
+        .first()
+        .map(|&id| model.tokenizer.decode(&[id], false))
+        .transpose()?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "<|im_end|>".to_string());
+
+    // Prompts: the same builder and chat template as `ask`, `eval` and `serve`.
+    let builder = PromptBuilder::builtin();
+    let mut schemas: BTreeMap<String, Schema> = BTreeMap::new();
+    for (id, path) in &src.dbs {
+        schemas.insert(
+            id.clone(),
+            Schema::introspect(path).with_context(|| format!("reading {}", path.display()))?,
+        );
+    }
+    let group_of: BTreeMap<&str, usize> = src
+        .dbs
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let t0 = Instant::now();
+    let mut rendered = Vec::with_capacity(src.train.len());
+    let mut groups = Vec::with_capacity(src.train.len());
+    for e in &src.train {
+        let schema = schemas
+            .get(&e.db_id)
+            .with_context(|| format!("{}: unknown database '{}'", e.id, e.db_id))?;
+        let t = builder.training_example(&e.question, schema, &e.sql)?;
+        rendered.push(render(&t, chat, &end_marker)?);
+        groups.push(group_of.get(e.db_id.as_str()).copied().unwrap_or(0));
+    }
+    let examples: Vec<TokenizedExample> = rendered
+        .iter()
+        .map(|r| tokenize(r, &model.tokenizer, cfg.max_seq_len))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut dev_tok = Vec::new();
+    for e in &src.dev {
+        if let Some(schema) = schemas.get(&e.db_id) {
+            let t = builder.training_example(&e.question, schema, &e.sql)?;
+            dev_tok.push(tokenize(
+                &render(&t, chat, &end_marker)?,
+                &model.tokenizer,
+                cfg.max_seq_len,
+            )?);
+        }
+    }
+    let mean = examples.iter().map(|e| e.len()).sum::<usize>() as f64 / examples.len() as f64;
+    eprintln!(
+        "{}: {} training examples over {} database(s), mean {mean:.0} tokens; {} dev; prompts \
+         built in {:.1}s",
+        src.name,
+        examples.len(),
+        src.dbs.len(),
+        dev_tok.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let data = TrainData {
+        dataset_hash: dataset_hash(&rendered),
+        examples,
+        groups,
+    };
+    let base_sha = if model.source.is_file() {
+        Some(sqlora_model::fetch::sha256_file(&model.source)?)
+    } else {
+        None
+    };
+    let info = RunInfo {
+        domain: src.name.clone(),
+        base_model: Some(
+            model
+                .source
+                .file_name()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default(),
+        ),
+        base_model_sha256: base_sha,
+    };
+    let mut opts = TrainOptions::new(&run_dir);
+    opts.progress = true;
+    opts.pad_id = model.tokenizer.pad_token_id();
+    if a.resume {
+        match latest_checkpoint(&run_dir) {
+            Some(c) => {
+                eprintln!("resuming from {}", c.display());
+                opts.resume = Some(c);
+            }
+            None => eprintln!("no checkpoint in {}: starting afresh", run_dir.display()),
+        }
+    }
+    let dev_n = a.dev_questions.unwrap_or(src.dev.len());
+    let mut hooks = DevEx {
+        model: &model,
+        examples: spread(&src.dev, dev_n),
+        dbs: &src.dbs,
+        db_dir: src.db_dir.as_deref(),
+    };
+    let dev_tok: Vec<TokenizedExample> = if a.dev_loss_examples >= dev_tok.len() {
+        dev_tok
+    } else {
+        (0..a.dev_loss_examples)
+            .map(|i| dev_tok[i * dev_tok.len() / a.dev_loss_examples].clone())
+            .collect()
+    };
+    let eval_set = (!dev_tok.is_empty()).then_some(dev_tok.as_slice());
+    let (adapter, report) = train_with(
+        &model.model,
+        &cfg,
+        &data,
+        eval_set,
+        &info,
+        &opts,
+        &mut hooks,
+    )?;
+    let Some(adapter_dir) = report.adapter_dir.clone() else {
+        bail!("training stopped before the end");
+    };
+    let meta_path = adapter_dir.join(META_FILE);
+    let mut meta: Meta = serde_json::from_str(&std::fs::read_to_string(&meta_path)?)?;
+    if !a.no_test && !src.test.is_empty() {
+        let test = spread(&src.test, a.test_questions.unwrap_or(src.test.len()));
+        let ex = score(
+            &model,
+            &adapter,
+            &test,
+            &src.dbs,
+            src.db_dir.as_deref(),
+            "test EX",
+        )?;
+        meta.test_ex = Some(ex);
+        meta.test_questions = Some(test.len());
+        eprintln!("test EX: {:.1}% ({} questions)", 100.0 * ex, test.len());
+    }
+    std::fs::write(&meta_path, serde_json::to_string_pretty(&meta)?)?;
+    copy_dir_files(&adapter_dir, &out)?;
+    std::fs::copy(run_dir.join("metrics.jsonl"), out.join("metrics.jsonl"))?;
+    eprintln!(
+        "{} steps in {:.0}s ({:.1} trained tokens/s, prompt tokens included); kept step {}{}; \
+         adapter in {}",
+        report.steps,
+        report.train_seconds,
+        report.tokens as f64 / report.train_seconds.max(1e-9),
+        report.kept_step,
+        report
+            .dev_scores
+            .iter()
+            .find(|(s, _)| *s == report.kept_step)
+            .map(|(_, x)| format!(" (dev EX {:.1}%)", 100.0 * x))
+            .unwrap_or_default(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
