@@ -1,0 +1,139 @@
+//! `serve`: the HTTP service (see the `sqlora-serve` crate).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use sqlora_serve::{App, DatabaseSpec, EngineConfig, Limits, ServeConfig};
+
+use crate::cmd_model::{load_model, ModelArg};
+use crate::paths;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Serve every `*.sqlite` file of this folder (and `NAME/NAME.sqlite` fixture folders),
+    /// named after the file. Default: the bundled domains.
+    #[arg(long)]
+    pub db_dir: Option<PathBuf>,
+    /// Register every adapter folder found here, named after the folder (missing or empty:
+    /// base model only).
+    #[arg(long, default_value = "adapters")]
+    pub adapters_dir: PathBuf,
+    /// Most requests decoded together.
+    #[arg(long, default_value_t = 8)]
+    pub max_batch: usize,
+    /// Most requests waiting for a slot; beyond, 429 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Most adapters resident in memory (least recently used are evicted and reloaded on
+    /// demand).
+    #[arg(long, default_value_t = 16)]
+    pub max_adapters: usize,
+    /// Deadline of one request, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_s: u64,
+    /// Memory for cached prompt prefixes (per database and adapter), in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub prefix_cache_mib: usize,
+}
+
+/// The databases of `--db-dir`, or the bundled domains (built on first use).
+fn databases(db_dir: Option<&Path>) -> Result<Vec<DatabaseSpec>> {
+    let mut out = Vec::new();
+    match db_dir {
+        Some(dir) => {
+            let entries =
+                std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+            for entry in entries {
+                let p = entry?.path();
+                let name = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if p.is_file() && p.extension().is_some_and(|e| e == "sqlite") {
+                    out.push(DatabaseSpec { name, path: p });
+                } else if p.is_dir() {
+                    let f = p.join(format!("{name}.sqlite"));
+                    if f.is_file() {
+                        out.push(DatabaseSpec { name, path: f });
+                    }
+                }
+            }
+            if out.is_empty() {
+                bail!("no *.sqlite files in {}", dir.display());
+            }
+        }
+        None => {
+            let datasets = paths::datasets_dir();
+            let domains = sqlora_data::dataset::list_domains(&datasets).with_context(|| {
+                format!(
+                    "listing the bundled domains in {} (or pass --db-dir)",
+                    datasets.display()
+                )
+            })?;
+            for d in domains {
+                let path = paths::resolve_db(&d.name)?;
+                out.push(DatabaseSpec { name: d.name, path });
+            }
+            if out.is_empty() {
+                bail!(
+                    "no bundled domains in {} (pass --db-dir)",
+                    datasets.display()
+                );
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn run(args: &ServeArgs) -> Result<ExitCode> {
+    // Bind first: a busy port fails at once, before the model loads.
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&args.addr))
+        .with_context(|| format!("binding {}", args.addr))?;
+    let local = listener.local_addr()?;
+    let dbs = databases(args.db_dir.as_deref())?;
+    let adapters = sqlora_serve::discover_adapters(&args.adapters_dir)?;
+    let model = load_model(&ModelArg {
+        model: args.model.model.clone(),
+    })?;
+    let cfg = ServeConfig {
+        engine: EngineConfig {
+            max_batch: args.max_batch.max(1),
+            queue: args.queue,
+            max_adapters: args.max_adapters.max(1),
+            prefix_cache_bytes: args.prefix_cache_mib << 20,
+        },
+        limits: Limits {
+            timeout: Duration::from_secs(args.timeout_s.max(1)),
+            ..Limits::default()
+        },
+        model_id: None,
+    };
+    let n_dbs = dbs.len();
+    let names: Vec<String> = adapters.iter().map(|a| a.name.clone()).collect();
+    let app = App::new(model, dbs, adapters, cfg).context("starting the service")?;
+    eprintln!(
+        "sqlora serve: model {}, {n_dbs} databases, adapters [{}]",
+        app.model_id(),
+        names.join(", ")
+    );
+    // Scripts may read this line for the address.
+    println!("listening on http://{local}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    runtime
+        .block_on(app.serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        }))
+        .context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
