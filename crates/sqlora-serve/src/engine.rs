@@ -616,9 +616,20 @@ impl Engine {
             if stop {
                 break;
             }
-            self.drop_abandoned();
-            self.admit();
-            self.decode();
+            // A bug in one step must not leave every later request hanging: fail the rows in
+            // flight and keep serving.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.drop_abandoned();
+                self.admit();
+                self.decode();
+            }));
+            if stepped.is_err() {
+                for row in self.rows.drain(..) {
+                    let _ = row.req.reply.send(Err(ServeError::Internal(
+                        "the engine failed while running this request".to_string(),
+                    )));
+                }
+            }
             self.shared.running.store(self.rows.len(), Ordering::SeqCst);
             let m = self.metrics();
             m.set(

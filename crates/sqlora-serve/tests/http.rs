@@ -785,3 +785,20 @@ fn a_client_that_disconnects_frees_its_slot() {
     );
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn adapter_folders_are_discovered_by_name() {
+    let (_d, m) = common::tiny_model(Kind::Random, 1);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_adapter(dir.path(), "zeta", &m, &["q_proj"], 1);
+    common::write_adapter(dir.path(), "alpha", &m, &["v_proj"], 2);
+    std::fs::create_dir(dir.path().join("notes")).unwrap();
+    std::fs::write(dir.path().join("README.md"), "not an adapter").unwrap();
+    let found = sqlora_serve::discover_adapters(dir.path()).unwrap();
+    let names: Vec<&str> = found.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+    assert_eq!(found[0].path, dir.path().join("alpha"));
+    assert!(sqlora_serve::discover_adapters(&dir.path().join("missing"))
+        .unwrap()
+        .is_empty());
+}
