@@ -1,0 +1,292 @@
+//! `sqlora train` end to end on a tiny random Hugging Face-style model folder: a run killed
+//! with SIGKILL in the middle of training and resumed with `--resume` ends with the same adapter
+//! as an uninterrupted run with the same seed; bad arguments are refused clearly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const VOCAB: usize = 64;
+const HIDDEN: usize = 32;
+const FFN: usize = 64;
+const LAYERS: usize = 2;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sqlora"))
+}
+
+fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n)
+        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
+        .collect();
+    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+}
+
+/// A random 2-layer Llama folder (config.json, model.safetensors, tokenizer.json,
+/// tokenizer_config.json with a chat template); words `w2`..`w63`, everything else `<unk>`.
+fn tiny_model_folder(dir: &Path) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut w = HashMap::new();
+    w.insert(
+        "model.embed_tokens.weight".to_string(),
+        rand_tensor(&mut rng, &[VOCAB, HIDDEN], 0.0, 1.0),
+    );
+    for l in 0..LAYERS {
+        let p = format!("model.layers.{l}");
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            w.insert(
+                format!("{p}.{n}.weight"),
+                rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
+            );
+        }
+        for (name, out, inp) in [
+            ("self_attn.q_proj", HIDDEN, HIDDEN),
+            ("self_attn.k_proj", HIDDEN / 2, HIDDEN),
+            ("self_attn.v_proj", HIDDEN / 2, HIDDEN),
+            ("self_attn.o_proj", HIDDEN, HIDDEN),
+            ("mlp.gate_proj", FFN, HIDDEN),
+            ("mlp.up_proj", FFN, HIDDEN),
+            ("mlp.down_proj", HIDDEN, FFN),
+        ] {
+            w.insert(
+                format!("{p}.{name}.weight"),
+                rand_tensor(&mut rng, &[out, inp], 0.0, 1.5 / (inp as f32).sqrt()),
+            );
+        }
+    }
+    w.insert(
+        "model.norm.weight".to_string(),
+        rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
+    );
+    candle_core::safetensors::save(&w, dir.join("model.safetensors")).unwrap();
+    let config = serde_json::json!({
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": VOCAB,
+        "hidden_size": HIDDEN, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "rope_theta": 10000.0,
+        "rms_norm_eps": 1e-6, "max_position_embeddings": 1024, "tie_word_embeddings": true,
+        "torch_dtype": "float32"
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("<unk>".into(), 0.into());
+    vocab.insert("</s>".into(), 1.into());
+    for i in 2..VOCAB {
+        vocab.insert(format!("w{i}"), i.into());
+    }
+    let added = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true})
+    };
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [added(0, "<unk>"), added(1, "</s>")],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let template = "{% for m in messages %}w2 {{ m.role }} {{ m.content }} w3 {% endfor %}\
+                    {% if add_generation_prompt %}w2 assistant {% endif %}";
+    let cfg = serde_json::json!({"eos_token": "</s>", "pad_token": "<unk>",
+        "chat_template": template});
+    std::fs::write(dir.join("tokenizer_config.json"), cfg.to_string()).unwrap();
+}
+
+/// A one-table SQLite database and 24 training examples in the documented JSONL format.
+fn tiny_dataset(dir: &Path) -> (PathBuf, PathBuf) {
+    let db = dir.join("tiny.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT NOT NULL); INSERT INTO t VALUES (1, 'x');",
+    )
+    .unwrap();
+    drop(conn);
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut lines = String::new();
+    for i in 0..24 {
+        let q: Vec<String> = (0..rng.gen_range(2..6))
+            .map(|_| format!("w{}", rng.gen_range(4..40)))
+            .collect();
+        let key = rng.gen_range(40..60);
+        let ex = serde_json::json!({"id": format!("tiny_{i}"), "db_id": "tiny",
+            "question": q.join(" "), "sql": format!("SELECT w{key} w{} w{}", key - 10, key - 20),
+            "difficulty": "easy"});
+        lines.push_str(&format!("{ex}\n"));
+    }
+    let train = dir.join("train.jsonl");
+    std::fs::write(&train, lines).unwrap();
+    (train, db)
+}
+
+fn train_cmd(model: &Path, train: &Path, db: &Path, out: &Path, run: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["train", "--dataset"])
+        .arg(train)
+        .arg("--db")
+        .arg(db)
+        .arg("--model")
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .arg("--run-dir")
+        .arg(run)
+        .args([
+            "--rank",
+            "4",
+            "--lr",
+            "0.01",
+            "--max-steps",
+            "60",
+            "--micro-batch",
+            "4",
+            "--grad-accum",
+            "2",
+            "--set",
+            "dropout=0.1",
+            "--set",
+            "save_interval=3",
+            "--set",
+            "warmup_steps=2",
+            "--no-test",
+            "--dev-questions",
+            "0",
+        ])
+        .env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+fn run_ok(mut c: Command) -> Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn sigkill_mid_training_then_resume_gives_the_uninterrupted_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    tiny_model_folder(&model);
+    let (train, db) = tiny_dataset(tmp.path());
+
+    // The uninterrupted run.
+    let (out_a, run_a) = (tmp.path().join("a"), tmp.path().join("run_a"));
+    run_ok(train_cmd(&model, &train, &db, &out_a, &run_a));
+    let want = std::fs::read(out_a.join("adapter_model.safetensors")).unwrap();
+
+    // Killed with SIGKILL once a checkpoint past step 6 exists, i.e. mid-training.
+    let (out_b, run_b) = (tmp.path().join("b"), tmp.path().join("run_b"));
+    let mut child = train_cmd(&model, &train, &db, &out_b, &run_b)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let killed_at = loop {
+        let newest = std::fs::read_dir(run_b.join("checkpoints"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_prefix("step-")?
+                            .parse::<usize>()
+                            .ok()
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        if newest >= 6 {
+            child.kill().unwrap(); // SIGKILL on Unix
+            break newest;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("training finished ({status}) before it could be killed");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    child.wait().unwrap();
+    assert!(killed_at < 60);
+    assert!(
+        !out_b.join("adapter_model.safetensors").exists(),
+        "a killed run must not leave a final adapter"
+    );
+
+    // Resume: continues from the newest complete checkpoint and finishes.
+    let mut resume = train_cmd(&model, &train, &db, &out_b, &run_b);
+    resume.arg("--resume");
+    let out = run_ok(resume);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("resuming from"), "{log}");
+    let got = std::fs::read(out_b.join("adapter_model.safetensors")).unwrap();
+    assert!(
+        got == want,
+        "the resumed adapter differs from the uninterrupted one"
+    );
+
+    // Both runs logged every step exactly once.
+    let steps = |run: &Path| -> Vec<u64> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("loss").is_some())
+            .filter_map(|v| v["step"].as_u64())
+            .collect()
+    };
+    assert_eq!(steps(&run_b), (1..=60).collect::<Vec<u64>>());
+    assert_eq!(steps(&run_a), steps(&run_b));
+    for f in [
+        "adapter_config.json",
+        "sqlora_meta.json",
+        "loss.svg",
+        "metrics.jsonl",
+    ] {
+        assert!(out_b.join(f).is_file(), "{f} missing");
+    }
+}
+
+#[test]
+fn bad_training_arguments_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["train", "--domain", "no_such_domain"])
+        .env("SQLORA_DATASETS", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let cfg = tmp.path().join("bad.toml");
+    std::fs::write(&cfg, "rank = 0\n").unwrap();
+    let out = Command::new(bin())
+        .args(["train", "--domain", "retail", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rank must be at least 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(bin())
+        .args(["train", "--domain", "retail", "--set", "no_such_key=3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"));
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Trains the bundled adapters one domain after another with configs/domain.toml and logs each
+# run to runs/<domain>.log. Usage: tools/train/train_all.sh [DOMAIN...] (default: all six).
+# Environment: SQLORA (the binary, default target/release/sqlora), TEST_QUESTIONS (default 24),
+# DEV_QUESTIONS (default 16).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SQLORA=${SQLORA:-target/release/sqlora}
+domains=("$@")
+[ ${#domains[@]} -gt 0 ] || domains=(retail hr library flights clinic music)
+mkdir -p runs
+for d in "${domains[@]}"; do
+  echo "== $d $(date -u +%H:%M:%S)"
+  "$SQLORA" train --domain "$d" --config configs/domain.toml \
+    --dev-questions "${DEV_QUESTIONS:-16}" --test-questions "${TEST_QUESTIONS:-24}" \
+    --out "adapters/$d" --run-dir "runs/$d" 2>&1 | tr '\r' '\n' | grep -v '^\s*$' > "runs/$d.log"
+  tail -3 "runs/$d.log"
+done
