@@ -131,9 +131,25 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     println!("listening on http://{local}");
     let _ = std::io::Write::flush(&mut std::io::stdout());
     runtime
-        .block_on(app.serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        }))
+        .block_on(app.serve(listener, shutdown_signal()))
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM: the server stops accepting, finishes the requests it holds,
+/// then the engine stops.
+async fn shutdown_signal() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
