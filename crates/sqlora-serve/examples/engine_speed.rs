@@ -125,5 +125,69 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seq / batched
     );
     h.shutdown();
+    decode_steps(&m, &prompts[0], 8, 20)?;
+    Ok(())
+}
+
+/// Decode steps alone at batch `b` over a cached prompt: the engine's per-row caches
+/// ([`step`]) against the runtime's rectangular batch cache ([`Model::forward_with`]).
+fn decode_steps(
+    m: &sqlora_model::LoadedModel,
+    prompt: &[u32],
+    b: usize,
+    steps: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use candle_core::{IndexOp, Tensor};
+    use sqlora_model::llama::Cache;
+    use sqlora_serve::forward::{step, Feed, Rope, RowKv};
+    let rope = Rope::new(&m.config, &m.device)?;
+    let mut kv = RowKv::new(&m.config, prompt.len() + steps + 1, &m.device)?;
+    step(
+        &m.model,
+        &rope,
+        &mut [Feed {
+            kv: &mut kv,
+            tokens: prompt,
+        }],
+        None,
+    )?;
+    let mut rows: Vec<RowKv> = (0..b)
+        .map(|_| kv.fork(prompt.len() + steps + 1))
+        .collect::<Result<_, _>>()?;
+    let toks: Vec<[u32; 1]> = (0..b).map(|i| [100 + i as u32]).collect();
+    let t = Instant::now();
+    for _ in 0..steps {
+        let mut feeds: Vec<Feed> = rows
+            .iter_mut()
+            .zip(&toks)
+            .map(|(kv, t)| Feed { kv, tokens: t })
+            .collect();
+        step(&m.model, &rope, &mut feeds, None)?;
+    }
+    let ours = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
+
+    let mut cache = Cache::with_capacity(&m.config, prompt.len() + steps + 1);
+    let n = prompt.len();
+    let input = Tensor::new(prompt, &m.device)?.unsqueeze(0)?;
+    let pos: Vec<u32> = (0..n as u32).collect();
+    let positions = Tensor::new(pos.as_slice(), &m.device)?.unsqueeze(0)?;
+    m.model
+        .forward_with(&input, &positions, None, Some(&mut cache), None)?;
+    cache.select_rows(&vec![0u32; b])?;
+    let t = Instant::now();
+    for s in 0..steps {
+        let ids: Vec<u32> = toks.iter().map(|t| t[0]).collect();
+        let input = Tensor::from_vec(ids, (b, 1), &m.device)?;
+        let positions = Tensor::from_vec(vec![(n + s) as u32; b], (b, 1), &m.device)?;
+        let h = m
+            .model
+            .forward_with(&input, &positions, None, Some(&mut cache), None)?;
+        m.model.logits(&h.i((.., 0, ..))?.contiguous()?)?;
+    }
+    let theirs = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    println!(
+        "decode step at batch {b} over {n} cached tokens: engine {ours:.1} ms, runtime {theirs:.1} ms ({:.2}x)",
+        theirs / ours
+    );
     Ok(())
 }

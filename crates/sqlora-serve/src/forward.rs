@@ -211,6 +211,11 @@ impl RowKv {
         Ok((kb.narrow(2, 0, need)?, vb.narrow(2, 0, need)?))
     }
 
+    /// Writes `k`, `v` `[1, kv_heads, t, d]` for `layer` after the cached positions.
+    fn write(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<()> {
+        self.append(layer, k, v).map(|_| ())
+    }
+
     fn commit(&mut self, t: usize) {
         self.len += t;
     }
@@ -275,7 +280,6 @@ pub fn step(
         cfg.num_key_value_heads,
         cfg.head_dim,
     );
-    let rep = nh / nkv;
     let mut x = model
         .embed_tokens
         .index_select(&ids, 0)?
@@ -303,52 +307,15 @@ pub fn step(
             .contiguous()?;
         let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
         let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-        let mut outs = Vec::with_capacity(b);
-        for (i, f) in feeds.iter_mut().enumerate() {
-            let t = f.tokens.len();
-            let past = f.kv.len();
-            let qi = q.narrow(0, i, 1)?.narrow(2, 0, t)?.contiguous()?;
-            let ki = k.narrow(0, i, 1)?.narrow(2, 0, t)?;
-            let vi = v.narrow(0, i, 1)?.narrow(2, 0, t)?;
-            let (ka, va) = f.kv.append(li, &ki, &vi)?;
-            let mask = if t > 1 {
-                Some(causal_mask(t, past, device)?)
-            } else {
-                None
-            };
-            let out = match sqlora_model::cpu_attn::attend(&qi, &ka, &va, mask.as_ref())? {
-                Some(o) => o,
-                None => {
-                    let kv_len = past + t;
-                    let qs = (qi.reshape((1, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
-                    let scores = qs.matmul(&ka.t()?)?;
-                    let scores = match &mask {
-                        Some(m) => scores
-                            .reshape((1, nkv, rep, t, kv_len))?
-                            .broadcast_add(&m.unsqueeze(2)?)?,
-                        None => scores.reshape((1, nkv, rep, t, kv_len))?,
-                    };
-                    let probs = candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
-                        .reshape((1, nkv, rep * t, kv_len))?;
-                    probs
-                        .matmul(&va)?
-                        .reshape((1, nh, t, hd))?
-                        .transpose(1, 2)?
-                        .reshape((1, t, nh * hd))?
-                }
-            };
-            let out = if t < t_max {
-                let pad = Tensor::zeros((1, t_max - t, nh * hd), out.dtype(), device)?;
-                Tensor::cat(&[&out, &pad], 1)?
-            } else {
-                out
-            };
-            outs.push(out);
-        }
-        let attn = if b == 1 {
-            outs.pop().ok_or_else(|| gen_err("no attention output"))?
+        let decode_only = t_max == 1 && device.is_cpu() && b > 1;
+        let attn = if decode_only {
+            for (i, f) in feeds.iter_mut().enumerate() {
+                f.kv.write(li, &k.narrow(0, i, 1)?, &v.narrow(0, i, 1)?)?;
+            }
+            let qs = (q * (1.0 / (hd as f64).sqrt()))?;
+            decode_attention(&qs, feeds, li, nh, nkv, hd)?
         } else {
-            Tensor::cat(&outs, 0)?
+            per_row_attention(&q, &k, &v, feeds, li, t_max, device)?
         };
         let a = att.o_proj.forward_with(&attn, adapters)?;
         x = (x + a)?;
@@ -374,4 +341,198 @@ pub fn step(
         .to_dtype(DType::F32)?
         .to_vec2::<f32>()?;
     Ok(logits)
+}
+
+/// Attention row by row (any number of new tokens): append the row's keys and values, then
+/// the model's fused CPU attention ([`sqlora_model::cpu_attn::attend`]) or, for long prefills,
+/// the model's tensor formulation, over that row's cache. Returns `[b, t_max, heads · d]`.
+fn per_row_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    feeds: &mut [Feed<'_>],
+    li: usize,
+    t_max: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let (b, nh, _, hd) = q.dims4()?;
+    let nkv = k.dim(1)?;
+    let rep = nh / nkv;
+    let mut outs = Vec::with_capacity(b);
+    for (i, f) in feeds.iter_mut().enumerate() {
+        let t = f.tokens.len();
+        let past = f.kv.len();
+        let qi = q.narrow(0, i, 1)?.narrow(2, 0, t)?.contiguous()?;
+        let ki = k.narrow(0, i, 1)?.narrow(2, 0, t)?;
+        let vi = v.narrow(0, i, 1)?.narrow(2, 0, t)?;
+        let (ka, va) = f.kv.append(li, &ki, &vi)?;
+        let mask = if t > 1 {
+            Some(causal_mask(t, past, device)?)
+        } else {
+            None
+        };
+        let out =
+            match sqlora_model::cpu_attn::attend(&qi, &ka, &va, mask.as_ref())? {
+                Some(o) => o,
+                None => {
+                    let kv_len = past + t;
+                    let qs = (qi.reshape((1, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
+                    let scores = qs.matmul(&ka.t()?)?;
+                    let scores = match &mask {
+                        Some(m) => scores
+                            .reshape((1, nkv, rep, t, kv_len))?
+                            .broadcast_add(&m.unsqueeze(2)?)?,
+                        None => scores.reshape((1, nkv, rep, t, kv_len))?,
+                    };
+                    let probs = candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
+                        .reshape((1, nkv, rep * t, kv_len))?;
+                    probs
+                        .matmul(&va)?
+                        .reshape((1, nh, t, hd))?
+                        .transpose(1, 2)?
+                        .reshape((1, t, nh * hd))?
+                }
+            };
+        let out = if t < t_max {
+            let pad = Tensor::zeros((1, t_max - t, nh * hd), out.dtype(), device)?;
+            Tensor::cat(&[&out, &pad], 1)?
+        } else {
+            out
+        };
+        outs.push(out);
+    }
+    let attn = if b == 1 {
+        outs.pop().ok_or_else(|| gen_err("no attention output"))?
+    } else {
+        Tensor::cat(&outs, 0)?
+    };
+    Ok(attn)
+}
+
+/// One row's key and value buffers of one layer, read in place.
+#[derive(Clone, Copy)]
+struct CacheView<'a> {
+    k: &'a [f32],
+    k_start: usize,
+    v: &'a [f32],
+    v_start: usize,
+    /// Positions the buffers hold room for.
+    cap: usize,
+    /// Positions filled.
+    len: usize,
+}
+
+/// Attention for decode steps (one new token per row), all rows in one parallel pass over
+/// (row, kv head) pairs reading each row's own cache in place. The arithmetic is that of
+/// [`sqlora_model::cpu_attn::attend`] (same dot products, softmax and accumulation order), so
+/// the result is the same as attending row by row.
+fn decode_attention(
+    q_scaled: &Tensor,
+    feeds: &[Feed<'_>],
+    li: usize,
+    nh: usize,
+    nkv: usize,
+    hd: usize,
+) -> Result<Tensor> {
+    use candle_core::Storage;
+    use rayon::prelude::*;
+    let b = feeds.len();
+    let rep = nh / nkv;
+    let q: Vec<f32> = q_scaled.flatten_all()?.to_vec1::<f32>()?;
+    let guards: Vec<_> = feeds
+        .iter()
+        .map(|f| {
+            let (k, v) = &f.kv.layers[li];
+            // The new token was written at `len` and is not committed yet.
+            (
+                k.storage_and_layout(),
+                v.storage_and_layout(),
+                f.kv.len() + 1,
+            )
+        })
+        .collect();
+    let mut views: Vec<CacheView> = Vec::with_capacity(b);
+    for ((ks, kl), (vs, vl), n) in &guards {
+        let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&**ks, &**vs) else {
+            return Err(gen_err("decode attention needs CPU tensors"));
+        };
+        let cap = kl.dims()[2];
+        views.push(CacheView {
+            k: kc.as_slice::<f32>()?,
+            k_start: kl.start_offset(),
+            v: vc.as_slice::<f32>()?,
+            v_start: vl.start_offset(),
+            cap,
+            len: *n,
+        });
+    }
+    let pairs: Vec<(usize, usize)> = (0..b).flat_map(|r| (0..nkv).map(move |g| (r, g))).collect();
+    let work = |&(r, g): &(usize, usize)| -> Vec<f32> {
+        let CacheView {
+            k: kd,
+            k_start: ko,
+            v: vd,
+            v_start: vo,
+            cap,
+            len: n,
+        } = views[r];
+        let kbase = ko + g * cap * hd;
+        let vbase = vo + g * cap * hd;
+        let mut out = vec![0f32; rep * hd];
+        let mut scores = vec![0f32; n];
+        for hr in 0..rep {
+            let h = g * rep + hr;
+            let qrow = &q[(r * nh + h) * hd..][..hd];
+            for (j, s) in scores.iter_mut().enumerate() {
+                *s = dot(qrow, &kd[kbase + j * hd..][..hd]);
+            }
+            let max = scores.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+            let mut sum = 0f32;
+            for s in scores.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            let o = &mut out[hr * hd..][..hd];
+            for (j, p) in scores.iter().enumerate() {
+                let p = p / sum;
+                let vrow = &vd[vbase + j * hd..][..hd];
+                for (x, y) in o.iter_mut().zip(vrow) {
+                    *x += p * y;
+                }
+            }
+        }
+        out
+    };
+    let parts: Vec<Vec<f32>> = pairs.par_iter().map(work).collect();
+    let mut y = vec![0f32; b * nh * hd];
+    for ((r, g), part) in pairs.iter().zip(parts) {
+        for hr in 0..rep {
+            let h = g * rep + hr;
+            y[(r * nh + h) * hd..][..hd].copy_from_slice(&part[hr * hd..][..hd]);
+        }
+    }
+    Ok(Tensor::from_vec(y, (b, 1, nh * hd), &Device::Cpu)?)
+}
+
+/// The dot product of `sqlora_model::cpu_attn` (eight lanes, then the remainder, then the
+/// lanes in order), so results match it bit for bit.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for v in acc {
+        s += v;
+    }
+    s
 }

@@ -317,6 +317,38 @@ fn row_forward_equals_the_model_forward() {
         .fold(0f32, f32::max);
     assert!(diff < 1e-4, "short row: max |diff| {diff}");
     assert_eq!(forked.len(), 30);
+    // A decode step (one token per row, rows of different lengths: the all-rows attention
+    // pass) equals the model's forward over each full sequence.
+    let got3 = step(
+        &m.model,
+        &rope,
+        &mut [
+            Feed {
+                kv: &mut forked,
+                tokens: &[7],
+            },
+            Feed {
+                kv: &mut other,
+                tokens: &[9],
+            },
+        ],
+        None,
+    )
+    .unwrap();
+    let mut long = prompt.clone();
+    long.push(7);
+    let short = [prompt[0], prompt[1], prompt[2], 9];
+    for (got, want) in [
+        (&got3[0], m.model.last_logits(&long).unwrap()),
+        (&got3[1], m.model.last_logits(&short).unwrap()),
+    ] {
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "decode step: max |diff| {diff}");
+    }
     assert_eq!(
         kv2.bytes(),
         20 * common::LAYERS * 2 * common::KV_HEADS * common::HEAD_DIM * 4
