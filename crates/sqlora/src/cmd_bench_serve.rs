@@ -360,13 +360,27 @@ struct Counters {
 
 impl Counters {
     fn read(ep: &Endpoint, tokens_metric: &str) -> Counters {
-        let Some(text) = metrics_text(ep) else {
-            return Counters::default();
+        match metrics_text(ep) {
+            Some(text) => Counters::parse(&text, tokens_metric),
+            None => Counters::default(),
+        }
+    }
+
+    fn parse(text: &str, tokens_metric: &str) -> Counters {
+        // A declared family (its `# TYPE` line) without samples yet counts as zero.
+        let declared = |family: &str, v: Option<f64>| {
+            v.or_else(|| text.contains(&format!("# TYPE {family} ")).then_some(0.0))
         };
         Counters {
-            tokens: tokens_counter(&text, tokens_metric),
-            batch_rows: metric_sum(&text, "sqlora_batch_size_sum", None),
-            batch_steps: metric_sum(&text, "sqlora_batch_size_count", None),
+            tokens: declared(tokens_metric, tokens_counter(text, tokens_metric)),
+            batch_rows: declared(
+                "sqlora_batch_size",
+                metric_sum(text, "sqlora_batch_size_sum", None),
+            ),
+            batch_steps: declared(
+                "sqlora_batch_size",
+                metric_sum(text, "sqlora_batch_size_count", None),
+            ),
         }
     }
 
@@ -859,9 +873,14 @@ fn prefix_mode(
         .iter()
         .map(|t| {
             let qs = &questions[&t.database];
+            // A counter the server has not touched yet is absent from /metrics: zero. A
+            // server without /metrics, or without the prefix-cache metric, gives `None`.
             let misses = || {
-                metrics_text(ep)
-                    .and_then(|m| metric_sum(&m, "sqlora_prefix_cache_total", Some("\"miss\"")))
+                metrics_text(ep).and_then(|m| {
+                    m.contains("sqlora_prefix_cache_total").then(|| {
+                        metric_sum(&m, "sqlora_prefix_cache_total", Some("\"miss\"")).unwrap_or(0.0)
+                    })
+                })
             };
             let mut samples = Vec::new();
             let mut miss_marks = vec![misses()];
@@ -1214,6 +1233,19 @@ mod tests {
             Some(4.0)
         );
         assert_eq!(metric_sum(cache, "sqlora_batch_size", None), None);
+        // Declared families without samples yet read as zero; undeclared ones as unknown.
+        let fresh =
+            "# TYPE sqlora_batch_size histogram\n# TYPE sqlora_generated_tokens_total counter\n";
+        let c = Counters::parse(fresh, "sqlora_generated_tokens_total");
+        assert_eq!(
+            (c.tokens, c.batch_rows, c.batch_steps),
+            (Some(0.0), Some(0.0), Some(0.0))
+        );
+        let c = Counters::parse("other 1\n", "sqlora_generated_tokens_total");
+        assert_eq!((c.tokens, c.batch_rows), (None, None));
+        let later = Counters::parse(cache, "sqlora_generated_tokens_total");
+        let (_, mean_batch) = Counters::delta(Counters::parse(fresh, "x"), later);
+        assert_eq!(mean_batch, Some(3.0));
     }
 
     #[test]
