@@ -45,6 +45,9 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Load generator for `sqlora serve`: concurrent clients over adapters; throughput,
+    /// p50/p99 latency, errors (see BENCHMARKS.md).
+    Serve(crate::cmd_bench_serve::BenchServeArgs),
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -152,14 +155,20 @@ impl Runner {
 }
 
 pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
-    let BenchCmd::Generate {
-        model,
-        prompt_tokens,
-        decode_tokens,
-        reps,
-        lora,
-        json,
-    } = cmd;
+    let (model, prompt_tokens, decode_tokens, reps, lora, json) = match cmd {
+        BenchCmd::Serve(a) => {
+            crate::cmd_bench_serve::run(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        BenchCmd::Generate {
+            model,
+            prompt_tokens,
+            decode_tokens,
+            reps,
+            lora,
+            json,
+        } => (model, prompt_tokens, decode_tokens, reps, lora, json),
+    };
     let m = load_model(&model)?;
     let r = Runner { reps };
     // A realistic long prompt: schema DDL repeated until long enough.

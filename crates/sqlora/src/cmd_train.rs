@@ -97,7 +97,8 @@ pub struct TrainArgs {
     /// Dev examples whose loss is logged at each evaluation (0 = none).
     #[arg(long, default_value_t = 16)]
     pub dev_loss_examples: usize,
-    /// Test questions scored after training (spread evenly over the split). Default: all.
+    /// Test questions scored after training: the first N of the split, the same ones
+    /// `sqlora eval --limit N` scores. Default: all.
     #[arg(long)]
     pub test_questions: Option<usize>,
     /// Skip the test-split evaluation after training.
@@ -516,7 +517,13 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     let meta_path = adapter_dir.join(META_FILE);
     let mut meta: Meta = serde_json::from_str(&std::fs::read_to_string(&meta_path)?)?;
     if !a.no_test && !src.test.is_empty() {
-        let test = spread(&src.test, a.test_questions.unwrap_or(src.test.len()));
+        // The first N, like `sqlora eval --limit N`, so base-model and adapter numbers are
+        // over the same questions.
+        let n = a
+            .test_questions
+            .unwrap_or(src.test.len())
+            .min(src.test.len());
+        let test = src.test[..n].to_vec();
         let ex = score(
             &model,
             &adapter,

@@ -2,9 +2,11 @@
 //! resolving databases and models, printing. All real work lives in `sqlora-*` crates.
 
 mod cmd_bench;
+mod cmd_bench_serve;
 mod cmd_data;
 mod cmd_eval_model;
 mod cmd_model;
+mod cmd_serve;
 mod cmd_sql;
 mod cmd_train;
 mod paths;
@@ -29,6 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve questions over HTTP: the natural-language query endpoint, OpenAI-compatible
+    /// completions, adapters loaded at run time, metrics, and a web page at `/`.
+    Serve(Box<cmd_serve::ServeArgs>),
     /// Build the bundled domains' SQLite databases (and test-suite variants).
     Fixtures {
         #[command(subcommand)]
@@ -85,6 +90,7 @@ pub mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(a) => cmd_serve::run(&a),
         Command::Fixtures { action } => cmd_data::fixtures(action),
         Command::Schema(a) => cmd_sql::schema(a),
         Command::Validate(a) => cmd_sql::validate(a),
