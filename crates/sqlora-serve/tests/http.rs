@@ -732,7 +732,7 @@ fn a_full_queue_sheds_with_429_and_serves_the_rest() {
 #[test]
 fn a_request_past_its_deadline_gets_504() {
     let mut c = cfg(1, 8, 1);
-    c.limits.timeout = Duration::from_millis(300);
+    c.limits.timeout = Duration::from_millis(50);
     c.limits.max_completion_tokens = 4000;
     let s = start(Kind::Random, c, no_adapters);
     let addr = s.addr;
