@@ -12,7 +12,7 @@ mkdir -p runs
 for d in "${domains[@]}"; do
   echo "== $d $(date -u +%H:%M:%S)"
   "$SQLORA" train --domain "$d" --config configs/domain.toml \
-    --dev-questions "${DEV_QUESTIONS:-16}" --test-questions "${TEST_QUESTIONS:-24}" \
+    --dev-questions "${DEV_QUESTIONS:-8}" --test-questions "${TEST_QUESTIONS:-24}" \
     --out "adapters/$d" --run-dir "runs/$d" 2>&1 | tr '\r' '\n' | grep -v '^\s*$' > "runs/$d.log"
   tail -3 "runs/$d.log"
 done

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Test-split execution accuracy for EVALUATION.md: the base model, each domain adapter, the
+# general adapter and DyLoRA truncations, all on the same first N test questions per domain.
+# Writes runs/eval/<what>_<domain>.json (the `sqlora eval --json` object) and prints a line each.
+# Usage: tools/train/evaluate_all.sh [base|domain|general|ranks] [DOMAIN...]
+# Environment: SQLORA (binary, default target/release/sqlora), N (questions, default 24),
+# RANKS (default "1 2 4").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SQLORA=${SQLORA:-target/release/sqlora}
+N=${N:-24}
+what=${1:-base}; shift || true
+domains=("$@")
+[ ${#domains[@]} -gt 0 ] || domains=(retail hr library flights clinic music)
+# The databases `sqlora train` used (built on first use, one per domain).
+fixtures=${SQLORA_FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
+mkdir -p runs/eval
+run() { # name domain args...
+  local name=$1 d=$2; shift 2
+  "$SQLORA" eval --dataset "datasets/$d/test.jsonl" --db-dir "$fixtures" --limit "$N" --json "$@" \
+    > "runs/eval/${name}_$d.json" 2> "runs/eval/${name}_$d.log"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], round(100*r['ex'],1))" \
+    "runs/eval/${name}_$d.json" "$name" "$d"
+}
+for d in "${domains[@]}"; do
+  case $what in
+    base) run base "$d" --base ;;
+    domain) run domain "$d" --adapter "adapters/$d" ;;
+    general) run general "$d" --adapter adapters/general ;;
+    ranks) for r in ${RANKS:-1 2 4}; do run "rank$r" "$d" --adapter "adapters/$d" --rank "$r"; done ;;
+    *) echo "unknown: $what" >&2; exit 2 ;;
+  esac
+done

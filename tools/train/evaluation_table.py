@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Prints the EVALUATION.md tables from what the runs wrote: adapters/<domain>/sqlora_meta.json
+(training time, tokens/s, dev and test EX of each domain adapter) and runs/eval/*.json (the
+`sqlora eval --json` objects written by tools/train/evaluate_all.sh). Standard library only.
+
+    python3 tools/train/evaluation_table.py > /tmp/tables.md
+"""
+import json
+import os
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+DOMAINS = ["retail", "hr", "library", "flights", "clinic", "music"]
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def ex(name, d):
+    r = load(os.path.join(ROOT, "runs", "eval", f"{name}_{d}.json"))
+    if r is None:
+        return None, None
+    return 100.0 * r["ex"], r.get("questions") or r.get("total")
+
+
+def fmt(x):
+    return "—" if x is None else f"{x:.1f}"
+
+
+def main():
+    print("| domain | questions | base model EX % | domain adapter EX % | general adapter EX % | dev EX % (kept step) | training s | trained tok/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    sums = {"base": [], "domain": [], "general": []}
+    for d in DOMAINS:
+        meta = load(os.path.join(ROOT, "adapters", d, "sqlora_meta.json"))
+        base, n = ex("base", d)
+        dom, n2 = ex("domain", d)
+        if dom is None and meta and meta.get("test_ex") is not None:
+            dom, n2 = 100.0 * meta["test_ex"], meta.get("test_questions")
+        gen, _ = ex("general", d)
+        dev = None
+        if meta and meta.get("dev_ex"):
+            kept = meta.get("kept_step")
+            dev = next((100.0 * s for st, s in meta["dev_ex"] if st == kept), None)
+        secs = meta.get("train_seconds") if meta else None
+        tps = meta.get("tokens_per_s") if meta else None
+        for k, v in (("base", base), ("domain", dom), ("general", gen)):
+            if v is not None:
+                sums[k].append(v)
+        print(
+            f"| {d} | {n or n2 or '—'} | {fmt(base)} | {fmt(dom)} | {fmt(gen)} | "
+            f"{fmt(dev)} ({meta.get('kept_step') if meta else '—'}) | "
+            f"{fmt(secs)} | {fmt(tps)} |"
+        )
+    mean = {k: (sum(v) / len(v) if v else None) for k, v in sums.items()}
+    print(f"| **mean** | | {fmt(mean['base'])} | {fmt(mean['domain'])} | {fmt(mean['general'])} | | | |")
+    print()
+    print("| domain | rank 1 | rank 2 | rank 4 | rank 8 |")
+    print("|---|---|---|---|---|")
+    for d in DOMAINS:
+        row = [ex(f"rank{r}", d)[0] for r in (1, 2, 4)]
+        if all(v is None for v in row):
+            continue
+        full = ex("domain", d)[0]
+        print(f"| {d} | " + " | ".join(fmt(v) for v in row + [full]) + " |")
+    print()
+    print("| adapter | files (bytes) | base model file (bytes) | ratio |")
+    print("|---|---|---|---|")
+    base_size = None
+    for cand in [os.environ.get("SQLORA_MODEL", "")]:
+        if cand and os.path.isfile(cand):
+            base_size = os.path.getsize(cand)
+    for d in DOMAINS:
+        p = os.path.join(ROOT, "adapters", d, "adapter_model.safetensors")
+        if os.path.isfile(p):
+            size = os.path.getsize(p)
+            ratio = f"{100.0 * size / base_size:.2f} %" if base_size else "—"
+            print(f"| {d} | {size} | {base_size or '—'} | {ratio} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
