@@ -268,7 +268,7 @@ pub fn dylora_rank(config: &TrainConfig, step: usize) -> Option<usize> {
 }
 
 /// [`train`] with hooks: `hooks.dev_score` runs every `eval_interval` steps and after the last
-/// one; the adapter with the best score is the one saved (ties keep the earlier).
+/// one; the adapter with the best score is the one saved (ties keep the later).
 pub fn train_with(
     model: &Model,
     config: &TrainConfig,
@@ -509,7 +509,9 @@ pub fn train_with(
                     &serde_json::json!({"step": done, "dev_ex": score}),
                 )?;
                 dev_scores.push((done, score));
-                if best.is_none_or(|(_, b)| score > b) {
+                // Ties go to the later adapter: it has trained longer (the held-out loss
+                // usually agrees), and with a coarse dev set ties are common.
+                if best.is_none_or(|(_, b)| score >= b) {
                     best = Some((done, score));
                     best_values = Some(
                         vars.iter()

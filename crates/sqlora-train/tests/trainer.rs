@@ -327,3 +327,26 @@ fn the_adapter_with_the_best_dev_score_is_kept() {
     assert!(dir.path().join("adapter/loss.svg").is_file());
     assert!(dir.path().join("adapter/dev_ex.svg").is_file());
 }
+
+/// The same score at every evaluation.
+struct Flat;
+
+impl TrainHooks for Flat {
+    fn dev_score(&mut self, _: &LoraAdapter, _: usize) -> sqlora_train::Result<Option<f64>> {
+        Ok(Some(0.25))
+    }
+}
+
+#[test]
+fn ties_keep_the_later_adapter() {
+    let model = common::tiny_model(12);
+    let cfg = TrainConfig {
+        eval_interval: 5,
+        ..config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions::new(dir.path());
+    let (_, report) =
+        train_with(&model, &cfg, &data(16, 4), None, &info(), &opts, &mut Flat).unwrap();
+    assert_eq!(report.kept_step, 20);
+}

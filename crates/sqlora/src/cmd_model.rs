@@ -92,6 +92,37 @@ pub struct AskArgs {
 /// Resolves and loads the model: `--model`, `$SQLORA_MODEL`, or the default (fetched on first
 /// use).
 pub fn load_model(arg: &ModelArg) -> Result<LoadedModel> {
+    load_model_on(arg, &candle_device())
+}
+
+/// Parses `cpu` or `cuda:N` (the latter only in a build with `--features cuda`).
+pub fn parse_device(spec: &str) -> Result<candle_core::Device> {
+    if spec == "cpu" {
+        return Ok(candle_core::Device::Cpu);
+    }
+    let Some(ordinal) = spec
+        .strip_prefix("cuda")
+        .map(|r| r.trim_start_matches(':'))
+        .map(|r| {
+            if r.is_empty() {
+                Ok(0)
+            } else {
+                r.parse::<usize>()
+            }
+        })
+    else {
+        bail!("unknown device '{spec}': use cpu or cuda:N");
+    };
+    let ordinal = ordinal.with_context(|| format!("bad device ordinal in '{spec}'"))?;
+    if cfg!(feature = "cuda") {
+        Ok(candle_core::Device::new_cuda(ordinal)?)
+    } else {
+        bail!("--device {spec}: this build runs on the CPU only; build with `--features cuda`")
+    }
+}
+
+/// [`load_model`] onto `device`.
+pub fn load_model_on(arg: &ModelArg, device: &candle_core::Device) -> Result<LoadedModel> {
     let path = match arg
         .model
         .clone()
@@ -100,8 +131,7 @@ pub fn load_model(arg: &ModelArg) -> Result<LoadedModel> {
         Some(p) => p,
         None => sqlora_model::fetch::ensure_default_model(true)?,
     };
-    let device = candle_device();
-    sqlora_model::load(&path, &device).with_context(|| format!("loading {}", path.display()))
+    sqlora_model::load(&path, device).with_context(|| format!("loading {}", path.display()))
 }
 
 /// Loads a PEFT adapter folder and checks that it fits the model (targets and shapes).

@@ -25,7 +25,7 @@ use sqlora_train::trainer::{
 };
 use sqlora_train::{TrainConfig, TrainError};
 
-use crate::cmd_model::{load_model, ModelArg};
+use crate::cmd_model::{load_model_on, ModelArg};
 use crate::predict::{predict, progress_bar, PredictOptions};
 
 #[derive(Args)]
@@ -370,13 +370,7 @@ fn copy_dir_files(from: &Path, to: &Path) -> Result<()> {
 }
 
 pub fn run(a: &TrainArgs) -> Result<ExitCode> {
-    if a.device != "cpu" {
-        bail!(
-            "--device {}: this build runs on the CPU only (build with `--features cuda` for \
-             NVIDIA GPUs)",
-            a.device
-        );
-    }
+    let device = crate::cmd_model::parse_device(&a.device)?;
     let cfg = build_config(a)?;
     let src = resolve_source(a)?;
     if src.train.is_empty() {
@@ -390,7 +384,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         .run_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&src.name));
-    let model = load_model(&a.model)?;
+    let model = load_model_on(&a.model, &device)?;
     let Some(chat) = model.chat_template.as_ref() else {
         bail!("the model has no chat template; sqlora trains chat models");
     };
