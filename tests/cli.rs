@@ -545,3 +545,38 @@ fn generate_with_an_adapter_changes_the_continuation_deterministically() {
     gen(Some(&peft_fixture()));
     assert_ne!(base, with, "a strong adapter changes greedy output");
 }
+
+#[test]
+fn bundled_adapters_load_and_fit_the_default_model() {
+    let Some(model) = real_model() else { return };
+    let dir = repo().join("adapters");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if !path.join("adapter_config.json").is_file() {
+            continue;
+        }
+        let o = sqlora(&[
+            "adapter",
+            "inspect",
+            path.to_str().unwrap(),
+            "--model",
+            &model,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["rank"], 8, "{}", path.display());
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.join("sqlora_meta.json")).unwrap())
+                .unwrap();
+        // The adapter was trained on this very model file.
+        assert_eq!(
+            meta["base_model_sha256"],
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+        );
+        assert!(meta["test_ex"].is_number(), "{}", path.display());
+    }
+}
