@@ -10,7 +10,7 @@
 //! copying its keys and values ([`RowKv::fork`]).
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use sqlora_model::config::{Config, RopeScaling};
+use sqlora_model::config::Config;
 use sqlora_model::llama::{causal_mask, Model};
 use sqlora_model::lora::AdapterBatch;
 
@@ -20,97 +20,24 @@ fn gen_err(msg: impl Into<String>) -> ServeError {
     ServeError::Generation(msg.into())
 }
 
-/// Rotary tables `[max_positions, head_dim / 2]`, computed exactly as the model computes its
-/// own (same frequencies, same scaling rules, f64 angles rounded to f32).
+/// The model's positional range. The rotary tables themselves are the model's own
+/// ([`Model::rope`]), gathered per step for the rows' positions.
 #[derive(Debug, Clone)]
 pub struct Rope {
-    cos: Tensor,
-    sin: Tensor,
     max_positions: usize,
 }
 
 impl Rope {
-    /// The tables for `cfg` on `device`.
-    pub fn new(cfg: &Config, device: &Device) -> Result<Rope> {
-        let half = cfg.head_dim / 2;
-        let mut inv_freq: Vec<f64> = (0..half)
-            .map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / cfg.head_dim as f64))
-            .collect();
-        match &cfg.rope_scaling {
-            None => {}
-            Some(RopeScaling::Linear { factor }) => {
-                for f in inv_freq.iter_mut() {
-                    *f /= factor;
-                }
-            }
-            Some(RopeScaling::Factors(factors)) => {
-                if factors.len() != inv_freq.len() {
-                    return Err(gen_err(format!(
-                        "{} rope frequency factors for {} frequencies",
-                        factors.len(),
-                        inv_freq.len()
-                    )));
-                }
-                for (f, d) in inv_freq.iter_mut().zip(factors) {
-                    *f /= d;
-                }
-            }
-            Some(RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            }) => {
-                let old = *original_max_position_embeddings as f64;
-                let low_wavelen = old / low_freq_factor;
-                let high_wavelen = old / high_freq_factor;
-                for f in inv_freq.iter_mut() {
-                    let wavelen = 2.0 * std::f64::consts::PI / *f;
-                    if wavelen > low_wavelen {
-                        *f /= factor;
-                    } else if wavelen >= high_wavelen {
-                        let smooth = (old / wavelen - low_freq_factor)
-                            / (high_freq_factor - low_freq_factor);
-                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
-                    }
-                }
-            }
-        }
-        let n = cfg.max_position_embeddings;
-        let mut cos = Vec::with_capacity(n * half);
-        let mut sin = Vec::with_capacity(n * half);
-        for p in 0..n {
-            for f in &inv_freq {
-                let a = p as f64 * f;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
-        }
+    /// The range of `cfg` (the device is where the model lives; kept for the signature).
+    pub fn new(cfg: &Config, _device: &Device) -> Result<Rope> {
         Ok(Rope {
-            cos: Tensor::from_vec(cos, (n, half), device)?,
-            sin: Tensor::from_vec(sin, (n, half), device)?,
-            max_positions: n,
+            max_positions: cfg.max_position_embeddings,
         })
     }
 
     /// Positions the model can address.
     pub fn max_positions(&self) -> usize {
         self.max_positions
-    }
-
-    fn gather(&self, positions: &[u32], b: usize, t: usize) -> Result<(Tensor, Tensor)> {
-        if let Some(&p) = positions.iter().max() {
-            if p as usize >= self.max_positions {
-                return Err(gen_err(format!(
-                    "position {p} is beyond the model's {} positions",
-                    self.max_positions
-                )));
-            }
-        }
-        let idx = Tensor::new(positions, self.cos.device())?;
-        let cos = self.cos.index_select(&idx, 0)?.reshape((b, t, ()))?;
-        let sin = self.sin.index_select(&idx, 0)?.reshape((b, t, ()))?;
-        Ok((cos, sin))
     }
 }
 
@@ -273,7 +200,15 @@ pub fn step(
         pos.extend(std::iter::repeat_n(start + n as u32 - 1, t_max - n));
     }
     let device = model.device();
-    let (cos, sin) = rope.gather(&pos, b, t_max)?;
+    if let Some(&p) = pos.iter().max() {
+        if p as usize >= rope.max_positions() {
+            return Err(gen_err(format!(
+                "position {p} is beyond the model's {} positions",
+                rope.max_positions()
+            )));
+        }
+    }
+    let (cos, sin) = model.rope(&Tensor::from_vec(pos, (b, t_max), device)?)?;
     let ids = Tensor::from_vec(ids, b * t_max, device)?;
     let (nh, nkv, hd) = (
         cfg.num_attention_heads,
