@@ -153,6 +153,10 @@ fn train_cmd(model: &Path, train: &Path, db: &Path, out: &Path, run: &Path) -> C
             "save_interval=3",
             "--set",
             "warmup_steps=2",
+            // adapters on the upper layer only: the frozen layer's hidden states come from the
+            // cache after the first epoch, and a resumed run reloads the cache's checkpoint
+            "--set",
+            "layers_to_transform=[1]",
             "--no-test",
             "--dev-questions",
             "0",
@@ -222,6 +226,15 @@ fn sigkill_mid_training_then_resume_gives_the_uninterrupted_adapter() {
     };
     child.wait().unwrap();
     assert!(killed_at < 60);
+    let frozen = run_b
+        .join("checkpoints")
+        .join(format!("step-{killed_at:06}"))
+        .join("frozen.safetensors");
+    assert!(
+        std::fs::metadata(&frozen).is_ok_and(|m| m.len() > 1024),
+        "the checkpoint keeps the frozen layer's cached hidden states: {}",
+        frozen.display()
+    );
     assert!(
         !out_b.join("adapter_model.safetensors").exists(),
         "a killed run must not leave a final adapter"

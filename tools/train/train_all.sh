@@ -2,7 +2,8 @@
 # Trains the bundled adapters one domain after another with configs/domain.toml and logs each
 # run to runs/<domain>.log. Usage: tools/train/train_all.sh [DOMAIN...] (default: all six).
 # Environment: SQLORA (the binary, default target/release/sqlora), TEST_QUESTIONS (default 24),
-# DEV_QUESTIONS (default 16).
+# DEV_QUESTIONS (default 16). Extra arguments for `sqlora train` go in TRAIN_ARGS (e.g.
+# TRAIN_ARGS="--max-steps 20").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -13,6 +14,7 @@ for d in "${domains[@]}"; do
   echo "== $d $(date -u +%H:%M:%S)"
   "$SQLORA" train --domain "$d" --config configs/domain.toml \
     --dev-questions "${DEV_QUESTIONS:-8}" --test-questions "${TEST_QUESTIONS:-24}" \
-    --out "adapters/$d" --run-dir "runs/$d" 2>&1 | tr '\r' '\n' | grep -v '^\s*$' > "runs/$d.log"
+    --out "adapters/$d" --run-dir "runs/$d" ${TRAIN_ARGS:-} 2>&1 | tr '\r' '\n' \
+    | grep --line-buffered -v '^\s*$' > "runs/$d.log"
   tail -3 "runs/$d.log"
 done

@@ -1,5 +1,8 @@
 //! Where a training step's time goes on a real model: the no-gradient pass, and the full
-//! checkpointed forward + backward, for one micro-batch of a domain.
+//! checkpointed forward + backward, for one micro-batch of a domain; then, with adapters on the
+//! upper 16 layers (configs/domain.toml), the step checkpointed, without checkpointing, and
+//! without checkpointing starting from the frozen-layer cache (what every epoch after the
+//! first does).
 //!
 //! `cargo run --release -p sqlora-train --example step_profile -- MODEL [DOMAIN] [ROWS]`
 
@@ -11,7 +14,10 @@ use sqlora_data::{build_domain, Domain, PromptBuilder};
 use sqlora_model::lora::{LoraAdapter, PROJECTIONS};
 use sqlora_sql::Schema;
 use sqlora_train::batch::{render, tokenize, TokenizedExample};
-use sqlora_train::forward::{loss_and_grads, loss_sum, make_prefix_batch, AdapterMode};
+use sqlora_train::forward::{
+    loss_and_grads, loss_and_grads_with, loss_sum, make_prefix_batch, AdapterMode, FrozenCache,
+    PassOptions,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -99,6 +105,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     loss_and_grads(&m.model, &adapter, &batch, drop_mode, 1.0, &mut grads)?;
     println!("with dropout 0.05: {:.2} s", t.elapsed().as_secs_f64());
+
+    // The bundled adapters' configuration: the upper 16 of 30 layers.
+    let mut cfg = sqlora_model::lora::LoraConfig::new(8, 16.0, &PROJECTIONS);
+    cfg.layers_to_transform = Some((14..30).collect());
+    let upper = LoraAdapter::init("upper", &m.model, cfg, 0)?;
+    let mut g: Vec<_> = upper
+        .vars()
+        .iter()
+        .map(|v| v.as_tensor().zeros_like())
+        .collect::<candle_core::Result<_>>()?;
+    let mut cache = FrozenCache::new(1 << 30);
+    for (label, checkpointing, use_cache) in [
+        ("upper 16 layers, checkpointed", true, false),
+        ("upper 16 layers, no checkpointing", false, false),
+        (
+            "upper 16 layers, no checkpointing, filling the cache",
+            false,
+            true,
+        ),
+        (
+            "upper 16 layers, no checkpointing, from the cache",
+            false,
+            true,
+        ),
+    ] {
+        let mut opts = PassOptions {
+            checkpointing,
+            cache: use_cache.then_some(&mut cache),
+        };
+        let t = Instant::now();
+        loss_and_grads_with(
+            &m.model,
+            &upper,
+            &batch,
+            AdapterMode::eval(),
+            1.0,
+            &mut g,
+            &mut opts,
+        )?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{label}: {secs:.2} s = {:.1} computed tokens/s",
+            batch.computed_tokens as f64 / secs
+        );
+    }
     std::fs::remove_dir_all(&tmp)?;
     Ok(())
 }

@@ -11,7 +11,9 @@
 //! Memory: the backward pass recomputes one layer at a time from its saved input
 //! (`checkpointing`): the first pass keeps only each layer's input, then for the layers from
 //! last to first the layer is rerun with gradients and back-propagated with the vector-Jacobian
-//! product of the layer above. Peak memory is one layer's graph instead of thirty.
+//! product of the layer above. Peak memory is one layer's graph instead of thirty. With
+//! `checkpointing = false` the first pass keeps the graph of every adapted layer instead and
+//! nothing is recomputed (about a quarter less compute; fine for short prompts).
 //!
 //! Frozen weights: candle's matmul backward computes the gradient of both operands, so a plain
 //! `x·Wᵀ` would spend as much again computing (and storing) a gradient for every frozen `W`.
@@ -62,6 +64,9 @@ pub struct PrefixBatch {
     pub computed_tokens: usize,
     /// Tokens the loss is computed on.
     pub answer_tokens: usize,
+    /// Every row's token ids (unpadded): with `prefix_len`, the key of a row's frozen-layer
+    /// hidden states in a [`FrozenCache`].
+    row_ids: Vec<Vec<u32>>,
 }
 
 /// Splits `examples` into their longest common prefix (kept shorter than every answer start, so
@@ -152,6 +157,7 @@ pub fn make_prefix_batch(
         tokens,
         computed_tokens: computed,
         answer_tokens,
+        row_ids: examples.iter().map(|e| e.ids.clone()).collect(),
     })
 }
 
@@ -513,6 +519,35 @@ pub fn loss_and_grads(
     scale: f64,
     grads: &mut [Tensor],
 ) -> Result<f64> {
+    let mut opts = PassOptions {
+        checkpointing: true,
+        cache: None,
+    };
+    loss_and_grads_with(model, adapter, batch, mode, scale, grads, &mut opts)
+}
+
+/// How [`loss_and_grads_with`] trades memory for compute.
+#[derive(Debug, Default)]
+pub struct PassOptions<'a> {
+    /// Recompute each adapted layer in the backward pass from its saved input (true), or keep
+    /// the graph of every adapted layer from the first pass (false: nothing is rerun).
+    pub checkpointing: bool,
+    /// Hidden states at the lowest adapted layer from earlier passes over the same rows.
+    pub cache: Option<&'a mut FrozenCache>,
+}
+
+/// [`loss_and_grads`], with activation checkpointing on or off and an optional
+/// [`FrozenCache`]. The result is the same either way.
+pub fn loss_and_grads_with(
+    model: &Model,
+    adapter: &LoraAdapter,
+    batch: &PrefixBatch,
+    mode: AdapterMode,
+    scale: f64,
+    grads: &mut [Tensor],
+    opts: &mut PassOptions<'_>,
+) -> Result<f64> {
+    let checkpointing = opts.checkpointing;
     let vars = adapter.vars();
     if grads.len() != vars.len() {
         return Err(TrainError::Data(format!(
@@ -535,16 +570,46 @@ pub fn loss_and_grads(
         .filter_map(|k| layer_of(k))
         .min()
         .unwrap_or(0);
+    let hidden = model.config().hidden_size;
 
-    // Pass 1: no graph; keep each layer's input.
-    let mut saved: Vec<(Option<Tensor>, Tensor)> = Vec::with_capacity(n);
-    let mut xp = batch.prefix.as_ref().map(|p| embed(model, p)).transpose()?;
-    let mut xs = embed(model, &batch.suffix)?;
-    for l in 0..n {
-        let (p, s) = pass.layer(l, xp.as_ref(), &xs, false, l + 1 < n)?;
-        saved.push((xp.take(), xs));
-        xp = p;
-        xs = s;
+    // Below `lowest` the hidden states depend on the tokens only: start from the cache's.
+    let cached = match opts.cache.as_deref() {
+        Some(c) if lowest > 0 => c.get(batch, lowest, hidden)?,
+        _ => None,
+    };
+    let (mut xp, mut xs, start) = match cached {
+        Some((p, s)) => (p, s, lowest),
+        None => (
+            batch.prefix.as_ref().map(|p| embed(model, p)).transpose()?,
+            embed(model, &batch.suffix)?,
+            0,
+        ),
+    };
+
+    // Pass 1: keep each layer's input; without checkpointing, also the graph of each adapted
+    // layer (its inputs as variables, so the graph ends at the layer boundary).
+    let mut saved: Vec<Option<(Option<Tensor>, Tensor)>> = vec![None; n];
+    let mut graphs: Vec<Option<LayerGraph>> = (0..n).map(|_| None).collect();
+    for l in start..n {
+        if l == lowest && start < lowest {
+            if let Some(c) = opts.cache.as_deref_mut() {
+                c.put(batch, lowest, xp.as_ref(), &xs)?;
+            }
+        }
+        if !checkpointing && l >= lowest {
+            let g = run_layer_graph(&pass, l, xp.as_ref(), &xs, l + 1 < n)?;
+            saved[l] = Some((xp.take(), xs));
+            xp = g.p_out.as_ref().map(|t| t.detach());
+            xs = g.s_out.detach();
+            graphs[l] = Some(g);
+        } else {
+            let (p, s) = pass.layer(l, xp.as_ref(), &xs, false, l + 1 < n)?;
+            if l >= lowest {
+                saved[l] = Some((xp.take(), xs));
+            }
+            xp = p;
+            xs = s;
+        }
     }
 
     // The head: loss and its gradient with respect to the last hidden states.
@@ -555,37 +620,243 @@ pub fn loss_and_grads(
     let mut gs = grad_of(&store, xs_var.as_tensor())?;
     let mut gp: Option<Tensor> = None;
 
-    // Pass 2: from the last layer down, recompute with a graph and back-propagate.
+    // Pass 2: from the last layer down, (re)build each layer's graph and back-propagate the
+    // vector-Jacobian product of the layer above.
     for l in (lowest..n).rev() {
-        let (xp_in, xs_in) = &saved[l];
-        let xp_var = xp_in.as_ref().map(Var::from_tensor).transpose()?;
-        let xs_var = Var::from_tensor(xs_in)?;
-        let (p_out, s_out) = pass.layer(
-            l,
-            xp_var.as_ref().map(|v| v.as_tensor()),
-            xs_var.as_tensor(),
-            true,
-            l + 1 < n,
-        )?;
-        let mut surrogate = (s_out * &gs)?.sum_all()?;
-        if let (Some(p_out), Some(g)) = (p_out, &gp) {
-            surrogate = (surrogate + (p_out * g)?.sum_all()?)?;
+        let g = match graphs[l].take() {
+            Some(g) => g,
+            None => {
+                let Some((xp_in, xs_in)) = &saved[l] else {
+                    return Err(TrainError::Data(format!("layer {l}'s input was not kept")));
+                };
+                run_layer_graph(&pass, l, xp_in.as_ref(), xs_in, l + 1 < n)?
+            }
+        };
+        let mut surrogate = (&g.s_out * &gs)?.sum_all()?;
+        if let (Some(p_out), Some(gpv)) = (&g.p_out, &gp) {
+            surrogate = (surrogate + (p_out * gpv)?.sum_all()?)?;
         }
         let store = surrogate.backward()?;
         for (id, &i) in &index {
-            if let Some(g) = store.get_id(*id) {
-                grads[i] = (&grads[i] + g)?;
+            if let Some(gr) = store.get_id(*id) {
+                grads[i] = (&grads[i] + gr)?;
             }
         }
         if l > lowest {
-            gs = grad_of(&store, xs_var.as_tensor())?;
-            gp = match &xp_var {
+            gs = grad_of(&store, g.xs.as_tensor())?;
+            gp = match &g.xp {
                 Some(v) => Some(grad_of(&store, v.as_tensor())?),
                 None => None,
             };
         }
     }
     Ok(loss_value)
+}
+
+/// Hidden states at the input of the lowest adapted layer, per shared prefix and per row.
+///
+/// Nothing below the lowest adapted layer trains and no dropout applies there, so those hidden
+/// states are a function of the tokens alone and the same at every epoch: the trainer computes
+/// them once and later passes over the same rows start at the lowest adapted layer. A row's
+/// entry holds its positions after the micro-batch's shared prefix, keyed by the prefix length
+/// and the row's tokens; padding is filled with zeros, which no real position attends to. The
+/// cache is saved with each checkpoint, so a resumed run computes exactly what an
+/// uninterrupted one does.
+#[derive(Debug, Default)]
+pub struct FrozenCache {
+    layer: usize,
+    prefixes: HashMap<Vec<u32>, Tensor>,
+    rows: HashMap<usize, HashMap<Vec<u32>, Tensor>>,
+    bytes: usize,
+    cap_bytes: usize,
+}
+
+impl FrozenCache {
+    /// An empty cache that stops growing at `cap_bytes` of hidden states.
+    pub fn new(cap_bytes: usize) -> Self {
+        FrozenCache {
+            cap_bytes,
+            ..Default::default()
+        }
+    }
+
+    /// Bytes of hidden states held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Rows held (over every prefix length).
+    pub fn rows(&self) -> usize {
+        self.rows.values().map(HashMap::len).sum()
+    }
+
+    fn get(
+        &self,
+        batch: &PrefixBatch,
+        layer: usize,
+        hidden: usize,
+    ) -> Result<Option<(Option<Tensor>, Tensor)>> {
+        let p = batch.prefix_len;
+        if layer != self.layer || batch.row_ids.is_empty() {
+            return Ok(None);
+        }
+        let xp = match &batch.prefix {
+            Some(_) => match self.prefixes.get(&batch.row_ids[0][..p]) {
+                Some(t) => Some(t.clone()),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let Some(by_ids) = self.rows.get(&p) else {
+            return Ok(None);
+        };
+        let s = batch.suffix_len;
+        let mut rows = Vec::with_capacity(batch.rows);
+        for ids in &batch.row_ids {
+            let Some(t) = by_ids.get(ids.as_slice()) else {
+                return Ok(None);
+            };
+            let len = ids.len() - p;
+            rows.push(if len < s {
+                Tensor::cat(
+                    &[t, &Tensor::zeros((s - len, hidden), t.dtype(), t.device())?],
+                    0,
+                )?
+            } else {
+                t.clone()
+            });
+        }
+        Ok(Some((xp, Tensor::stack(&rows, 0)?)))
+    }
+
+    fn put(
+        &mut self,
+        batch: &PrefixBatch,
+        layer: usize,
+        xp: Option<&Tensor>,
+        xs: &Tensor,
+    ) -> Result<()> {
+        if layer != self.layer {
+            *self = FrozenCache::new(self.cap_bytes);
+            self.layer = layer;
+        }
+        let p = batch.prefix_len;
+        if let (Some(xp), Some(first)) = (xp, batch.row_ids.first()) {
+            let size = xp.elem_count() * xp.dtype().size_in_bytes();
+            if !self.prefixes.contains_key(&first[..p]) && self.bytes + size <= self.cap_bytes {
+                self.prefixes.insert(first[..p].to_vec(), xp.copy()?);
+                self.bytes += size;
+            }
+        }
+        for (r, ids) in batch.row_ids.iter().enumerate() {
+            let len = ids.len() - p;
+            let size = len * xs.dim(D::Minus1)? * xs.dtype().size_in_bytes();
+            let by_ids = self.rows.entry(p).or_default();
+            if by_ids.contains_key(ids.as_slice()) || self.bytes + size > self.cap_bytes {
+                continue;
+            }
+            by_ids.insert(ids.clone(), xs.get(r)?.narrow(0, 0, len)?.copy()?);
+            self.bytes += size;
+        }
+        Ok(())
+    }
+
+    /// Writes the cache as safetensors (ids as u32 tensors beside the hidden states).
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let dev = Device::Cpu;
+        let mut map: HashMap<String, Tensor> = HashMap::new();
+        map.insert("layer".into(), Tensor::new(&[self.layer as u32], &dev)?);
+        for (i, (ids, h)) in self.prefixes.iter().enumerate() {
+            map.insert(
+                format!("prefix.{i}.ids"),
+                Tensor::new(ids.as_slice(), &dev)?,
+            );
+            map.insert(format!("prefix.{i}.h"), h.to_device(&dev)?);
+        }
+        let mut i = 0;
+        for (p, by_ids) in &self.rows {
+            for (ids, h) in by_ids {
+                map.insert(format!("row.{i}.p"), Tensor::new(&[*p as u32], &dev)?);
+                map.insert(format!("row.{i}.ids"), Tensor::new(ids.as_slice(), &dev)?);
+                map.insert(format!("row.{i}.h"), h.to_device(&dev)?);
+                i += 1;
+            }
+        }
+        candle_core::safetensors::save(&map, path)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads a cache written by [`FrozenCache::save`] onto `device`.
+    pub fn load(path: &std::path::Path, cap_bytes: usize, device: &Device) -> Result<Self> {
+        let bad = |what: &str| TrainError::Checkpoint(format!("{}: {what}", path.display()));
+        let map = candle_core::safetensors::load(path, device)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+        let ids_of = |name: &str| -> Result<Vec<u32>> {
+            Ok(map.get(name).ok_or_else(|| bad(name))?.to_vec1::<u32>()?)
+        };
+        let mut cache = FrozenCache::new(cap_bytes);
+        cache.layer = ids_of("layer")?
+            .first()
+            .copied()
+            .ok_or_else(|| bad("layer"))? as usize;
+        for i in 0.. {
+            let Some(h) = map.get(&format!("prefix.{i}.h")) else {
+                break;
+            };
+            cache.bytes += h.elem_count() * h.dtype().size_in_bytes();
+            cache
+                .prefixes
+                .insert(ids_of(&format!("prefix.{i}.ids"))?, h.clone());
+        }
+        for i in 0.. {
+            let Some(h) = map.get(&format!("row.{i}.h")) else {
+                break;
+            };
+            let p = ids_of(&format!("row.{i}.p"))?
+                .first()
+                .copied()
+                .ok_or_else(|| bad("p"))?;
+            cache.bytes += h.elem_count() * h.dtype().size_in_bytes();
+            cache
+                .rows
+                .entry(p as usize)
+                .or_default()
+                .insert(ids_of(&format!("row.{i}.ids"))?, h.clone());
+        }
+        Ok(cache)
+    }
+}
+
+/// One layer run with a graph: its inputs as variables and its outputs.
+struct LayerGraph {
+    xp: Option<Var>,
+    xs: Var,
+    p_out: Option<Tensor>,
+    s_out: Tensor,
+}
+
+fn run_layer_graph(
+    pass: &Pass<'_>,
+    l: usize,
+    xp: Option<&Tensor>,
+    xs: &Tensor,
+    keep_prefix: bool,
+) -> Result<LayerGraph> {
+    let xp = xp.map(Var::from_tensor).transpose()?;
+    let xs = Var::from_tensor(xs)?;
+    let (p_out, s_out) = pass.layer(
+        l,
+        xp.as_ref().map(|v| v.as_tensor()),
+        xs.as_tensor(),
+        true,
+        keep_prefix,
+    )?;
+    Ok(LayerGraph {
+        xp,
+        xs,
+        p_out,
+        s_out,
+    })
 }
 
 /// The layer index of a module path like `model.layers.12.mlp.up_proj`.

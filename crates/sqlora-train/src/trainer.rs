@@ -17,7 +17,9 @@
 //! * `metrics.jsonl`: one JSON object per optimizer step (`step`, `epoch`, `loss`, `lr`,
 //!   `grad_norm`, `tokens`, `answer_tokens`, `tokens_per_s`, `elapsed_s`), plus `eval_loss`
 //!   records every `eval_interval` steps when an evaluation set is given.
-//! * `checkpoints/step-NNNNNN/`: `adapter.safetensors` (the variables), `optimizer.safetensors`
+//! * `checkpoints/step-NNNNNN/`: `adapter.safetensors` (the variables), `frozen.safetensors`
+//!   (the hidden states below the lowest adapted layer, see [`FrozenCache`]),
+//!   `optimizer.safetensors`
 //!   and `state.json`; written to a temporary folder first and renamed, so a checkpoint is
 //!   either complete or absent.
 //! * `adapter/`: the final adapter in PEFT format plus `sqlora_meta.json`.
@@ -37,7 +39,13 @@ use sqlora_model::peft;
 use crate::batch::{grouped_epoch_plan, TokenizedExample};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::forward::{loss_and_grads, loss_sum, make_prefix_batch, AdapterMode, PrefixBatch};
+use crate::forward::{
+    loss_and_grads_with, loss_sum, make_prefix_batch, AdapterMode, FrozenCache, PassOptions,
+    PrefixBatch,
+};
+
+/// At most this many bytes of frozen-layer hidden states are kept between epochs.
+const FROZEN_CACHE_BYTES: usize = 2 << 30;
 use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWParams};
 
 /// File name of the run's metadata inside the adapter folder.
@@ -333,6 +341,7 @@ pub fn train_with(
     let mut dev_scores: Vec<(usize, f64)> = Vec::new();
     let mut best: Option<(usize, f64)> = None;
     let mut best_values: Option<Vec<Tensor>> = None;
+    let mut frozen = FrozenCache::new(FROZEN_CACHE_BYTES);
     let (mut opt, start_step, mut last_loss) = match &opts.resume {
         Some(dir) => {
             let state = read_state(dir)?;
@@ -365,6 +374,10 @@ pub fn train_with(
                 )));
             }
             truncate_metrics(&metrics_path, state.step)?;
+            let cache_path = dir.join("frozen.safetensors");
+            if cache_path.is_file() {
+                frozen = FrozenCache::load(&cache_path, FROZEN_CACHE_BYTES, &device)?;
+            }
             dev_scores = state.dev_scores.clone();
             best = state.best;
             let best_path = dir.join("best.safetensors");
@@ -446,13 +459,17 @@ pub fn train_with(
                 rank,
                 seed: crate::forward::mix(config.seed.wrapping_add(*k as u64)),
             };
-            loss_sum += loss_and_grads(
+            loss_sum += loss_and_grads_with(
                 model,
                 &adapter,
                 b,
                 mode,
                 1.0 / answer_total as f64,
                 &mut grads,
+                &mut PassOptions {
+                    checkpointing: config.checkpointing,
+                    cache: Some(&mut frozen),
+                },
             )?;
         }
         let loss = loss_sum / answer_total as f64;
@@ -536,7 +553,14 @@ pub fn train_with(
                 dev_scores: dev_scores.clone(),
                 best,
             };
-            write_checkpoint(&opts.out_dir, &state, &vars, &opt, best_values.as_deref())?;
+            write_checkpoint(
+                &opts.out_dir,
+                &state,
+                &vars,
+                &opt,
+                best_values.as_deref(),
+                &frozen,
+            )?;
         }
         if opts.stop_after == Some(done) && done < total_steps {
             bar.abandon_with_message(format!("stopped after step {done}"));
@@ -644,6 +668,7 @@ fn write_checkpoint(
     vars: &[Var],
     opt: &AdamW,
     best: Option<&[Tensor]>,
+    frozen: &FrozenCache,
 ) -> Result<()> {
     let root = out_dir.join("checkpoints");
     let name = format!("step-{:06}", state.step);
@@ -668,6 +693,7 @@ fn write_checkpoint(
         candle_core::safetensors::save(&map, tmp.join("best.safetensors"))?;
     }
     opt.save(&tmp.join("optimizer.safetensors"))?;
+    frozen.save(&tmp.join("frozen.safetensors"))?;
     let state_path = tmp.join("state.json");
     std::fs::write(&state_path, serde_json::to_string_pretty(state)?)
         .map_err(|e| TrainError::io(&state_path, e))?;

@@ -1,4 +1,5 @@
-//! The shared-prefix, checkpointed training pass gives the same loss and the same gradients as
+//! The shared-prefix training pass (checkpointed or not, with or without the frozen-layer
+//! cache) gives the same loss and the same gradients as
 //! the plain computation (every row run in full through `Model::forward_with`, one backward).
 
 mod common;
@@ -8,7 +9,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlora_model::lora::{LoraAdapter, LoraConfig};
 use sqlora_train::batch::{make_batch, TokenizedExample};
-use sqlora_train::forward::{loss_and_grads, loss_sum, make_prefix_batch, AdapterMode};
+use sqlora_train::forward::{
+    loss_and_grads, loss_and_grads_with, loss_sum, make_prefix_batch, AdapterMode, FrozenCache,
+    PassOptions,
+};
 use sqlora_train::loss::answer_loss_sum;
 
 /// An adapter whose B is random too, so every A and B has a non-zero gradient.
@@ -60,9 +64,12 @@ fn rows() -> Vec<TokenizedExample> {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
+    max_abs(&(a - b).unwrap())
+}
+
+/// The largest absolute entry.
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -96,37 +103,51 @@ fn shared_prefix_loss_and_gradients_equal_the_plain_computation() {
     assert_eq!(pb.tokens, plain.tokens);
     assert_eq!(pb.answer_tokens, plain.answer_tokens);
     assert!(pb.computed_tokens < pb.tokens);
-    let mut grads = zero_grads(&adapter);
-    let loss = loss_and_grads(&model, &adapter, &pb, AdapterMode::eval(), 0.5, &mut grads).unwrap();
-    assert!(
-        (loss - plain_loss).abs() < 1e-4 * plain_loss.abs().max(1.0),
-        "{loss} vs {plain_loss}"
-    );
     let no_grad = loss_sum(&model, &adapter, &pb, AdapterMode::eval()).unwrap();
     assert!((no_grad - plain_loss).abs() < 1e-4 * plain_loss.abs().max(1.0));
 
+    // With activation checkpointing (layers recomputed in the backward pass) and without
+    // (every adapted layer's graph kept from the first pass): the same loss and gradients.
     let mut checked = 0;
-    for (v, g) in adapter.vars().iter().zip(&grads) {
-        let want = store.get(v.as_tensor()).expect("plain gradient");
-        let scale = want
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+    for checkpointing in [true, false] {
+        let mut grads = zero_grads(&adapter);
+        let loss = loss_and_grads_with(
+            &model,
+            &adapter,
+            &pb,
+            AdapterMode::eval(),
+            0.5,
+            &mut grads,
+            &mut PassOptions {
+                checkpointing,
+                cache: None,
+            },
+        )
+        .unwrap();
         assert!(
-            scale > 0.0,
-            "a gradient is all zero: the test would prove nothing"
+            (loss - plain_loss).abs() < 1e-4 * plain_loss.abs().max(1.0),
+            "{loss} vs {plain_loss} (checkpointing {checkpointing})"
         );
-        let d = max_abs_diff(g, want);
-        assert!(
-            d <= 1e-4 * scale.max(1.0),
-            "gradient differs by {d} (scale {scale})"
-        );
-        checked += 1;
+        for (v, g) in adapter.vars().iter().zip(&grads) {
+            let want = store.get(v.as_tensor()).expect("plain gradient");
+            let scale = max_abs(want);
+            assert!(
+                scale > 0.0,
+                "a gradient is all zero: the test would prove nothing"
+            );
+            let d = max_abs_diff(g, want);
+            assert!(
+                d <= 1e-4 * scale.max(1.0),
+                "gradient differs by {d} (scale {scale}, checkpointing {checkpointing})"
+            );
+            checked += 1;
+        }
     }
-    assert_eq!(checked, 2 * 7 * 2, "A and B of 7 modules in 2 layers");
+    assert_eq!(
+        checked,
+        2 * 2 * 7 * 2,
+        "A and B of 7 modules in 2 layers, twice"
+    );
 }
 
 #[test]
@@ -178,20 +199,8 @@ fn dylora_rank_truncation_trains_only_the_first_components() {
         } else {
             (g.narrow(1, 2, 2).unwrap(), g.narrow(1, 0, 2).unwrap())
         };
-        let zero = rest
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let some = kept
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let zero = max_abs(&rest);
+        let some = max_abs(&kept);
         assert_eq!(zero, 0.0);
         assert!(some > 0.0);
     }
@@ -254,17 +263,64 @@ fn adapting_only_upper_layers_stops_the_backward_early_with_the_same_gradients()
         .backward()
         .unwrap();
     let pb = make_prefix_batch(&refs, 0, &Device::Cpu).unwrap();
-    let mut grads = zero_grads(&adapter);
-    loss_and_grads(&model, &adapter, &pb, AdapterMode::eval(), 1.0, &mut grads).unwrap();
-    for (v, g) in adapter.vars().iter().zip(&grads) {
+    // Checkpointed or not, and with the frozen-layer cache cold (filled by this pass), warm
+    // (the pass starts at layer 1 from the cached hidden states) and reloaded from disk.
+    let mut cache = FrozenCache::new(1 << 20);
+    for (checkpointing, use_cache) in [(true, false), (false, false), (true, true), (false, true)] {
+        let mut grads = zero_grads(&adapter);
+        let mut opts = PassOptions {
+            checkpointing,
+            cache: use_cache.then_some(&mut cache),
+        };
+        let mode = AdapterMode::eval();
+        loss_and_grads_with(&model, &adapter, &pb, mode, 1.0, &mut grads, &mut opts).unwrap();
+        check_upper(&adapter, &store, &grads);
+    }
+    assert_eq!(
+        cache.rows(),
+        refs.len(),
+        "every row's hidden states are cached"
+    );
+    assert!(cache.bytes() > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frozen.safetensors");
+    cache.save(&path).unwrap();
+    let mut loaded = FrozenCache::load(&path, 1 << 20, &Device::Cpu).unwrap();
+    assert_eq!(loaded.rows(), cache.rows());
+    assert_eq!(loaded.bytes(), cache.bytes());
+    let mut warm = zero_grads(&adapter);
+    let mut cold = zero_grads(&adapter);
+    let mode = AdapterMode::eval();
+    let mut opts = PassOptions {
+        checkpointing: true,
+        cache: Some(&mut loaded),
+    };
+    let lw = loss_and_grads_with(&model, &adapter, &pb, mode, 1.0, &mut warm, &mut opts).unwrap();
+    let lc = loss_and_grads(&model, &adapter, &pb, mode, 1.0, &mut cold).unwrap();
+    assert!((lw - lc).abs() <= 1e-5 * lc.abs().max(1.0), "{lw} vs {lc}");
+    check_upper(&adapter, &store, &warm);
+
+    // Two of the rows in a batch of their own (another padded length): assembled from the
+    // cache, the same as computed in full.
+    let mut others = rows();
+    others.truncate(2);
+    let other_refs: Vec<&TokenizedExample> = others.iter().collect();
+    let pb2 = make_prefix_batch(&other_refs, 0, &Device::Cpu).unwrap();
+    let mut g2 = zero_grads(&adapter);
+    let mut opts = PassOptions {
+        checkpointing: false,
+        cache: Some(&mut cache),
+    };
+    let l2 = loss_and_grads_with(&model, &adapter, &pb2, mode, 1.0, &mut g2, &mut opts).unwrap();
+    let mut g3 = zero_grads(&adapter);
+    let l3 = loss_and_grads(&model, &adapter, &pb2, mode, 1.0, &mut g3).unwrap();
+    assert!((l2 - l3).abs() <= 1e-5 * l3.abs().max(1.0), "{l2} vs {l3}");
+}
+
+fn check_upper(adapter: &LoraAdapter, store: &candle_core::backprop::GradStore, grads: &[Tensor]) {
+    for (v, g) in adapter.vars().iter().zip(grads) {
         let want = store.get(v.as_tensor()).unwrap();
-        let scale = want
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs(want);
         assert!(scale > 0.0);
         assert!(max_abs_diff(g, want) <= 1e-4 * scale.max(1.0));
     }

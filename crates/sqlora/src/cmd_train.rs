@@ -427,6 +427,23 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         .iter()
         .map(|r| tokenize(r, &model.tokenizer, cfg.max_seq_len))
         .collect::<std::result::Result<_, _>>()?;
+    // A prompt cut from its start loses the schema prefix it shares with the other rows, and a
+    // micro-batch holding one runs every row in full: many times the time and memory.
+    let cut = rendered
+        .iter()
+        .zip(&examples)
+        .filter(|(r, e)| {
+            tokenize(r, &model.tokenizer, usize::MAX).is_ok_and(|full| full.len() > e.len())
+        })
+        .count();
+    if cut > 0 {
+        eprintln!(
+            "warning: {cut} of {} prompts are longer than max_seq_len {} and were cut from their              start; they lose the shared schema prefix, so their micro-batches run every row in              full (slow and memory-hungry). Raise max_seq_len.",
+            examples.len(),
+            cfg.max_seq_len
+        );
+    }
+    let longest = examples.iter().map(|e| e.len()).max().unwrap_or(0);
     let mut dev_tok = Vec::new();
     for e in &src.dev {
         if let Some(schema) = schemas.get(&e.db_id) {
@@ -440,8 +457,8 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     }
     let mean = examples.iter().map(|e| e.len()).sum::<usize>() as f64 / examples.len() as f64;
     eprintln!(
-        "{}: {} training examples over {} database(s), mean {mean:.0} tokens; {} dev; prompts \
-         built in {:.1}s",
+        "{}: {} training examples over {} database(s), mean {mean:.0} tokens (longest \
+         {longest}); {} dev; prompts built in {:.1}s",
         src.name,
         examples.len(),
         src.dbs.len(),
