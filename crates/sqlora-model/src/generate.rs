@@ -304,7 +304,7 @@ pub fn generate_with_adapters(
             )));
         }
     }
-    let mut adapters = adapters.cloned();
+    let adapters = adapters.cloned();
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
@@ -376,10 +376,15 @@ pub fn generate_with_adapters(
     )?;
     let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
     let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
-    // `active[k]` = index into `rows` of batch row k.
-    let mut active: Vec<usize> = (0..b).collect();
+    let mut state = DecodeRows {
+        cache,
+        adapters,
+        key_real,
+        active: (0..b).collect(),
+    };
 
     loop {
+        let active = &state.active;
         let mut next_tokens = Vec::with_capacity(active.len());
         let mut keep = Vec::with_capacity(active.len());
         // The rows' normalisers in parallel (the rest of a row's step is cheap).
@@ -420,25 +425,70 @@ pub fn generate_with_adapters(
         if keep.is_empty() {
             break;
         }
-        if keep.len() != active.len() {
+        logits = state.step(model, &keep, next_tokens, |r| {
+            rows[r].prompt_len + rows[r].tokens.len() - 1
+        })?;
+    }
+
+    rows.into_iter()
+        .map(|row| finished(row.tokens, row.done, row.logprob))
+        .collect()
+}
+
+/// A row's generation once it has finished (an error if it never did).
+pub(crate) fn finished(
+    tokens: Vec<u32>,
+    done: Option<(FinishReason, String)>,
+    logprob: f64,
+) -> Result<Generation> {
+    let (finish_reason, text) =
+        done.ok_or_else(|| ModelError::Generation("a row never finished".to_string()))?;
+    Ok(Generation {
+        tokens,
+        text,
+        finish_reason,
+        logprob,
+    })
+}
+
+/// The rows of a batched greedy/sampled decode between steps: their KV cache, adapters, which
+/// cached keys are real (not padding), and `active[k]`, the caller's index of batch row k.
+pub(crate) struct DecodeRows<'a> {
+    pub(crate) cache: Cache,
+    pub(crate) adapters: Option<AdapterBatch<'a>>,
+    pub(crate) key_real: Vec<Vec<bool>>,
+    pub(crate) active: Vec<usize>,
+}
+
+impl DecodeRows<'_> {
+    /// One decode step: keeps the batch rows `keep` (indices into `active`; the others have
+    /// finished), feeds each its next token at `position(row)`, and returns the logits of the
+    /// following token, one per kept row.
+    pub(crate) fn step(
+        &mut self,
+        model: &Model,
+        keep: &[usize],
+        next_tokens: Vec<u32>,
+        position: impl Fn(usize) -> usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let device = model.device();
+        if keep.len() != self.active.len() {
             let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
-            cache.select_rows(&idx)?;
-            if let Some(a) = adapters.as_mut() {
+            self.cache.select_rows(&idx)?;
+            if let Some(a) = self.adapters.as_mut() {
                 *a = a.select_rows(&idx)?;
             }
-            key_real = keep.iter().map(|&k| key_real[k].clone()).collect();
-            active = keep.iter().map(|&k| active[k]).collect();
+            self.key_real = keep.iter().map(|&k| self.key_real[k].clone()).collect();
+            self.active = keep.iter().map(|&k| self.active[k]).collect();
         }
-        let nb = active.len();
-        let step_pos: Vec<u32> = active
-            .iter()
-            .map(|&r| (rows[r].prompt_len + rows[r].tokens.len() - 1) as u32)
-            .collect();
-        for real in key_real.iter_mut() {
+        let nb = self.active.len();
+        let step_pos: Vec<u32> = self.active.iter().map(|&r| position(r) as u32).collect();
+        for real in self.key_real.iter_mut() {
             real.push(true);
         }
-        let mask = if padded && key_real.iter().any(|r| r.contains(&false)) {
-            Some(attention_mask(&key_real, 1, device)?)
+        // Without padding the default causal mask over cache + new token is the right one.
+        let mask = if self.key_real.iter().any(|r| r.contains(&false)) {
+            Some(attention_mask(&self.key_real, 1, device)?)
         } else {
             None
         };
@@ -448,26 +498,12 @@ pub fn generate_with_adapters(
             &input,
             &positions,
             mask.as_ref(),
-            Some(&mut cache),
-            adapters.as_ref(),
+            Some(&mut self.cache),
+            self.adapters.as_ref(),
         )?;
         let last = hidden.i((.., 0, ..))?.contiguous()?;
-        logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+        Ok(model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?)
     }
-
-    rows.into_iter()
-        .map(|row| {
-            let (finish_reason, text) = row
-                .done
-                .ok_or_else(|| ModelError::Generation("a row never finished".to_string()))?;
-            Ok(Generation {
-                tokens: row.tokens,
-                text,
-                finish_reason,
-                logprob: row.logprob,
-            })
-        })
-        .collect()
 }
 
 struct Beam {

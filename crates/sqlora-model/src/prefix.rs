@@ -17,7 +17,9 @@
 use candle_core::{DType, IndexOp, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::generate::{argmax, FinishReason, GenerateParams, Generation, TokenInfo};
+use crate::generate::{
+    argmax, finished, DecodeRows, FinishReason, GenerateParams, Generation, TokenInfo,
+};
 use crate::llama::{attention_mask, Cache, Model};
 use crate::lora::AdapterBatch;
 
@@ -210,7 +212,7 @@ pub fn generate_from_prefix_until(
 
     let device = model.device();
     let b = suffixes.len();
-    let mut adapters = adapters.cloned();
+    let adapters = adapters.cloned();
     let mut cache = prefix_cache.clone();
     cache.select_rows(&vec![0u32; b])?;
 
@@ -247,9 +249,15 @@ pub fn generate_from_prefix_until(
     )?;
     let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
     let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
-    let mut active: Vec<usize> = (0..b).collect();
+    let mut state = DecodeRows {
+        cache,
+        adapters,
+        key_real,
+        active: (0..b).collect(),
+    };
 
     loop {
+        let active = &state.active;
         let mut next_tokens = Vec::with_capacity(active.len());
         let mut keep = Vec::with_capacity(active.len());
         for (k, &r) in active.iter().enumerate() {
@@ -286,53 +294,13 @@ pub fn generate_from_prefix_until(
         if keep.is_empty() {
             break;
         }
-        if keep.len() != active.len() {
-            let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
-            cache.select_rows(&idx)?;
-            if let Some(a) = adapters.as_mut() {
-                *a = a.select_rows(&idx)?;
-            }
-            key_real = keep.iter().map(|&k| key_real[k].clone()).collect();
-            active = keep.iter().map(|&k| active[k]).collect();
-        }
-        let nb = active.len();
-        let step_pos: Vec<u32> = active
-            .iter()
-            .map(|&r| (p + rows[r].suffix_len + rows[r].tokens.len() - 1) as u32)
-            .collect();
-        for real in key_real.iter_mut() {
-            real.push(true);
-        }
-        let mask = if key_real.iter().any(|r| r.contains(&false)) {
-            Some(attention_mask(&key_real, 1, device)?)
-        } else {
-            None
-        };
-        let input = Tensor::from_vec(next_tokens, (nb, 1), device)?;
-        let positions = Tensor::from_vec(step_pos, (nb, 1), device)?;
-        let hidden = model.forward_with(
-            &input,
-            &positions,
-            mask.as_ref(),
-            Some(&mut cache),
-            adapters.as_ref(),
-        )?;
-        let last = hidden.i((.., 0, ..))?.contiguous()?;
-        logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+        logits = state.step(model, &keep, next_tokens, |r| {
+            p + rows[r].suffix_len + rows[r].tokens.len() - 1
+        })?;
     }
 
     rows.into_iter()
-        .map(|row| {
-            let (finish_reason, text) = row
-                .done
-                .ok_or_else(|| ModelError::Generation("a row never finished".to_string()))?;
-            Ok(Generation {
-                tokens: row.tokens,
-                text,
-                finish_reason,
-                logprob: row.logprob,
-            })
-        })
+        .map(|row| finished(row.tokens, row.done, row.logprob))
         .collect()
 }
 
