@@ -69,6 +69,30 @@ def main():
         full = ex("domain", d)[0]
         print(f"| {d} | " + " | ".join(fmt(v) for v in row + [full]) + " |")
     print()
+    print("| domain | optimizer steps × rows | epochs | wall time (s) | trained tokens/s (prompt included) | final training loss | eval loss (last) | dev EX % by step |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for d in DOMAINS:
+        meta = load(os.path.join(ROOT, "adapters", d, "sqlora_meta.json"))
+        if not meta:
+            continue
+        cfg = meta.get("config", {})
+        rows = cfg.get("micro_batch", 0) * cfg.get("grad_accum", 1)
+        steps = meta.get("steps", 0)
+        epochs = steps * rows / meta["examples"] if meta.get("examples") else None
+        eval_loss = None
+        mpath = os.path.join(ROOT, "adapters", d, "metrics.jsonl")
+        if os.path.isfile(mpath):
+            for line in open(mpath):
+                r = json.loads(line)
+                if "eval_loss" in r:
+                    eval_loss = r["eval_loss"]
+        dev = ", ".join(f"{st}: {100.0 * v:.1f}" for st, v in meta.get("dev_ex") or [])
+        print(
+            f"| {d} | {steps} × {rows} | {fmt(epochs)} | {fmt(meta.get('train_seconds'))} | "
+            f"{fmt(meta.get('tokens_per_s'))} | {meta.get('final_loss', 0):.2f} | "
+            f"{'—' if eval_loss is None else f'{eval_loss:.2f}'} | {dev or '—'} |"
+        )
+    print()
     print("| adapter | files (bytes) | base model file (bytes) | ratio |")
     print("|---|---|---|---|")
     base_size = None

@@ -10,11 +10,20 @@ SQLORA=${SQLORA:-target/release/sqlora}
 domains=("$@")
 [ ${#domains[@]} -gt 0 ] || domains=(retail hr library flights clinic music)
 mkdir -p runs
+failed=()
 for d in "${domains[@]}"; do
   echo "== $d $(date -u +%H:%M:%S)"
-  "$SQLORA" train --domain "$d" --config configs/domain.toml \
+  # One domain failing (an OOM kill, say) does not stop the others; the exit status tells.
+  if ! "$SQLORA" train --domain "$d" --config configs/domain.toml \
     --dev-questions "${DEV_QUESTIONS:-8}" --test-questions "${TEST_QUESTIONS:-24}" \
     --out "adapters/$d" --run-dir "runs/$d" ${TRAIN_ARGS:-} 2>&1 | tr '\r' '\n' \
-    | grep --line-buffered -v '^\s*$' > "runs/$d.log"
+    | grep --line-buffered -v '^\s*$' > "runs/$d.log"; then
+    echo "FAILED: $d (see runs/$d.log)"
+    failed+=("$d")
+  fi
   tail -3 "runs/$d.log"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "failed: ${failed[*]}"
+  exit 1
+fi
