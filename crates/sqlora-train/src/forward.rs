@@ -597,8 +597,8 @@ pub fn loss_and_grads_with(
             }
         }
         if !checkpointing && l >= lowest {
+            // The graph holds the layer's inputs; nothing needs to be saved besides it.
             let g = run_layer_graph(&pass, l, xp.as_ref(), &xs, l + 1 < n)?;
-            saved[l] = Some((xp.take(), xs));
             xp = g.p_out.as_ref().map(|t| t.detach());
             xs = g.s_out.detach();
             graphs[l] = Some(g);

@@ -423,26 +423,29 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         rendered.push(render(&t, chat, &end_marker)?);
         groups.push(group_of.get(e.db_id.as_str()).copied().unwrap_or(0));
     }
-    let examples: Vec<TokenizedExample> = rendered
+    // Tokenized whole first: a prompt cut from its start loses the schema prefix it shares with
+    // the other rows, and a micro-batch holding one runs every row in full (many times the time
+    // and memory). Only when some are too long is everything tokenized again with the cut.
+    let full: Vec<TokenizedExample> = rendered
         .iter()
-        .map(|r| tokenize(r, &model.tokenizer, cfg.max_seq_len))
+        .map(|r| tokenize(r, &model.tokenizer, usize::MAX))
         .collect::<std::result::Result<_, _>>()?;
-    // A prompt cut from its start loses the schema prefix it shares with the other rows, and a
-    // micro-batch holding one runs every row in full: many times the time and memory.
-    let cut = rendered
-        .iter()
-        .zip(&examples)
-        .filter(|(r, e)| {
-            tokenize(r, &model.tokenizer, usize::MAX).is_ok_and(|full| full.len() > e.len())
-        })
-        .count();
-    if cut > 0 {
+    let cut = full.iter().filter(|e| e.len() > cfg.max_seq_len).count();
+    let examples: Vec<TokenizedExample> = if cut == 0 {
+        full
+    } else {
         eprintln!(
-            "warning: {cut} of {} prompts are longer than max_seq_len {} and were cut from their              start; they lose the shared schema prefix, so their micro-batches run every row in              full (slow and memory-hungry). Raise max_seq_len.",
-            examples.len(),
+            "warning: {cut} of {} prompts are longer than max_seq_len {} and were cut from their \
+             start; they lose the shared schema prefix, so their micro-batches run every row in \
+             full (slow and memory-hungry). Raise max_seq_len.",
+            full.len(),
             cfg.max_seq_len
         );
-    }
+        rendered
+            .iter()
+            .map(|r| tokenize(r, &model.tokenizer, cfg.max_seq_len))
+            .collect::<std::result::Result<_, _>>()?
+    };
     let longest = examples.iter().map(|e| e.len()).max().unwrap_or(0);
     let mut dev_tok = Vec::new();
     for e in &src.dev {
