@@ -366,26 +366,9 @@ fn unknown_database_is_a_clear_error() {
     assert!(stderr(&o).contains("known domains"), "{}", stderr(&o));
 }
 
-/// The real model for the model tests: `$SQLORA_MODEL`, else the cached default. `None` means
-/// skip, unless `SQLORA_REQUIRE_MODEL=1` (CI), where a missing model fails the test.
+/// The real model for the model tests (see `sqlora_model::testing::real_model_path`).
 fn real_model() -> Option<String> {
-    let path = std::env::var_os("SQLORA_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(sqlora_model::fetch::default_model_path);
-    if path.exists() {
-        return Some(path.to_string_lossy().into_owned());
-    }
-    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "the real model is required (SQLORA_REQUIRE_MODEL=1) but {} does not exist; run `sqlora model fetch`",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipped: no model at {} (run `sqlora model fetch`)",
-        path.display()
-    );
-    None
+    sqlora_model::testing::real_model_path().map(|p| p.to_string_lossy().into_owned())
 }
 
 #[test]

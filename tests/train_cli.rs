@@ -2,94 +2,28 @@
 //! with SIGKILL in the middle of training and resumed with `--resume` ends with the same adapter
 //! as an uninterrupted run with the same seed; bad arguments are refused clearly.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-const VOCAB: usize = 64;
-const HIDDEN: usize = 32;
-const FFN: usize = 64;
-const LAYERS: usize = 2;
+use sqlora_model::testing::{word_level_tokenizer_json, TinyLlama};
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sqlora"))
 }
 
-fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
-        .collect();
-    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
-}
-
 /// A random 2-layer Llama folder (config.json, model.safetensors, tokenizer.json,
 /// tokenizer_config.json with a chat template); words `w2`..`w63`, everything else `<unk>`.
 fn tiny_model_folder(dir: &Path) {
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut w = HashMap::new();
-    w.insert(
-        "model.embed_tokens.weight".to_string(),
-        rand_tensor(&mut rng, &[VOCAB, HIDDEN], 0.0, 1.0),
-    );
-    for l in 0..LAYERS {
-        let p = format!("model.layers.{l}");
-        for n in ["input_layernorm", "post_attention_layernorm"] {
-            w.insert(
-                format!("{p}.{n}.weight"),
-                rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-            );
-        }
-        for (name, out, inp) in [
-            ("self_attn.q_proj", HIDDEN, HIDDEN),
-            ("self_attn.k_proj", HIDDEN / 2, HIDDEN),
-            ("self_attn.v_proj", HIDDEN / 2, HIDDEN),
-            ("self_attn.o_proj", HIDDEN, HIDDEN),
-            ("mlp.gate_proj", FFN, HIDDEN),
-            ("mlp.up_proj", FFN, HIDDEN),
-            ("mlp.down_proj", HIDDEN, FFN),
-        ] {
-            w.insert(
-                format!("{p}.{name}.weight"),
-                rand_tensor(&mut rng, &[out, inp], 0.0, 1.5 / (inp as f32).sqrt()),
-            );
-        }
-    }
-    w.insert(
-        "model.norm.weight".to_string(),
-        rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-    );
-    candle_core::safetensors::save(&w, dir.join("model.safetensors")).unwrap();
-    let config = serde_json::json!({
-        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": VOCAB,
-        "hidden_size": HIDDEN, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "rope_theta": 10000.0,
-        "rms_norm_eps": 1e-6, "max_position_embeddings": 1024, "tie_word_embeddings": true,
-        "torch_dtype": "float32"
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    vocab.insert("</s>".into(), 1.into());
-    for i in 2..VOCAB {
-        vocab.insert(format!("w{i}"), i.into());
-    }
-    let added = |id: u32, content: &str| {
-        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
-            "rstrip": false, "normalized": false, "special": true})
+    let shape = TinyLlama {
+        ffn: 64,
+        max_positions: 1024,
+        ..TinyLlama::default()
     };
-    let tokenizer = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [added(0, "<unk>"), added(1, "</s>")],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
+    shape.write_folder(dir, &shape.weights(7));
+    let tokenizer = word_level_tokenizer_json(&["<unk>", "</s>"], shape.vocab);
     std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
     let template = "{% for m in messages %}w2 {{ m.role }} {{ m.content }} w3 {% endfor %}\
                     {% if add_generation_prompt %}w2 assistant {% endif %}";

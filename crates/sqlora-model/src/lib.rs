@@ -10,6 +10,7 @@
 //! * [`quant`] / [`cpu_attn`]: CPU fast paths for decoding: products of up to 16 rows with the
 //!   GGUF Q4_1/Q8_0 blocks kept at load (`SQLORA_NO_QUANT=1` turns them off), and fused attention.
 //! * [`fetch`]: obtaining and verifying the default model (SmolLM2-135M-Instruct).
+//! * [`testing`]: tiny random models and adapters for tests and benchmarks.
 
 pub mod chat;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod lora;
 pub mod peft;
 pub mod prefix;
 pub mod quant;
+pub mod testing;
 pub mod tokenizer;
 
 pub use error::{ModelError, Result};

@@ -4,44 +4,11 @@
 //! When it is absent these tests skip with a message, unless `SQLORA_REQUIRE_MODEL=1` (CI),
 //! where they fail.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use candle_core::{Device, IndexOp, Tensor};
 use sqlora_model::chat::Message;
 use sqlora_model::llama::attention_mask;
-use sqlora_model::{generate, load, n_best, FinishReason, GenerateParams, LoadedModel};
-
-fn model_path() -> Option<PathBuf> {
-    let path = match std::env::var_os("SQLORA_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => sqlora_model::fetch::default_model_path(),
-    };
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
-        path.display()
-    );
-    None
-}
-
-fn model() -> Option<&'static LoadedModel> {
-    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = model_path()?;
-            Some(load(&path, &Device::Cpu).expect("loading the default model"))
-        })
-        .as_ref()
-}
+use sqlora_model::testing::real_model as model;
+use sqlora_model::{generate, n_best, FinishReason, GenerateParams, LoadedModel};
 
 fn chat_prompt(m: &LoadedModel, question: &str) -> Vec<u32> {
     let template = m

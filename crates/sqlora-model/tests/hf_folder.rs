@@ -7,131 +7,38 @@ use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use sqlora_model::llama::attention_mask;
+use sqlora_model::testing::{rand_tensor, word_level_tokenizer_json, TinyLlama};
 use sqlora_model::{generate, load, n_best, FinishReason, GenerateParams, LoadedModel, ModelError};
 
 const VOCAB: usize = 64;
 const HIDDEN: usize = 32;
 const FFN: usize = 64;
-const LAYERS: usize = 2;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const HEAD_DIM: usize = 8;
 
-fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
-        .collect();
-    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+fn shape(arch: &'static str, tie: bool) -> TinyLlama {
+    TinyLlama {
+        arch,
+        ffn: FFN,
+        tie_embeddings: tie,
+        ..TinyLlama::default()
+    }
 }
 
-fn random_weights(arch: &str, tie: bool, seed: u64) -> HashMap<String, Tensor> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut w = HashMap::new();
-    w.insert(
-        "model.embed_tokens.weight".to_string(),
-        rand_tensor(&mut rng, &[VOCAB, HIDDEN], 0.0, 1.0),
-    );
-    let q_out = HEADS * HEAD_DIM;
-    let kv_out = KV_HEADS * HEAD_DIM;
-    for l in 0..LAYERS {
-        let p = format!("model.layers.{l}");
-        let mut put = |name: String, t: Tensor| {
-            w.insert(name, t);
-        };
-        put(
-            format!("{p}.input_layernorm.weight"),
-            rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-        );
-        put(
-            format!("{p}.post_attention_layernorm.weight"),
-            rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-        );
-        for (name, out, inp) in [
-            ("self_attn.q_proj", q_out, HIDDEN),
-            ("self_attn.k_proj", kv_out, HIDDEN),
-            ("self_attn.v_proj", kv_out, HIDDEN),
-            ("self_attn.o_proj", HIDDEN, q_out),
-            ("mlp.gate_proj", FFN, HIDDEN),
-            ("mlp.up_proj", FFN, HIDDEN),
-            ("mlp.down_proj", HIDDEN, FFN),
-        ] {
-            let scale = 1.5 / (inp as f32).sqrt();
-            put(
-                format!("{p}.{name}.weight"),
-                rand_tensor(&mut rng, &[out, inp], 0.0, scale),
-            );
-            if arch == "qwen2"
-                && ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"].contains(&name)
-            {
-                put(
-                    format!("{p}.{name}.bias"),
-                    rand_tensor(&mut rng, &[out], 0.0, 0.5),
-                );
-            }
-        }
-    }
-    w.insert(
-        "model.norm.weight".to_string(),
-        rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-    );
-    if !tie {
-        w.insert(
-            "lm_head.weight".to_string(),
-            rand_tensor(&mut rng, &[VOCAB, HIDDEN], 0.0, 1.0),
-        );
-    }
-    w
+fn random_weights(arch: &'static str, tie: bool, seed: u64) -> HashMap<String, Tensor> {
+    shape(arch, tie).weights(seed)
 }
 
-fn config_json(arch: &str, tie: bool) -> String {
-    serde_json::json!({
-        "model_type": arch,
-        "architectures": [if arch == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" }],
-        "vocab_size": VOCAB,
-        "hidden_size": HIDDEN,
-        "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "rope_theta": 10000.0,
-        "rms_norm_eps": 1e-6,
-        "max_position_embeddings": 256,
-        "tie_word_embeddings": tie,
-        "torch_dtype": "float32"
-    })
-    .to_string()
+fn config_json(arch: &'static str, tie: bool) -> String {
+    shape(arch, tie).config_json().to_string()
 }
 
 /// A WordLevel tokenizer: `<unk>` 0, `</s>` 1 (eos), `w2` .. `w63`, split on whitespace.
 fn tokenizer_json() -> String {
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    vocab.insert("</s>".into(), 1.into());
-    for i in 2..VOCAB {
-        vocab.insert(format!("w{i}"), i.into());
-    }
-    let added = |id: u32, content: &str| {
-        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
-            "rstrip": false, "normalized": false, "special": true})
-    };
-    serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [added(0, "<unk>"), added(1, "</s>")],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    })
-    .to_string()
+    word_level_tokenizer_json(&["<unk>", "</s>"], VOCAB).to_string()
 }
 
-fn write_folder(dir: &Path, arch: &str, tie: bool, weights: &HashMap<String, Tensor>) {
+fn write_folder(dir: &Path, arch: &'static str, tie: bool, weights: &HashMap<String, Tensor>) {
     std::fs::write(dir.join("config.json"), config_json(arch, tie)).unwrap();
     std::fs::write(dir.join("tokenizer.json"), tokenizer_json()).unwrap();
     std::fs::write(
@@ -142,7 +49,7 @@ fn write_folder(dir: &Path, arch: &str, tie: bool, weights: &HashMap<String, Ten
     candle_core::safetensors::save(weights, dir.join("model.safetensors")).unwrap();
 }
 
-fn folder(arch: &str, tie: bool, seed: u64) -> (tempfile::TempDir, LoadedModel) {
+fn folder(arch: &'static str, tie: bool, seed: u64) -> (tempfile::TempDir, LoadedModel) {
     let dir = tempfile::tempdir().unwrap();
     write_folder(dir.path(), arch, tie, &random_weights(arch, tie, seed));
     let m = load(dir.path(), &Device::Cpu).unwrap();

@@ -1,106 +1,29 @@
 //! LoRA on a tiny random Llama: batched gathering of mixed adapters equals each adapter alone,
 //! merge/unmerge round trips, fresh adapters change nothing, gradients reach A and B only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use sqlora_model::config::Config;
+use rand::SeedableRng;
 use sqlora_model::llama::Model;
 use sqlora_model::lora::{
     merge_adapter, unmerge_adapter, AdapterBatch, AdapterError, AdapterSet, LoraAdapter,
     LoraConfig, TargetModules,
 };
+use sqlora_model::testing::{self, rand_tensor, TinyLlama};
 
-const VOCAB: usize = 64;
 const HIDDEN: usize = 32;
 const FFN: usize = 48;
-const LAYERS: usize = 2;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const HEAD_DIM: usize = 8;
 
-fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
-        .collect();
-    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
-}
-
-/// A random 2-layer Llama built straight from tensors (no files needed).
+/// The default tiny Llama (2 layers, hidden 32, MLP 48) with random weights.
 pub fn tiny_model(seed: u64) -> Model {
-    let cfg = Config::from_hf_json_str(
-        &serde_json::json!({
-            "model_type": "llama",
-            "architectures": ["LlamaForCausalLM"],
-            "vocab_size": VOCAB,
-            "hidden_size": HIDDEN,
-            "intermediate_size": FFN,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS,
-            "num_key_value_heads": KV_HEADS,
-            "rope_theta": 10000.0,
-            "rms_norm_eps": 1e-6,
-            "max_position_embeddings": 128,
-            "tie_word_embeddings": true,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut w = HashMap::new();
-    w.insert(
-        "model.embed_tokens.weight".to_string(),
-        rand_tensor(&mut rng, &[VOCAB, HIDDEN], 0.0, 1.0),
-    );
-    let q_out = HEADS * HEAD_DIM;
-    let kv_out = KV_HEADS * HEAD_DIM;
-    for l in 0..LAYERS {
-        let p = format!("model.layers.{l}");
-        for n in ["input_layernorm", "post_attention_layernorm"] {
-            w.insert(
-                format!("{p}.{n}.weight"),
-                rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-            );
-        }
-        for (name, out, inp) in [
-            ("self_attn.q_proj", q_out, HIDDEN),
-            ("self_attn.k_proj", kv_out, HIDDEN),
-            ("self_attn.v_proj", kv_out, HIDDEN),
-            ("self_attn.o_proj", HIDDEN, q_out),
-            ("mlp.gate_proj", FFN, HIDDEN),
-            ("mlp.up_proj", FFN, HIDDEN),
-            ("mlp.down_proj", HIDDEN, FFN),
-        ] {
-            let scale = 1.5 / (inp as f32).sqrt();
-            w.insert(
-                format!("{p}.{name}.weight"),
-                rand_tensor(&mut rng, &[out, inp], 0.0, scale),
-            );
-        }
-    }
-    w.insert(
-        "model.norm.weight".to_string(),
-        rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-    );
-    let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
-    Model::load(vb, &cfg).unwrap()
+    TinyLlama::default().model(seed)
 }
 
 /// An adapter for `model` with random, non-zero A and B.
 pub fn random_adapter(name: &str, model: &Model, config: LoraConfig, seed: u64) -> LoraAdapter {
-    let fresh = LoraAdapter::init(name, model, config.clone(), seed).unwrap();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-    let mut modules = BTreeMap::new();
-    for (key, m) in fresh.modules() {
-        let a = rand_tensor(&mut rng, m.a.dims(), 0.0, 0.5);
-        let b = rand_tensor(&mut rng, m.b.dims(), 0.0, 0.5);
-        modules.insert(key.clone(), (a, b));
-    }
-    LoraAdapter::new(name, config, modules).unwrap()
+    testing::random_adapter(name, model, config, seed, 0.5)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -336,7 +259,7 @@ fn adapters_for_another_shape_are_refused() {
         "model.layers.0.self_attn.q_proj".to_string(),
         (
             Tensor::zeros((2, HIDDEN + 1), DType::F32, &Device::Cpu).unwrap(),
-            Tensor::zeros((HEADS * HEAD_DIM, 2), DType::F32, &Device::Cpu).unwrap(),
+            Tensor::zeros((HIDDEN, 2), DType::F32, &Device::Cpu).unwrap(),
         ),
     );
     let mut cfg = LoraConfig::new(2, 2.0, &["q_proj"]);

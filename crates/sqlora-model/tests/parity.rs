@@ -11,12 +11,12 @@
 //! tenths to whole units. The tiny random models are two layers deep: within 1e-4.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use candle_core::Device;
 use serde_json::Value;
 use sqlora_model::chat::{ChatTemplate, Message};
-use sqlora_model::{generate, load, GenerateParams, LoadedModel};
+use sqlora_model::testing::real_model;
+use sqlora_model::{generate, load, GenerateParams};
 
 const REAL_MAX_ABS: f32 = 5e-4;
 const REAL_MEAN_ABS: f32 = 5e-5;
@@ -82,34 +82,6 @@ fn diff(a: &[f32], b: &[f32]) -> (f32, f32) {
         sum += f64::from(d);
     }
     (max, (sum / a.len() as f64) as f32)
-}
-
-/// The real model, loaded once for all tests of this file: `SQLORA_MODEL`, else the fetched
-/// default model. Absent: a skip line, or a failure when `SQLORA_REQUIRE_MODEL=1` (CI).
-fn real_model() -> Option<&'static LoadedModel> {
-    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = std::env::var_os("SQLORA_MODEL")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(sqlora_model::fetch::default_model_path);
-            if !path.is_file() {
-                if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                    panic!(
-                        "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
-                        path.display()
-                    );
-                }
-                eprintln!(
-                    "SKIP: parity test needs the model at {} (set SQLORA_MODEL, or fetch the default model)",
-                    path.display()
-                );
-                return None;
-            }
-            Some(load(&path, &Device::Cpu).unwrap())
-        })
-        .as_ref()
 }
 
 #[test]

@@ -9,30 +9,25 @@
 //! fail. `SQLORA_UPDATE_FIXTURES=1` rewrites the sqlora-made adapter of the fixture (then rerun
 //! the Python script).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use sqlora_model::config::Config;
 use sqlora_model::llama::Model;
 use sqlora_model::lora::{merge_adapter, AdapterError, LoraAdapter, LoraConfig, TargetModules};
 use sqlora_model::peft::{
     inspect, load_adapter, read_adapter, save_adapter, CONFIG_FILE, WEIGHTS_FILE,
 };
-use sqlora_model::{load, LoadedModel};
+use sqlora_model::testing::real_model;
 
 // ---------------------------------------------------------------- tiny model
 
 fn rand_tensor(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|_| scale * (rng.gen::<f32>() * 2.0 - 1.0))
-        .collect();
-    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    sqlora_model::testing::rand_tensor(rng, shape, 0.0, scale)
 }
 
 /// A random 2-layer Llama (hidden 32, 4 heads, 2 kv heads, ffn `ffn`).
@@ -85,7 +80,8 @@ fn tiny_model(ffn: usize) -> Model {
     Model::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap()
 }
 
-/// An adapter with random non-zero A and B for `model`.
+/// An adapter with random non-zero A and B for `model`, drawn from `seed` (the PEFT
+/// round-trip fixtures were made with these values).
 fn random_adapter(
     name: &str,
     model: &Model,
@@ -93,18 +89,9 @@ fn random_adapter(
     seed: u64,
     scale: f32,
 ) -> LoraAdapter {
-    let shapes = LoraAdapter::init(name, model, config.clone(), seed).unwrap();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let modules: BTreeMap<String, (Tensor, Tensor)> = shapes
-        .modules()
-        .iter()
-        .map(|(k, m)| {
-            let a = rand_tensor(&mut rng, m.a.dims(), scale);
-            let b = rand_tensor(&mut rng, m.b.dims(), scale);
-            (k.clone(), (a, b))
-        })
-        .collect();
-    LoraAdapter::new(name, config, modules).unwrap()
+    // `testing::random_adapter` draws from `seed ^ 0x5eed`; the seed it gives `init` only
+    // fixes the shapes.
+    sqlora_model::testing::random_adapter(name, model, config, seed ^ 0x5eed, scale)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -371,37 +358,6 @@ fn regex_and_all_linear_targets_round_trip() {
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/reference/peft")
-}
-
-fn model_path() -> Option<PathBuf> {
-    let path = match std::env::var_os("SQLORA_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => sqlora_model::fetch::default_model_path(),
-    };
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
-        path.display()
-    );
-    None
-}
-
-fn real_model() -> Option<&'static LoadedModel> {
-    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = model_path()?;
-            Some(load(&path, &Device::Cpu).expect("loading the default model"))
-        })
-        .as_ref()
 }
 
 fn read_f32(path: &Path) -> Vec<f32> {

@@ -2,112 +2,34 @@
 //! on a tiny random Llama always, and on the real default model when it is present
 //! (`SQLORA_MODEL` or the default model path; `SQLORA_REQUIRE_MODEL=1` makes its absence fail).
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::Device;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlora_model::chat::Message;
-use sqlora_model::config::Config;
 use sqlora_model::generate::{generate_with_adapters, TokenInfo};
 use sqlora_model::llama::Model;
 use sqlora_model::lora::{AdapterBatch, AdapterSet, LoraAdapter, LoraConfig};
 use sqlora_model::prefix::{
     common_prefix_len, generate_from_prefix, generate_from_prefix_until, prefill_prefix,
 };
-use sqlora_model::{load, FinishReason, GenerateParams, Generation, LoadedModel};
+use sqlora_model::testing::{self, real_model, TinyLlama};
+use sqlora_model::{FinishReason, GenerateParams, Generation, LoadedModel};
 
 const VOCAB: usize = 64;
-const HIDDEN: usize = 32;
-const FFN: usize = 48;
-const LAYERS: usize = 2;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const HEAD_DIM: usize = 8;
 
-fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
-        .collect();
-    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
-}
-
-/// A random 2-layer Llama built straight from tensors.
+/// A random 2-layer Llama (the default tiny shape) with 128 positions.
 fn tiny_model(seed: u64) -> Model {
-    let cfg = Config::from_hf_json_str(
-        &serde_json::json!({
-            "model_type": "llama",
-            "architectures": ["LlamaForCausalLM"],
-            "vocab_size": VOCAB,
-            "hidden_size": HIDDEN,
-            "intermediate_size": FFN,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS,
-            "num_key_value_heads": KV_HEADS,
-            "rope_theta": 10000.0,
-            "rms_norm_eps": 1e-6,
-            "max_position_embeddings": 128,
-            "tie_word_embeddings": true,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut w = HashMap::new();
-    w.insert(
-        "model.embed_tokens.weight".to_string(),
-        rand_tensor(&mut rng, &[VOCAB, HIDDEN], 0.0, 1.0),
-    );
-    let q_out = HEADS * HEAD_DIM;
-    let kv_out = KV_HEADS * HEAD_DIM;
-    for l in 0..LAYERS {
-        let p = format!("model.layers.{l}");
-        for n in ["input_layernorm", "post_attention_layernorm"] {
-            w.insert(
-                format!("{p}.{n}.weight"),
-                rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-            );
-        }
-        for (name, out, inp) in [
-            ("self_attn.q_proj", q_out, HIDDEN),
-            ("self_attn.k_proj", kv_out, HIDDEN),
-            ("self_attn.v_proj", kv_out, HIDDEN),
-            ("self_attn.o_proj", HIDDEN, q_out),
-            ("mlp.gate_proj", FFN, HIDDEN),
-            ("mlp.up_proj", FFN, HIDDEN),
-            ("mlp.down_proj", HIDDEN, FFN),
-        ] {
-            let scale = 1.5 / (inp as f32).sqrt();
-            w.insert(
-                format!("{p}.{name}.weight"),
-                rand_tensor(&mut rng, &[out, inp], 0.0, scale),
-            );
-        }
+    TinyLlama {
+        max_positions: 128,
+        ..TinyLlama::default()
     }
-    w.insert(
-        "model.norm.weight".to_string(),
-        rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-    );
-    let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
-    Model::load(vb, &cfg).unwrap()
+    .model(seed)
 }
 
 /// An adapter on every projection with random, non-zero A and B of magnitude `scale`.
 fn random_adapter(model: &Model, r: usize, seed: u64, scale: f32) -> LoraAdapter {
     let config = LoraConfig::new(r, 2.0 * r as f64, &sqlora_model::lora::PROJECTIONS);
-    let fresh = LoraAdapter::init("rand", model, config.clone(), seed).unwrap();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-    let mut modules = BTreeMap::new();
-    for (key, m) in fresh.modules() {
-        let a = rand_tensor(&mut rng, m.a.dims(), 0.0, scale);
-        let b = rand_tensor(&mut rng, m.b.dims(), 0.0, scale);
-        modules.insert(key.clone(), (a, b));
-    }
-    LoraAdapter::new("rand", config, modules).unwrap()
+    testing::random_adapter("rand", model, config, seed, scale)
 }
 
 fn tiny_decode(ids: &[u32]) -> sqlora_model::Result<String> {
@@ -330,37 +252,6 @@ fn the_prefix_cache_is_reused_unchanged_and_bad_input_is_refused() {
             .unwrap()
             .is_empty()
     );
-}
-
-fn model_path() -> Option<PathBuf> {
-    let path = match std::env::var_os("SQLORA_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => sqlora_model::fetch::default_model_path(),
-    };
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {}",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
-        path.display()
-    );
-    None
-}
-
-fn real_model() -> Option<&'static LoadedModel> {
-    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = model_path()?;
-            Some(load(&path, &Device::Cpu).expect("loading the default model"))
-        })
-        .as_ref()
 }
 
 /// Chat prompts that share a schema system message and differ in the question.

@@ -5,36 +5,14 @@
 //! The model is found through `SQLORA_MODEL` or `sqlora_model::fetch::default_model_path()`;
 //! absent, these tests skip, unless `SQLORA_REQUIRE_MODEL=1` (CI), where they fail.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use sqlora_model::generate::{generate_with, TokenInfo};
 use sqlora_model::llama::{Linear, Model};
 use sqlora_model::lora::{merge_adapter, LoraAdapter, LoraConfig};
 use sqlora_model::quant::{QFormat, MAX_ROWS};
-use sqlora_model::{load, GenerateParams, LoadedModel};
-
-fn model() -> Option<&'static LoadedModel> {
-    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = std::env::var_os("SQLORA_MODEL")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(sqlora_model::fetch::default_model_path);
-            if !path.is_file() {
-                if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                    panic!("SQLORA_REQUIRE_MODEL=1 but no model at {}", path.display());
-                }
-                eprintln!("skipped: no model at {} (set SQLORA_MODEL)", path.display());
-                return None;
-            }
-            Some(load(&path, &Device::Cpu).unwrap())
-        })
-        .as_ref()
-}
+use sqlora_model::testing::real_model as model;
+use sqlora_model::GenerateParams;
 
 /// The same linear without its blocks (forward then always multiplies the f32 weight).
 fn plain(l: &Linear) -> Linear {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Content;
 use serde_json::Value;
+use sqlora_model::testing::real_model_path as model_path;
 use sqlora_model::tokenizer::Tokenizer;
 
 fn fixtures() -> PathBuf {
@@ -23,29 +24,6 @@ fn ids(v: &Value) -> Vec<u32> {
         .iter()
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
-}
-
-/// The real model file: `SQLORA_MODEL`, else the fetched default. `None` (with a skip line)
-/// when absent, unless `SQLORA_REQUIRE_MODEL=1`, where absence fails the test.
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("SQLORA_MODEL")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(sqlora_model::fetch::default_model_path);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIP: real-model test needs {} (set SQLORA_MODEL, or fetch the default model)",
-        path.display()
-    );
-    None
 }
 
 #[test]

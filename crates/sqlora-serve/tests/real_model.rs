@@ -12,29 +12,9 @@ use candle_core::Device;
 use serde_json::json;
 use sqlora_data::prompt::{extract_sql, PromptBuilder};
 use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
+use sqlora_model::testing::real_model_path as model_path;
 use sqlora_serve::answer::{question_prompt, PRIME};
 use sqlora_serve::{App, DatabaseSpec, ServeConfig};
-
-fn model_path() -> Option<PathBuf> {
-    let path = match std::env::var_os("SQLORA_MODEL") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => sqlora_model::fetch::default_model_path(),
-    };
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
-        path.display()
-    );
-    None
-}
 
 fn retail_db(out: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/retail");

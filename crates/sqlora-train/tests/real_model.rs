@@ -3,33 +3,13 @@
 //! Needs the model (`SQLORA_MODEL`, else the fetched default); skips without it unless
 //! `SQLORA_REQUIRE_MODEL=1`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Device;
 use sqlora_data::{build_domain, Domain, PromptBuilder};
+use sqlora_model::testing::real_model_path as model_path;
 use sqlora_sql::Schema;
 use sqlora_train::batch::{render, tokenize};
-
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("SQLORA_MODEL")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(sqlora_model::fetch::default_model_path);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {}",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIP: needs the model at {} (set SQLORA_MODEL)",
-        path.display()
-    );
-    None
-}
 
 #[test]
 fn answer_tokens_match_the_joint_tokenization_on_a_real_domain() {

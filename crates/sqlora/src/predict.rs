@@ -304,20 +304,9 @@ mod tests {
     use sqlora_data::dataset::Domain;
     use sqlora_model::GenerateParams;
 
-    /// The real default model (`SQLORA_MODEL` or the cached one); `None` skips the test,
-    /// unless `SQLORA_REQUIRE_MODEL=1`.
+    /// The real default model (see `sqlora_model::testing::real_model_path`).
     fn real_model() -> Option<LoadedModel> {
-        let path =
-            crate::env_path("SQLORA_MODEL").unwrap_or_else(sqlora_model::fetch::default_model_path);
-        if !path.exists() {
-            assert!(
-                std::env::var("SQLORA_REQUIRE_MODEL").as_deref() != Ok("1"),
-                "SQLORA_REQUIRE_MODEL=1 but no model at {}",
-                path.display()
-            );
-            eprintln!("skipped: no model at {}", path.display());
-            return None;
-        }
+        let path = sqlora_model::testing::real_model_path()?;
         Some(sqlora_model::load(&path, &candle_core::Device::Cpu).unwrap())
     }
 

@@ -3,7 +3,7 @@
 //! and a minimal HTTP/1.0 client.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,8 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlora_model::lora::{LoraAdapter, LoraConfig};
+use sqlora_model::lora::LoraConfig;
+use sqlora_model::testing::{random_adapter, TinyLlama};
 use sqlora_model::LoadedModel;
 
 pub const HIDDEN: usize = 32;
@@ -126,14 +127,6 @@ pub fn vocab() -> Vec<String> {
     v
 }
 
-fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
-        .collect();
-    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
-}
-
 /// Which tiny model to write.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -144,56 +137,28 @@ pub enum Kind {
     Scripted,
 }
 
-fn weights(kind: Kind, seed: u64) -> HashMap<String, Tensor> {
-    let vocab = vocab();
-    let v = vocab.len();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut w = HashMap::new();
-    let embed = rand_tensor(&mut rng, &[v, HIDDEN], 0.0, 1.0);
-    w.insert("model.embed_tokens.weight".to_string(), embed.clone());
-    let q_out = HEADS * HEAD_DIM;
-    let kv_out = KV_HEADS * HEAD_DIM;
-    for l in 0..LAYERS {
-        let p = format!("model.layers.{l}");
-        for n in ["input_layernorm", "post_attention_layernorm"] {
-            w.insert(
-                format!("{p}.{n}.weight"),
-                rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-            );
-        }
-        for (name, out, inp) in [
-            ("self_attn.q_proj", q_out, HIDDEN),
-            ("self_attn.k_proj", kv_out, HIDDEN),
-            ("self_attn.v_proj", kv_out, HIDDEN),
-            ("self_attn.o_proj", HIDDEN, q_out),
-            ("mlp.gate_proj", FFN, HIDDEN),
-            ("mlp.up_proj", FFN, HIDDEN),
-            ("mlp.down_proj", HIDDEN, FFN),
-        ] {
-            let scale = 1.5 / (inp as f32).sqrt();
-            let t = rand_tensor(&mut rng, &[out, inp], 0.0, scale);
-            let t = if kind == Kind::Scripted
-                && (name.ends_with("o_proj") || name.ends_with("down_proj"))
-            {
-                t.zeros_like().unwrap()
-            } else {
-                t
-            };
-            w.insert(format!("{p}.{name}.weight"), t);
-        }
+fn shape() -> TinyLlama {
+    TinyLlama {
+        vocab: vocab().len(),
+        hidden: HIDDEN,
+        ffn: FFN,
+        layers: LAYERS,
+        heads: HEADS,
+        kv_heads: KV_HEADS,
+        max_positions: 4096,
+        tie_embeddings: false,
+        ..TinyLlama::default()
     }
-    w.insert(
-        "model.norm.weight".to_string(),
-        match kind {
-            Kind::Random => rand_tensor(&mut rng, &[HIDDEN], 1.0, 0.2),
-            Kind::Scripted => Tensor::ones(HIDDEN, candle_core::DType::F32, &Device::Cpu).unwrap(),
-        },
-    );
+}
+
+fn weights(kind: Kind, seed: u64) -> HashMap<String, Tensor> {
+    let mut w = shape().weights(seed);
+    let v = vocab().len();
     let head = match kind {
         Kind::Random => {
             // The end token's logit is 0 while the best of the others is almost surely
             // positive: generations run to max_tokens.
-            let h = rand_tensor(&mut rng, &[v, HIDDEN], 0.0, 1.0);
+            let h = &w["lm_head.weight"];
             let zero = Tensor::zeros((1, HIDDEN), candle_core::DType::F32, &Device::Cpu).unwrap();
             Tensor::cat(
                 &[
@@ -206,7 +171,17 @@ fn weights(kind: Kind, seed: u64) -> HashMap<String, Tensor> {
             .unwrap()
         }
         Kind::Scripted => {
-            let e: Vec<Vec<f32>> = embed.to_vec2().unwrap();
+            for (name, t) in w.iter_mut() {
+                if name.ends_with("o_proj.weight") || name.ends_with("down_proj.weight") {
+                    *t = t.zeros_like().unwrap();
+                }
+            }
+            w.insert(
+                "model.norm.weight".to_string(),
+                Tensor::ones(HIDDEN, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            );
+            let e: Vec<Vec<f32>> = w["model.embed_tokens.weight"].to_vec2().unwrap();
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x5c41);
             let mut rows: Vec<Vec<f32>> = (0..v)
                 .map(|_| {
                     (0..HIDDEN)
@@ -214,7 +189,8 @@ fn weights(kind: Kind, seed: u64) -> HashMap<String, Tensor> {
                         .collect()
                 })
                 .collect();
-            let id = |w: &str| vocab.iter().position(|x| x == w).unwrap();
+            let words = vocab();
+            let id = |w: &str| words.iter().position(|x| x == w).unwrap();
             let mut prev = id("SELECT");
             for next in SCRIPT {
                 let n = id(next);
@@ -253,21 +229,7 @@ fn tokenizer_json() -> String {
 
 /// Writes a tiny Llama folder (config, tokenizer, weights) into `dir`.
 pub fn write_model(dir: &Path, kind: Kind, seed: u64) {
-    let cfg = serde_json::json!({
-        "model_type": "llama",
-        "architectures": ["LlamaForCausalLM"],
-        "vocab_size": vocab().len(),
-        "hidden_size": HIDDEN,
-        "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "rope_theta": 10000.0,
-        "rms_norm_eps": 1e-6,
-        "max_position_embeddings": 4096,
-        "tie_word_embeddings": false,
-        "torch_dtype": "float32"
-    });
+    let cfg = shape().config_json();
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     std::fs::write(dir.join("tokenizer.json"), tokenizer_json()).unwrap();
     std::fs::write(
@@ -295,15 +257,7 @@ pub fn write_adapter(
     seed: u64,
 ) -> PathBuf {
     let config = LoraConfig::new(4, 8.0, targets);
-    let fresh = LoraAdapter::init(name, &m.model, config.clone(), seed).unwrap();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-    let mut modules = BTreeMap::new();
-    for (key, module) in fresh.modules() {
-        let a = rand_tensor(&mut rng, module.a.dims(), 0.0, 0.5);
-        let b = rand_tensor(&mut rng, module.b.dims(), 0.0, 0.5);
-        modules.insert(key.clone(), (a, b));
-    }
-    let adapter = LoraAdapter::new(name, config, modules).unwrap();
+    let adapter = random_adapter(name, &m.model, config, seed, 0.5);
     let out = dir.join(name);
     sqlora_model::peft::save_adapter(&adapter, &out).unwrap();
     out

@@ -1,0 +1,261 @@
+//! Fixtures for tests and benchmarks: tiny random Llama/Qwen2 models built straight from
+//! tensors, written as Hugging Face folders, and LoRA adapters with random non-zero A and B.
+//!
+//! Every test of the workspace that needs "a model" without a model file builds it here, so
+//! a change to the weight layout or the config format is made once. Values come from a seeded
+//! RNG in a fixed order (embeddings, then per layer the two norms and the seven projections,
+//! then the final norm and an untied head), so a seed names the same model everywhere.
+//!
+//! The shapes are constants of the caller, never user input: the functions panic (with a
+//! message) on an internal inconsistency rather than returning errors to every test.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::Config;
+use crate::llama::Model;
+use crate::lora::{LoraAdapter, LoraConfig};
+use crate::LoadedModel;
+
+/// A tensor of `shape` with values uniform in `center ± scale`.
+pub fn rand_tensor(rng: &mut StdRng, shape: &[usize], center: f32, scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n)
+        .map(|_| center + scale * (rng.gen::<f32>() * 2.0 - 1.0))
+        .collect();
+    Tensor::from_vec(data, shape, &Device::Cpu).expect("rand_tensor: shape and data agree")
+}
+
+/// The shape of a tiny model. `Default` is the 2-layer Llama most tests use: vocabulary 64,
+/// hidden 32, MLP 48, 4 heads of 8 with 2 KV heads, tied embeddings, 256 positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TinyLlama {
+    /// `llama` or `qwen2` (biases on q, k and v).
+    pub arch: &'static str,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub ffn: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub max_positions: usize,
+    pub tie_embeddings: bool,
+}
+
+impl Default for TinyLlama {
+    fn default() -> Self {
+        Self {
+            arch: "llama",
+            vocab: 64,
+            hidden: 32,
+            ffn: 48,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            max_positions: 256,
+            tie_embeddings: true,
+        }
+    }
+}
+
+impl TinyLlama {
+    /// `config.json` of this shape, as transformers writes it.
+    pub fn config_json(&self) -> serde_json::Value {
+        let architecture = if self.arch == "qwen2" {
+            "Qwen2ForCausalLM"
+        } else {
+            "LlamaForCausalLM"
+        };
+        serde_json::json!({
+            "model_type": self.arch,
+            "architectures": [architecture],
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "intermediate_size": self.ffn,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "num_key_value_heads": self.kv_heads,
+            "rope_theta": 10000.0,
+            "rms_norm_eps": 1e-6,
+            "max_position_embeddings": self.max_positions,
+            "tie_word_embeddings": self.tie_embeddings,
+            "torch_dtype": "float32"
+        })
+    }
+
+    /// The parsed [`Config`].
+    pub fn config(&self) -> Config {
+        Config::from_hf_json_str(&self.config_json().to_string())
+            .expect("TinyLlama: a valid config.json")
+    }
+
+    /// Random weights under their Hugging Face names. Projections are uniform in
+    /// ±1.5/sqrt(fan_in), norms in 1 ± 0.2, embeddings (and an untied head) in ±1.
+    pub fn weights(&self, seed: u64) -> HashMap<String, Tensor> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut w = HashMap::new();
+        let (h, v) = (self.hidden, self.vocab);
+        w.insert(
+            "model.embed_tokens.weight".to_string(),
+            rand_tensor(&mut rng, &[v, h], 0.0, 1.0),
+        );
+        let head_dim = h / self.heads;
+        let q_out = self.heads * head_dim;
+        let kv_out = self.kv_heads * head_dim;
+        for l in 0..self.layers {
+            let p = format!("model.layers.{l}");
+            for n in ["input_layernorm", "post_attention_layernorm"] {
+                w.insert(
+                    format!("{p}.{n}.weight"),
+                    rand_tensor(&mut rng, &[h], 1.0, 0.2),
+                );
+            }
+            for (name, out, inp) in [
+                ("self_attn.q_proj", q_out, h),
+                ("self_attn.k_proj", kv_out, h),
+                ("self_attn.v_proj", kv_out, h),
+                ("self_attn.o_proj", h, q_out),
+                ("mlp.gate_proj", self.ffn, h),
+                ("mlp.up_proj", self.ffn, h),
+                ("mlp.down_proj", h, self.ffn),
+            ] {
+                let scale = 1.5 / (inp as f32).sqrt();
+                w.insert(
+                    format!("{p}.{name}.weight"),
+                    rand_tensor(&mut rng, &[out, inp], 0.0, scale),
+                );
+                let qkv = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"];
+                if self.arch == "qwen2" && qkv.contains(&name) {
+                    w.insert(
+                        format!("{p}.{name}.bias"),
+                        rand_tensor(&mut rng, &[out], 0.0, 0.5),
+                    );
+                }
+            }
+        }
+        w.insert(
+            "model.norm.weight".to_string(),
+            rand_tensor(&mut rng, &[h], 1.0, 0.2),
+        );
+        if !self.tie_embeddings {
+            w.insert(
+                "lm_head.weight".to_string(),
+                rand_tensor(&mut rng, &[v, h], 0.0, 1.0),
+            );
+        }
+        w
+    }
+
+    /// The model of [`TinyLlama::weights`]`(seed)`, on the CPU in f32.
+    pub fn model(&self, seed: u64) -> Model {
+        self.model_from(self.weights(seed))
+    }
+
+    /// A model of this shape from the given weights (e.g. [`TinyLlama::weights`] edited).
+    pub fn model_from(&self, weights: HashMap<String, Tensor>) -> Model {
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+        Model::load(vb, &self.config()).expect("TinyLlama: weights match the config")
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir` (a tokenizer is the caller's:
+    /// see [`word_level_tokenizer_json`]).
+    pub fn write_folder(&self, dir: &Path, weights: &HashMap<String, Tensor>) {
+        std::fs::write(dir.join("config.json"), self.config_json().to_string())
+            .expect("write config.json");
+        candle_core::safetensors::save(weights, dir.join("model.safetensors"))
+            .expect("write model.safetensors");
+    }
+}
+
+/// A tiny Hugging Face `tokenizer.json`: a WordLevel model over `specials` (ids 0..) and then
+/// the words `w{i}` up to `vocab`, split on whitespace. `specials[0]` is the unknown token.
+pub fn word_level_tokenizer_json(specials: &[&str], vocab: usize) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (i, s) in specials.iter().enumerate() {
+        map.insert(s.to_string(), i.into());
+    }
+    for i in specials.len()..vocab {
+        map.insert(format!("w{i}"), i.into());
+    }
+    let added: Vec<serde_json::Value> = specials
+        .iter()
+        .enumerate()
+        .map(|(id, content)| {
+            serde_json::json!({"id": id, "content": content, "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": map, "unk_token": specials[0]}
+    })
+}
+
+/// An adapter for `model` with the modules of `config` and A, B uniform in ±`scale` (drawn from
+/// `seed ^ 0x5eed`, after [`LoraAdapter::init`] with `seed` fixed the shapes).
+pub fn random_adapter(
+    name: &str,
+    model: &Model,
+    config: LoraConfig,
+    seed: u64,
+    scale: f32,
+) -> LoraAdapter {
+    let fresh = LoraAdapter::init(name, model, config.clone(), seed)
+        .expect("random_adapter: the config fits the model");
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let mut modules = BTreeMap::new();
+    for (key, m) in fresh.modules() {
+        let a = rand_tensor(&mut rng, m.a.dims(), 0.0, scale);
+        let b = rand_tensor(&mut rng, m.b.dims(), 0.0, scale);
+        modules.insert(key.clone(), (a, b));
+    }
+    LoraAdapter::new(name, config, modules).expect("random_adapter: shapes from init")
+}
+
+/// The real model for tests that need it: `SQLORA_MODEL` (a `.gguf` file or a Hugging Face
+/// folder), else the fetched default model. Absent: `None` after a skip line on stderr, or a
+/// panic when `SQLORA_REQUIRE_MODEL=1` (CI, where a skipped test would hide a regression).
+pub fn real_model_path() -> Option<PathBuf> {
+    let path = std::env::var_os("SQLORA_MODEL")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(crate::fetch::default_model_path);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SQLORA_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "SQLORA_REQUIRE_MODEL=1 but the model is missing at {} (set SQLORA_MODEL or run `sqlora model fetch`)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipped: no model at {} (set SQLORA_MODEL, or SQLORA_REQUIRE_MODEL=1 to fail instead)",
+        path.display()
+    );
+    None
+}
+
+/// [`real_model_path`] loaded on the CPU, once per test binary.
+pub fn real_model() -> Option<&'static LoadedModel> {
+    static MODEL: OnceLock<Option<LoadedModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let path = real_model_path()?;
+            Some(crate::load(&path, &Device::Cpu).expect("loading the real model"))
+        })
+        .as_ref()
+}
