@@ -30,6 +30,18 @@ pub struct Example {
     pub difficulty: Difficulty,
 }
 
+impl Example {
+    /// The evaluator's view of this example: id, database, gold SQL and difficulty.
+    pub fn eval_item(&self) -> sqlora_eval::report::EvalItem {
+        sqlora_eval::report::EvalItem {
+            id: self.id.clone(),
+            db_id: self.db_id.clone(),
+            gold: self.sql.clone(),
+            difficulty: Some(self.difficulty),
+        }
+    }
+}
+
 /// Reads a JSONL file of examples. Blank lines are skipped; a malformed line
 /// gives an error naming the file and its 1-based line number.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Example>, DataError> {

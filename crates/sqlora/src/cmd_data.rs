@@ -1,7 +1,7 @@
 //! `fixtures`, `eval`, `import-spider`, `dataset`: data and measurement on the command line.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -43,17 +43,9 @@ pub enum DatasetCmd {
     },
 }
 
-#[derive(Args)]
-pub struct EvalArgs {
-    /// Gold examples (JSONL: id, db_id, question, sql, difficulty).
-    #[arg(long)]
-    pub dataset: PathBuf,
-    /// Predictions: JSONL objects {id, sql}, or plain text with one query a line in dataset order.
-    #[arg(long)]
-    pub predictions: PathBuf,
-    /// Databases in the Spider layout: DIR/<db_id>/*.sqlite (every file is part of the test suite).
-    #[arg(long)]
-    pub db_dir: PathBuf,
+/// How predictions are scored: shared by `eval` with given and with generated predictions.
+#[derive(Args, Clone)]
+pub struct ScoreArgs {
     /// Write one JSON line per example (id, correct, error, ...).
     #[arg(long)]
     pub details: Option<PathBuf>,
@@ -69,6 +61,26 @@ pub struct EvalArgs {
     /// One JSON object on standard output (field `ex`: overall EX in [0, 1]).
     #[arg(long)]
     pub json: bool,
+}
+
+impl ScoreArgs {
+    /// The evaluator's options (reads `--train` for its skeletons).
+    pub fn options(&self) -> Result<EvalOptions> {
+        let train_skeletons = match &self.train {
+            Some(p) => Some(
+                dataset::read_jsonl(p)?
+                    .iter()
+                    .map(|e| skeleton(&e.sql))
+                    .collect::<HashSet<String>>(),
+            ),
+            None => None,
+        };
+        Ok(EvalOptions {
+            keep_distinct: self.keep_distinct,
+            timeout: Duration::from_millis(self.timeout_ms),
+            train_skeletons,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -175,33 +187,13 @@ fn tempdir_in_home(tag: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-pub fn eval(a: EvalArgs) -> Result<ExitCode> {
-    let examples: Vec<Example> = dataset::read_jsonl(&a.dataset)?;
-    let items: Vec<EvalItem> = examples
-        .iter()
-        .map(|e| EvalItem {
-            id: e.id.clone(),
-            db_id: e.db_id.clone(),
-            gold: e.sql.clone(),
-            difficulty: Some(e.difficulty),
-        })
-        .collect();
-    let predictions = read_predictions(&a.predictions, &items)?;
-    let train_skeletons = match &a.train {
-        Some(p) => Some(
-            dataset::read_jsonl(p)?
-                .iter()
-                .map(|e| skeleton(&e.sql))
-                .collect::<HashSet<String>>(),
-        ),
-        None => None,
-    };
-    let opts = EvalOptions {
-        keep_distinct: a.keep_distinct,
-        timeout: Duration::from_millis(a.timeout_ms),
-        train_skeletons,
-    };
-    let report = evaluate(&items, &predictions, &a.db_dir, &opts)?;
+/// Scores the predictions in `predictions` against the gold examples of `dataset`.
+pub fn eval(dataset: &Path, predictions: &Path, db_dir: &Path, a: &ScoreArgs) -> Result<ExitCode> {
+    let examples: Vec<Example> = dataset::read_jsonl(dataset)?;
+    let items: Vec<EvalItem> = examples.iter().map(Example::eval_item).collect();
+    let predictions = read_predictions(predictions, &items)?;
+    let opts = a.options()?;
+    let report = evaluate(&items, &predictions, db_dir, &opts)?;
     if let Some(path) = &a.details {
         let mut text = String::new();
         for d in &report.details {

@@ -5,10 +5,9 @@
 //!
 //! With `--predictions` it scores a file exactly like the plain `eval` command.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -16,11 +15,11 @@ use serde_json::json;
 use sqlora_data::dataset::{self, Example};
 use sqlora_eval::hardness::Difficulty;
 use sqlora_eval::report::{evaluate, EvalItem, EvalOptions, Report};
-use sqlora_eval::skeleton::skeleton;
 
 use sqlora_model::lora::LoraAdapter;
 use sqlora_model::LoadedModel;
 
+use crate::cmd_data::ScoreArgs;
 use crate::cmd_model::{load_adapter, load_model, ModelArg};
 use crate::predict::{db_in_dir, predict, progress_bar, PredictOptions, Prediction};
 
@@ -72,21 +71,8 @@ pub struct EvalModelArgs {
     /// Write report.json, predictions.jsonl and ex_by_difficulty.svg into this folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Write one JSON line per example (id, correct, error, ...).
-    #[arg(long)]
-    pub details: Option<PathBuf>,
-    /// The training set: report EX separately for seen and unseen SQL skeletons.
-    #[arg(long)]
-    pub train: Option<PathBuf>,
-    /// Keep DISTINCT (the official evaluator strips it from both queries by default).
-    #[arg(long)]
-    pub keep_distinct: bool,
-    /// Per-query time limit in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    pub timeout_ms: u64,
-    /// One JSON object on standard output (field `ex`: overall EX in [0, 1]).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub score: ScoreArgs,
 }
 
 /// Runs `eval`: scores `--predictions`, or generates predictions with `--adapter` / `--base`.
@@ -95,16 +81,7 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
         if a.limit.is_some() || a.out.is_some() {
             bail!("--limit and --out apply to generated predictions (--adapter or --base)");
         }
-        return crate::cmd_data::eval(crate::cmd_data::EvalArgs {
-            dataset: a.dataset.clone(),
-            predictions: pred.clone(),
-            db_dir: a.db_dir.clone(),
-            details: a.details.clone(),
-            train: a.train.clone(),
-            keep_distinct: a.keep_distinct,
-            timeout_ms: a.timeout_ms,
-            json: a.json,
-        });
+        return crate::cmd_data::eval(&a.dataset, pred, &a.db_dir, &a.score);
     }
     if a.adapter.is_none() && !a.base {
         bail!("give --predictions FILE to score, or --adapter PATH / --base to generate them");
@@ -135,29 +112,8 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
         Some(p) => Some(load_adapter(&m, p)?),
         None => None,
     };
-    let items: Vec<EvalItem> = examples
-        .iter()
-        .map(|e| EvalItem {
-            id: e.id.clone(),
-            db_id: e.db_id.clone(),
-            gold: e.sql.clone(),
-            difficulty: Some(e.difficulty),
-        })
-        .collect();
-    let train_skeletons = match &a.train {
-        Some(p) => Some(
-            dataset::read_jsonl(p)?
-                .iter()
-                .map(|e| skeleton(&e.sql))
-                .collect::<HashSet<String>>(),
-        ),
-        None => None,
-    };
-    let eopts = EvalOptions {
-        keep_distinct: a.keep_distinct,
-        timeout: Duration::from_millis(a.timeout_ms),
-        train_skeletons,
-    };
+    let items: Vec<EvalItem> = examples.iter().map(Example::eval_item).collect();
+    let eopts = a.score.options()?;
 
     let ranks: Vec<Option<usize>> = if a.rank.is_empty() {
         vec![None]
@@ -193,7 +149,7 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
             &eopts,
             out_dir.as_deref(),
         )?;
-        if !a.json {
+        if !a.score.json {
             if several {
                 println!("== rank {} ==", rank.unwrap_or_default());
             }
@@ -229,7 +185,7 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
                 .with_context(|| format!("writing {}", rp.display()))?;
             rank_chart(&dir.join("ex_by_rank.svg"), &by_rank)?;
         }
-        if a.json {
+        if a.score.json {
             let summaries: Vec<&serde_json::Value> = runs.iter().map(|r| &r.2).collect();
             println!("{}", serde_json::to_string(&json!({"ranks": summaries}))?);
         } else {
@@ -244,7 +200,7 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
                 );
             }
         }
-    } else if a.json {
+    } else if a.score.json {
         if let Some((_, _, summary)) = runs.first() {
             println!("{}", serde_json::to_string(summary)?);
         }
@@ -310,7 +266,7 @@ fn one_run(
         obj.insert("run".into(), source);
     }
 
-    if let Some(path) = &a.details {
+    if let Some(path) = &a.score.details {
         write_details(path, &report, &preds)?;
     }
     if let Some(dir) = out_dir {

@@ -294,15 +294,7 @@ fn score(
         Some(&bar),
     )?;
     bar.finish_and_clear();
-    let items: Vec<EvalItem> = examples
-        .iter()
-        .map(|e| EvalItem {
-            id: e.id.clone(),
-            db_id: e.db_id.clone(),
-            gold: e.sql.clone(),
-            difficulty: Some(e.difficulty),
-        })
-        .collect();
+    let items: Vec<EvalItem> = examples.iter().map(Example::eval_item).collect();
     let sqls: Vec<String> = preds.into_iter().map(|p| p.sql).collect();
     let opts = EvalOptions {
         keep_distinct: false,
