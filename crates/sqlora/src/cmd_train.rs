@@ -97,8 +97,8 @@ pub struct TrainArgs {
     /// Dev examples whose loss is logged at each evaluation (0 = none).
     #[arg(long, default_value_t = 16)]
     pub dev_loss_examples: usize,
-    /// Test questions scored after training: the first N of the split, the same ones
-    /// `sqlora eval --limit N` scores. Default: all.
+    /// Test questions scored after training: the first N of each database's split, the same
+    /// ones `sqlora eval --limit N` scores on that database's test file. Default: all.
     #[arg(long)]
     pub test_questions: Option<usize>,
     /// Skip the test-split evaluation after training.
@@ -272,6 +272,20 @@ struct DevEx<'a> {
     examples: Vec<Example>,
     dbs: &'a BTreeMap<String, PathBuf>,
     db_dir: Option<&'a Path>,
+}
+
+/// The first `n` examples of every database, in their order.
+fn first_per_database(examples: &[Example], n: usize) -> Vec<Example> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    examples
+        .iter()
+        .filter(|e| {
+            let c = seen.entry(e.db_id.as_str()).or_default();
+            *c += 1;
+            *c <= n
+        })
+        .cloned()
+        .collect()
 }
 
 /// Generates SQL for `examples` with `adapter` and scores it (Spider test-suite EX).
@@ -523,13 +537,10 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     let meta_path = adapter_dir.join(META_FILE);
     let mut meta: Meta = serde_json::from_str(&std::fs::read_to_string(&meta_path)?)?;
     if !a.no_test && !src.test.is_empty() {
-        // The first N, like `sqlora eval --limit N`, so base-model and adapter numbers are
-        // over the same questions.
-        let n = a
-            .test_questions
-            .unwrap_or(src.test.len())
-            .min(src.test.len());
-        let test = src.test[..n].to_vec();
+        // The first N of each database, like `sqlora eval --limit N` on its test file, so
+        // base-model and adapter numbers are over the same questions.
+        let n = a.test_questions.unwrap_or(src.test.len());
+        let test = first_per_database(&src.test, n);
         let ex = score(
             &model,
             &adapter,
@@ -561,4 +572,38 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(id: &str, db: &str) -> Example {
+        Example {
+            id: id.into(),
+            db_id: db.into(),
+            question: "q".into(),
+            sql: "SELECT 1".into(),
+            difficulty: sqlora_eval::hardness::Difficulty::Easy,
+        }
+    }
+
+    #[test]
+    fn test_questions_are_the_first_n_of_every_database() {
+        let all = [
+            ex("a1", "a"),
+            ex("a2", "a"),
+            ex("a3", "a"),
+            ex("b1", "b"),
+            ex("b2", "b"),
+            ex("c1", "c"),
+        ];
+        let ids = |v: Vec<Example>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(first_per_database(&all, 2)),
+            ["a1", "a2", "b1", "b2", "c1"]
+        );
+        assert_eq!(ids(first_per_database(&all, 0)), Vec::<String>::new());
+        assert_eq!(ids(first_per_database(&all, 9)).len(), 6);
+    }
 }
