@@ -342,46 +342,10 @@ pub fn generate_with_adapters(
             .collect());
     }
 
-    let device = model.device();
-    let b = prompts.len();
     // Left-padded prefill.
-    let mut ids = Vec::with_capacity(b * longest);
-    let mut pos = Vec::with_capacity(b * longest);
-    let mut key_real: Vec<Vec<bool>> = Vec::with_capacity(b);
-    for p in prompts {
-        let pad = longest - p.len();
-        ids.extend(std::iter::repeat_n(info.pad_id, pad));
-        ids.extend_from_slice(p);
-        pos.extend(std::iter::repeat_n(0u32, pad));
-        pos.extend(0..p.len() as u32);
-        let mut real = vec![false; pad];
-        real.resize(longest, true);
-        key_real.push(real);
-    }
-    let padded = prompts.iter().any(|p| p.len() != longest);
-    let input = Tensor::from_vec(ids, (b, longest), device)?;
-    let positions = Tensor::from_vec(pos, (b, longest), device)?;
-    let mask = if padded {
-        Some(attention_mask(&key_real, longest, device)?)
-    } else {
-        None
-    };
-    let mut cache = Cache::with_capacity(model.config(), longest + params.max_new_tokens);
-    let hidden = model.forward_with(
-        &input,
-        &positions,
-        mask.as_ref(),
-        Some(&mut cache),
-        adapters.as_ref(),
-    )?;
-    let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
-    let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
-    let mut state = DecodeRows {
-        cache,
-        adapters,
-        key_real,
-        active: (0..b).collect(),
-    };
+    let cache = Cache::with_capacity(model.config(), longest + params.max_new_tokens);
+    let (mut state, mut logits) =
+        DecodeRows::prefill(model, cache, adapters, prompts, info.pad_id)?;
 
     loop {
         let active = &state.active;
@@ -460,7 +424,62 @@ pub(crate) struct DecodeRows<'a> {
     pub(crate) active: Vec<usize>,
 }
 
-impl DecodeRows<'_> {
+impl<'a> DecodeRows<'a> {
+    /// Prefills `seqs` as one batch after the `start` keys already in `cache` (a batch-`seqs.len()`
+    /// cache, or an empty one): each row is left-padded to the longest inside the new segment,
+    /// its tokens at positions `start..`, its padding masked out. Returns the rows and the
+    /// logits of each row's next token.
+    pub(crate) fn prefill(
+        model: &Model,
+        mut cache: Cache,
+        adapters: Option<AdapterBatch<'a>>,
+        seqs: &[Vec<u32>],
+        pad_id: u32,
+    ) -> Result<(Self, Vec<Vec<f32>>)> {
+        let device = model.device();
+        let start = cache.len();
+        let b = seqs.len();
+        let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(b * longest);
+        let mut pos = Vec::with_capacity(b * longest);
+        let mut key_real: Vec<Vec<bool>> = Vec::with_capacity(b);
+        for sq in seqs {
+            let pad = longest - sq.len();
+            ids.extend(std::iter::repeat_n(pad_id, pad));
+            ids.extend_from_slice(sq);
+            pos.extend(std::iter::repeat_n(start as u32, pad));
+            pos.extend((start..start + sq.len()).map(|x| x as u32));
+            let mut real = vec![true; start];
+            real.extend(std::iter::repeat_n(false, pad));
+            real.resize(start + longest, true);
+            key_real.push(real);
+        }
+        let input = Tensor::from_vec(ids, (b, longest), device)?;
+        let positions = Tensor::from_vec(pos, (b, longest), device)?;
+        // Without padding the default causal mask over cache + new tokens is the right one.
+        let mask = if seqs.iter().any(|sq| sq.len() != longest) {
+            Some(attention_mask(&key_real, longest, device)?)
+        } else {
+            None
+        };
+        let hidden = model.forward_with(
+            &input,
+            &positions,
+            mask.as_ref(),
+            Some(&mut cache),
+            adapters.as_ref(),
+        )?;
+        let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
+        let logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+        let rows = DecodeRows {
+            cache,
+            adapters,
+            key_real,
+            active: (0..b).collect(),
+        };
+        Ok((rows, logits))
+    }
+
     /// One decode step: keeps the batch rows `keep` (indices into `active`; the others have
     /// finished), feeds each its next token at `position(row)`, and returns the logits of the
     /// following token, one per kept row.

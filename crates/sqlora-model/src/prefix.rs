@@ -14,13 +14,13 @@
 //! The prefix cache depends on the adapter: LoRA changes the keys and values. Prefill it with
 //! the same adapter the rows then use (one adapter for every row, or none).
 
-use candle_core::{DType, IndexOp, Tensor};
+use candle_core::Tensor;
 
 use crate::error::{ModelError, Result};
 use crate::generate::{
     argmax, finished, DecodeRows, FinishReason, GenerateParams, Generation, TokenInfo,
 };
-use crate::llama::{attention_mask, Cache, Model};
+use crate::llama::{Cache, Model};
 use crate::lora::AdapterBatch;
 
 fn check_tokens(model: &Model, what: &str, ids: &[u32]) -> Result<()> {
@@ -210,51 +210,13 @@ pub fn generate_from_prefix_until(
             .collect());
     }
 
-    let device = model.device();
     let b = suffixes.len();
     let adapters = adapters.cloned();
     let mut cache = prefix_cache.clone();
     cache.select_rows(&vec![0u32; b])?;
-
     // Suffix prefill, padded on the left inside the suffix segment.
-    let mut ids = Vec::with_capacity(b * longest);
-    let mut pos = Vec::with_capacity(b * longest);
-    let mut key_real: Vec<Vec<bool>> = Vec::with_capacity(b);
-    for s in suffixes {
-        let pad = longest - s.len();
-        ids.extend(std::iter::repeat_n(info.pad_id, pad));
-        ids.extend_from_slice(s);
-        pos.extend(std::iter::repeat_n(p as u32, pad));
-        pos.extend((p..p + s.len()).map(|x| x as u32));
-        let mut real = vec![true; p];
-        real.extend(std::iter::repeat_n(false, pad));
-        real.resize(p + longest, true);
-        key_real.push(real);
-    }
-    let padded = suffixes.iter().any(|s| s.len() != longest);
-    let input = Tensor::from_vec(ids, (b, longest), device)?;
-    let positions = Tensor::from_vec(pos, (b, longest), device)?;
-    // Without padding the default causal mask over cache + new tokens is the right one.
-    let mask = if padded {
-        Some(attention_mask(&key_real, longest, device)?)
-    } else {
-        None
-    };
-    let hidden = model.forward_with(
-        &input,
-        &positions,
-        mask.as_ref(),
-        Some(&mut cache),
-        adapters.as_ref(),
-    )?;
-    let last = hidden.i((.., longest - 1, ..))?.contiguous()?;
-    let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
-    let mut state = DecodeRows {
-        cache,
-        adapters,
-        key_real,
-        active: (0..b).collect(),
-    };
+    let (mut state, mut logits) =
+        DecodeRows::prefill(model, cache, adapters, suffixes, info.pad_id)?;
 
     loop {
         let active = &state.active;
