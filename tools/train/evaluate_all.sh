@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Test-split execution accuracy for EVALUATION.md: the base model, each domain adapter, the
 # general adapter and DyLoRA truncations, all on the same first N test questions per domain.
-# Writes runs/eval/<what>_<domain>.json (the `sqlora eval --json` object) and prints a line each.
+# Writes runs/eval/<what>_<domain>.json (the `sqlora eval --json` object, with EX split by SQL
+# skeletons seen and unseen in the training split) and prints a line each.
 # Usage: tools/train/evaluate_all.sh [base|domain|general|ranks] [DOMAIN...]
 # Environment: SQLORA (binary, default target/release/sqlora), N (questions, default 24),
-# RANKS (default "1 2 4").
+# RANKS (default "1 2 4 8"), ADAPTER (for ranks).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -17,7 +18,8 @@ fixtures=${SQLORA_FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
 mkdir -p runs/eval
 run() { # name domain args...
   local name=$1 d=$2; shift 2
-  "$SQLORA" eval --dataset "datasets/$d/test.jsonl" --db-dir "$fixtures" --limit "$N" --json "$@" \
+  "$SQLORA" eval --dataset "datasets/$d/test.jsonl" --db-dir "$fixtures" --limit "$N" --json \
+    --train "datasets/$d/train.jsonl" "$@" \
     > "runs/eval/${name}_$d.json" 2> "runs/eval/${name}_$d.log"
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], round(100*r['ex'],1))" \
     "runs/eval/${name}_$d.json" "$name" "$d"
@@ -27,7 +29,10 @@ for d in "${domains[@]}"; do
     base) run base "$d" --base ;;
     domain) run domain "$d" --adapter "adapters/$d" ;;
     general) run general "$d" --adapter adapters/general ;;
-    ranks) for r in ${RANKS:-1 2 4}; do run "rank$r" "$d" --adapter "adapters/$d" --rank "$r"; done ;;
+    # DyLoRA truncations of a DyLoRA-trained adapter (ADAPTER, default adapters/<domain>-dylora).
+    ranks) for r in ${RANKS:-1 2 4 8}; do
+             run "rank$r" "$d" --adapter "${ADAPTER:-adapters/$d-dylora}" --rank "$r"
+           done ;;
     *) echo "unknown: $what" >&2; exit 2 ;;
   esac
 done

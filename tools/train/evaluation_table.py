@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints the EVALUATION.md tables from what the runs wrote: adapters/<domain>/sqlora_meta.json
-(training time, tokens/s, dev and test EX of each domain adapter) and runs/eval/*.json (the
+(training time, tokens/s, dev and test EX of each domain adapter; the general adapter's test
+EX per database) and runs/eval/*.json (the
 `sqlora eval --json` objects written by tools/train/evaluate_all.sh). Standard library only.
 
     python3 tools/train/evaluation_table.py > /tmp/tables.md
@@ -11,6 +12,8 @@ import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DOMAINS = ["retail", "hr", "library", "flights", "clinic", "music"]
+# Adapters that are not one domain's: the DyLoRA run of retail and the general adapter.
+EXTRA = ["retail-dylora", "general"]
 
 
 def load(path):
@@ -43,6 +46,9 @@ def main():
         if dom is None and meta and meta.get("test_ex") is not None:
             dom, n2 = 100.0 * meta["test_ex"], meta.get("test_questions")
         gen, _ = ex("general", d)
+        gmeta = load(os.path.join(ROOT, "adapters", "general", "sqlora_meta.json"))
+        if gen is None and gmeta and d in (gmeta.get("test_ex_by_database") or {}):
+            gen = 100.0 * gmeta["test_ex_by_database"][d]
         dev = None
         if meta and meta.get("dev_ex"):
             kept = meta.get("kept_step")
@@ -66,12 +72,25 @@ def main():
         row = [ex(f"rank{r}", d)[0] for r in (1, 2, 4)]
         if all(v is None for v in row):
             continue
-        full = ex("domain", d)[0]
+        full = ex("rank8", d)[0]
         print(f"| {d} | " + " | ".join(fmt(v) for v in row + [full]) + " |")
+    print()
+    print("| domain | model | seen-skeleton questions | EX % on them | unseen-skeleton questions | EX % on them |")
+    print("|---|---|---|---|---|---|")
+    for d in DOMAINS:
+        for name in ("base", "domain", "general"):
+            r = load(os.path.join(ROOT, "runs", "eval", f"{name}_{d}.json"))
+            if not r or not r.get("seen_skeleton"):
+                continue
+            seen, unseen = r["seen_skeleton"], r["unseen_skeleton"] or {}
+            print(
+                f"| {d} | {name} | {seen.get('total', 0)} | {fmt(100.0 * seen.get('ex', 0))} | "
+                f"{unseen.get('total', 0)} | {fmt(100.0 * unseen.get('ex', 0))} |"
+            )
     print()
     print("| domain | optimizer steps × rows | epochs | wall time (s) | trained tokens/s (prompt included) | final training loss | eval loss (last) | dev EX % by step |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    for d in DOMAINS:
+    for d in DOMAINS + EXTRA:
         meta = load(os.path.join(ROOT, "adapters", d, "sqlora_meta.json"))
         if not meta:
             continue
@@ -99,7 +118,7 @@ def main():
     for cand in [os.environ.get("SQLORA_MODEL", "")]:
         if cand and os.path.isfile(cand):
             base_size = os.path.getsize(cand)
-    for d in DOMAINS:
+    for d in DOMAINS + EXTRA:
         p = os.path.join(ROOT, "adapters", d, "adapter_model.safetensors")
         if os.path.isfile(p):
             size = os.path.getsize(p)

@@ -24,7 +24,7 @@
 //!   either complete or absent.
 //! * `adapter/`: the final adapter in PEFT format plus `sqlora_meta.json`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -179,6 +179,9 @@ pub struct Meta {
     /// How many test questions `test_ex` is over.
     #[serde(default)]
     pub test_questions: Option<usize>,
+    /// `test_ex` of each database when the adapter was trained on several (`--domain all`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub test_ex_by_database: BTreeMap<String, f64>,
 }
 
 /// The `state.json` of a checkpoint.
@@ -595,6 +598,7 @@ pub fn train_with(
         tokens_per_s: report.tokens as f64 / report.train_seconds.max(1e-9),
         test_ex: None,
         test_questions: None,
+        test_ex_by_database: BTreeMap::new(),
     };
     write_atomic(
         &adapter_dir.join(META_FILE),

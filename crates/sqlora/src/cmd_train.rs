@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use sqlora_data::dataset::{self, Example};
 use sqlora_data::prompt::PromptBuilder;
-use sqlora_eval::report::{evaluate, EvalItem, EvalOptions};
+use sqlora_eval::report::{evaluate, EvalItem, EvalOptions, Report};
 use sqlora_model::lora::LoraAdapter;
 use sqlora_model::LoadedModel;
 use sqlora_sql::schema::Schema;
@@ -296,7 +296,7 @@ fn score(
     dbs: &BTreeMap<String, PathBuf>,
     db_dir: Option<&Path>,
     label: &str,
-) -> Result<f64> {
+) -> Result<Report> {
     let bar = progress_bar(examples.len());
     bar.set_message(label.to_string());
     let preds = predict(
@@ -328,7 +328,7 @@ fn score(
             evaluate(&items, &sqls, tmp.path(), &opts)?
         }
     };
-    Ok(report.ex)
+    Ok(report)
 }
 
 impl TrainHooks for DevEx<'_> {
@@ -348,7 +348,7 @@ impl TrainHooks for DevEx<'_> {
             self.db_dir,
             &format!("dev EX after step {step}"),
         )
-        .map(Some)
+        .map(|r| Some(r.ex))
         .map_err(|e| TrainError::Hook(format!("{e:#}")))
     }
 }
@@ -541,7 +541,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         // base-model and adapter numbers are over the same questions.
         let n = a.test_questions.unwrap_or(src.test.len());
         let test = first_per_database(&src.test, n);
-        let ex = score(
+        let report = score(
             &model,
             &adapter,
             &test,
@@ -549,9 +549,24 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
             src.db_dir.as_deref(),
             "test EX",
         )?;
-        meta.test_ex = Some(ex);
+        meta.test_ex = Some(report.ex);
         meta.test_questions = Some(test.len());
-        eprintln!("test EX: {:.1}% ({} questions)", 100.0 * ex, test.len());
+        eprintln!(
+            "test EX: {:.1}% ({} questions)",
+            100.0 * report.ex,
+            test.len()
+        );
+        if report.by_domain.len() > 1 {
+            for (db, b) in &report.by_domain {
+                eprintln!(
+                    "  {db}: {:.1}% ({} of {})",
+                    100.0 * b.ex,
+                    b.correct,
+                    b.total
+                );
+                meta.test_ex_by_database.insert(db.clone(), b.ex);
+            }
+        }
     }
     std::fs::write(&meta_path, serde_json::to_string_pretty(&meta)?)?;
     copy_dir_files(&adapter_dir, &out)?;
