@@ -7,6 +7,7 @@
 #   tools/bench/train_compare.sh MODEL.gguf [OUT]
 #   env: DOMAIN (retail) ROWS (4) STEPS (3) THREADS (2) MAX_SEQ_LEN (1024)
 #        REF_PY (/work/venvs/ref/bin/python: torch + transformers + peft)
+#        CHECKPOINTING (0: sqlora without activation checkpointing)
 #        PROFILE (release; "dev" uses the dev profile, whose dependencies and sqlora-train /
 #        sqlora-model are built at opt-level 3 too)
 #        PEFT_MODES ("checkpoint plain") MAX_MEM_GB (cap on the Python peer's address space;

@@ -12,7 +12,8 @@
 //! gradient clipping at 1.0, AdamW at lr 1e-4. LoRA: rank 8, alpha 16, all seven projections of
 //! all layers, no dropout. The first step is an untimed warm-up. Prints one JSON object; tokens
 //! are counted as full sequences (every real token of every row, prompt included) per second
-//! of step wall time.
+//! of step wall time. `CHECKPOINTING=0` in the environment runs the step without activation
+//! checkpointing (every layer's graph kept, nothing recomputed), as configs/domain.toml does.
 
 use std::path::Path;
 use std::time::Instant;
@@ -22,7 +23,7 @@ use sqlora_data::{build_domain, Domain, PromptBuilder};
 use sqlora_model::lora::{LoraAdapter, LoraConfig, PROJECTIONS};
 use sqlora_sql::Schema;
 use sqlora_train::batch::{render, tokenize, TokenizedExample};
-use sqlora_train::forward::{loss_and_grads, make_prefix_batch, AdapterMode};
+use sqlora_train::forward::{loss_and_grads_with, make_prefix_batch, AdapterMode, PassOptions};
 use sqlora_train::optim::{clip_grad_norm, AdamW, AdamWParams};
 
 const USAGE: &str = "usage: train_bench MODEL DOMAIN ROWS STEPS OUT_JSON [MAX_SEQ_LEN]";
@@ -102,6 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::with_capacity(steps);
     let mut losses = Vec::with_capacity(steps);
     let (mut tokens, mut computed, mut answer, mut prefix_len) = (0, 0, 0, 0);
+    let checkpointing = std::env::var("CHECKPOINTING").as_deref() != Ok("0");
     for _ in 0..steps {
         let t0 = Instant::now();
         // Built inside the step, as the trainer builds its micro-batches.
@@ -110,13 +112,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|v| v.as_tensor().zeros_like())
             .collect::<candle_core::Result<_>>()?;
-        let loss = loss_and_grads(
+        let loss = loss_and_grads_with(
             &m.model,
             &adapter,
             &batch,
             AdapterMode::eval(),
             1.0 / batch.answer_tokens as f64,
             &mut grads,
+            &mut PassOptions {
+                checkpointing,
+                cache: None,
+            },
         )?;
         clip_grad_norm(&mut grads, 1.0)?;
         opt.step(&vars, &grads, 1e-4)?;
@@ -138,6 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let report = serde_json::json!({
         "engine": "sqlora",
+        "checkpointing": checkpointing,
         "rows": rows,
         "tokens_per_step": tokens,
         "computed_tokens_per_step": computed,
