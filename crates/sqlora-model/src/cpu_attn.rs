@@ -8,7 +8,7 @@
 //! the weighted sum of values, written straight into the `[b, t, heads · head_dim]` layout the
 //! output projection reads. It only differs from the tensor ops in summation order.
 
-use candle_core::{DType, Device, Storage, Tensor};
+use candle_core::{DType, Device, Layout, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Most new positions per row [`attend`] takes (beyond, the batched matmuls are efficient).
@@ -21,31 +21,112 @@ struct View<'a> {
     stride: Vec<usize>,
 }
 
-/// Runs `f` on f32 views of `k` and `v` (any strides, unit innermost stride); `None` when a
-/// tensor is not such a CPU f32 tensor.
-fn with_views<R>(k: &Tensor, v: &Tensor, f: impl FnOnce(View, View) -> R) -> Option<R> {
-    let (ks, kl) = k.storage_and_layout();
-    let (vs, vl) = v.storage_and_layout();
-    let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else {
-        return None;
-    };
-    let kd = kc.as_slice::<f32>().ok()?;
-    let vd = vc.as_slice::<f32>().ok()?;
-    if kl.stride().last() != Some(&1) || vl.stride().last() != Some(&1) {
-        return None;
+impl<'a> View<'a> {
+    /// The view of a locked CPU f32 storage with unit innermost stride; `None` otherwise.
+    fn of(storage: &'a Storage, layout: &Layout) -> Option<View<'a>> {
+        let Storage::Cpu(c) = storage else {
+            return None;
+        };
+        if layout.stride().last() != Some(&1) {
+            return None;
+        }
+        Some(View {
+            data: c.as_slice::<f32>().ok()?,
+            start: layout.start_offset(),
+            stride: layout.stride().to_vec(),
+        })
     }
-    Some(f(
-        View {
-            data: kd,
-            start: kl.start_offset(),
-            stride: kl.stride().to_vec(),
-        },
-        View {
-            data: vd,
-            start: vl.start_offset(),
-            stride: vl.stride().to_vec(),
-        },
-    ))
+}
+
+/// One row's keys and values `[.., kv_heads, n, d]`: the views and where the row starts.
+struct RowView<'a> {
+    k: &'a View<'a>,
+    v: &'a View<'a>,
+    /// Offset of the row's first key (value) within `k.data` (`v.data`).
+    k_row: usize,
+    v_row: usize,
+    /// Keys the row attends to.
+    n: usize,
+}
+
+/// Whether [`attend`] takes these inputs: f32 CPU tensors without gradients.
+fn fast_path_applies(tensors: &[Option<&Tensor>]) -> bool {
+    !tensors
+        .iter()
+        .flatten()
+        .any(|x| x.dtype() != DType::F32 || !x.device().is_cpu() || x.track_op())
+}
+
+/// The shared loop: for each (row, kv head) pair, in parallel, the scores of its `rep` query
+/// heads at `t` positions over the row's keys, the mask, an f32 softmax and the weighted sum of
+/// values, scattered into `[b, t, heads · d]`. `q` is scaled, `[b, heads, t, d]` flattened;
+/// `mask` is `[b or 1, t, n]` flattened, with `true` when it has a row per batch row.
+fn attend_views(
+    q: &[f32],
+    (nh, nkv, t, d): (usize, usize, usize, usize),
+    rows: &[RowView],
+    mask: Option<(&[f32], bool)>,
+) -> Vec<f32> {
+    let b = rows.len();
+    let rep = nh / nkv;
+    let pairs: Vec<(usize, usize)> = (0..b).flat_map(|r| (0..nkv).map(move |h| (r, h))).collect();
+    let work = |&(r, g): &(usize, usize)| -> Vec<f32> {
+        let row = &rows[r];
+        let n = row.n;
+        let kbase = row.k_row + g * row.k.stride[1];
+        let vbase = row.v_row + g * row.v.stride[1];
+        let (ks, vs) = (row.k.stride[2], row.v.stride[2]);
+        let mut out = vec![0f32; rep * t * d];
+        let mut scores = vec![0f32; n];
+        for hr in 0..rep {
+            let h = g * rep + hr;
+            for i in 0..t {
+                let qrow = &q[((r * nh + h) * t + i) * d..][..d];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = dot(qrow, &row.k.data[kbase + j * ks..][..d]);
+                }
+                if let Some((m, per_row)) = mask {
+                    let mrow = if per_row { r } else { 0 };
+                    let mrow = &m[(mrow * t + i) * n..][..n];
+                    for (s, a) in scores.iter_mut().zip(mrow) {
+                        *s += a;
+                    }
+                }
+                let max = scores.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let o = &mut out[(hr * t + i) * d..][..d];
+                for (j, p) in scores.iter().enumerate() {
+                    let p = p / sum;
+                    let vrow = &row.v.data[vbase + j * vs..][..d];
+                    for (x, y) in o.iter_mut().zip(vrow) {
+                        *x += p * y;
+                    }
+                }
+            }
+        }
+        out
+    };
+    let parts: Vec<Vec<f32>> = if pairs.len() > 1 {
+        pairs.par_iter().map(work).collect()
+    } else {
+        pairs.iter().map(work).collect()
+    };
+    // Scatter [b, kv head][rep, t, d] into [b, t, heads, d].
+    let mut y = vec![0f32; b * t * nh * d];
+    for ((r, g), part) in pairs.iter().zip(parts) {
+        for hr in 0..rep {
+            let h = g * rep + hr;
+            for i in 0..t {
+                let src = &part[(hr * t + i) * d..][..d];
+                y[((r * t + i) * nh + h) * d..][..d].copy_from_slice(src);
+            }
+        }
+    }
+    y
 }
 
 /// A contiguous f32 CPU copy of `t` as a `Vec` (small tensors only: queries and masks).
@@ -53,6 +134,8 @@ fn to_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
+/// The dot product of every attention score here: eight lanes, then the remainder, then the
+/// lanes in order.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let mut ca = a.chunks_exact(8);
@@ -87,7 +170,6 @@ pub fn attend(
 ) -> candle_core::Result<Option<Tensor>> {
     let (b, nh, t, d) = q.dims4()?;
     let (kb, nkv, n, kd) = k.dims4()?;
-    let tensors = [Some(q), Some(k), Some(v), mask];
     if t == 0
         || t > MAX_NEW
         || kb != b
@@ -95,10 +177,7 @@ pub fn attend(
         || v.dims() != k.dims()
         || nkv == 0
         || nh % nkv != 0
-        || tensors
-            .iter()
-            .flatten()
-            .any(|x| x.dtype() != DType::F32 || !x.device().is_cpu() || x.track_op())
+        || !fast_path_applies(&[Some(q), Some(k), Some(v), mask])
     {
         return Ok(None);
     }
@@ -113,105 +192,96 @@ pub fn attend(
         }
         None => None,
     };
-    let rep = nh / nkv;
-    let scale = 1.0 / (d as f64).sqrt();
     // Scaled like the tensor path: (q · scale) then the products.
-    let q = to_vec(&(q * scale)?)?;
-    let pairs: Vec<(usize, usize)> = (0..b).flat_map(|r| (0..nkv).map(move |h| (r, h))).collect();
-    let run = |kv: View, vv: View| -> Vec<Vec<f32>> {
-        let work = |&(r, g): &(usize, usize)| -> Vec<f32> {
-            let kbase = kv.start + r * kv.stride[0] + g * kv.stride[1];
-            let vbase = vv.start + r * vv.stride[0] + g * vv.stride[1];
-            let mut out = vec![0f32; rep * t * d];
-            let mut scores = vec![0f32; n];
-            for hr in 0..rep {
-                let h = g * rep + hr;
-                for i in 0..t {
-                    let qrow = &q[((r * nh + h) * t + i) * d..][..d];
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        let krow = &kv.data[kbase + j * kv.stride[2]..][..d];
-                        *s = dot(qrow, krow);
-                    }
-                    if let Some((m, per_row)) = &mask {
-                        let mrow = if *per_row { r } else { 0 };
-                        let mrow = &m[(mrow * t + i) * n..][..n];
-                        for (s, a) in scores.iter_mut().zip(mrow) {
-                            *s += a;
-                        }
-                    }
-                    let max = scores.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-                    let mut sum = 0f32;
-                    for s in scores.iter_mut() {
-                        *s = (*s - max).exp();
-                        sum += *s;
-                    }
-                    let o = &mut out[(hr * t + i) * d..][..d];
-                    for (j, p) in scores.iter().enumerate() {
-                        let p = p / sum;
-                        let vrow = &vv.data[vbase + j * vv.stride[2]..][..d];
-                        for (x, y) in o.iter_mut().zip(vrow) {
-                            *x += p * y;
-                        }
-                    }
-                }
-            }
-            out
-        };
-        if pairs.len() > 1 {
-            pairs.par_iter().map(work).collect()
-        } else {
-            pairs.iter().map(work).collect()
-        }
-    };
-    let Some(parts) = with_views(k, v, run) else {
+    let q = to_vec(&(q * (1.0 / (d as f64).sqrt()))?)?;
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (Some(kv), Some(vv)) = (View::of(&ks, kl), View::of(&vs, vl)) else {
         return Ok(None);
     };
-    // Scatter [b, kv head][rep, t, d] into [b, t, heads, d].
-    let mut y = vec![0f32; b * t * nh * d];
-    for ((r, g), part) in pairs.iter().zip(parts) {
-        for hr in 0..rep {
-            let h = g * rep + hr;
-            for i in 0..t {
-                let src = &part[(hr * t + i) * d..][..d];
-                y[((r * t + i) * nh + h) * d..][..d].copy_from_slice(src);
-            }
+    let rows: Vec<RowView> = (0..b)
+        .map(|r| RowView {
+            k: &kv,
+            v: &vv,
+            k_row: kv.start + r * kv.stride[0],
+            v_row: vv.start + r * vv.stride[0],
+            n,
+        })
+        .collect();
+    let y = attend_views(
+        &q,
+        (nh, nkv, t, d),
+        &rows,
+        mask.as_ref().map(|(m, per_row)| (m.as_slice(), *per_row)),
+    );
+    Ok(Some(Tensor::from_vec(y, (b, t, nh * d), &Device::Cpu)?))
+}
+
+/// [`attend`] for one new position per row where every row has its own keys and values:
+/// `q` `[b, heads, 1, d]`, `kvs[r]` = row `r`'s `(k, v)` `[1, kv_heads, n_r, d]` (views into
+/// its cache; the lengths differ). The arithmetic is [`attend`]'s, so a row's result is the
+/// same as attending alone. `None` when the inputs are not f32 CPU tensors.
+pub fn attend_rows(q: &Tensor, kvs: &[(Tensor, Tensor)]) -> candle_core::Result<Option<Tensor>> {
+    let (b, nh, t, d) = q.dims4()?;
+    if t != 1 || b != kvs.len() || b == 0 {
+        return Ok(None);
+    }
+    let mut nkv = 0;
+    for (k, v) in kvs {
+        let (kb, h, _, kd) = k.dims4()?;
+        if kb != 1 || kd != d || v.dims() != k.dims() || h == 0 || nh % h != 0 {
+            return Ok(None);
+        }
+        if nkv != 0 && h != nkv {
+            return Ok(None);
+        }
+        nkv = h;
+        if !fast_path_applies(&[Some(k), Some(v)]) {
+            return Ok(None);
         }
     }
-    Ok(Some(Tensor::from_vec(y, (b, t, nh * d), &Device::Cpu)?))
+    if !fast_path_applies(&[Some(q)]) {
+        return Ok(None);
+    }
+    let q = to_vec(&(q * (1.0 / (d as f64).sqrt()))?)?;
+    let ns = kvs
+        .iter()
+        .map(|(k, _)| k.dim(2))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let guards: Vec<_> = kvs
+        .iter()
+        .zip(ns)
+        .map(|((k, v), n)| (k.storage_and_layout(), v.storage_and_layout(), n))
+        .collect();
+    let mut views = Vec::with_capacity(b);
+    for ((ks, kl), (vs, vl), n) in &guards {
+        let (Some(kv), Some(vv)) = (View::of(ks, kl), View::of(vs, vl)) else {
+            return Ok(None);
+        };
+        views.push((kv, vv, *n));
+    }
+    let rows: Vec<RowView> = views
+        .iter()
+        .map(|(kv, vv, n)| RowView {
+            k: kv,
+            v: vv,
+            k_row: kv.start,
+            v_row: vv.start,
+            n: *n,
+        })
+        .collect();
+    let y = attend_views(&q, (nh, nkv, 1, d), &rows, None);
+    Ok(Some(Tensor::from_vec(y, (b, 1, nh * d), &Device::Cpu)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::D;
     use rand::{Rng, SeedableRng};
 
-    /// The tensor-op formulation of `crate::llama::Attention` (q·kᵀ, mask, softmax, ·v).
+    /// The tensor-op formulation every caller falls back to.
     fn reference(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Tensor {
-        let (b, nh, t, d) = q.dims4().unwrap();
-        let (_, nkv, n, _) = k.dims4().unwrap();
-        let rep = nh / nkv;
-        let q = (q.reshape((b, nkv, rep * t, d)).unwrap() * (1.0 / (d as f64).sqrt())).unwrap();
-        let s = q
-            .matmul(&k.t().unwrap())
-            .unwrap()
-            .reshape((b, nkv, rep, t, n))
-            .unwrap();
-        let s = match mask {
-            Some(m) => s.broadcast_add(&m.unsqueeze(2).unwrap()).unwrap(),
-            None => s,
-        };
-        let p = candle_nn::ops::softmax(&s, D::Minus1)
-            .unwrap()
-            .reshape((b, nkv, rep * t, n))
-            .unwrap();
-        p.matmul(&v.contiguous().unwrap())
-            .unwrap()
-            .reshape((b, nh, t, d))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .reshape((b, t, nh * d))
+        crate::llama::attention(q, &k.contiguous().unwrap(), &v.contiguous().unwrap(), mask)
             .unwrap()
     }
 
@@ -258,6 +328,44 @@ mod tests {
                     .unwrap();
                 assert!(diff < 1e-5, "b={b} nh={nh} t={t}: {diff}");
             }
+        }
+    }
+
+    #[test]
+    fn rows_with_their_own_caches_match_attending_alone() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let (nh, nkv, d) = (6, 2, 16);
+        let lens = [3usize, 11, 1, 7];
+        let q = rand_t(&mut rng, &[lens.len(), nh, 1, d]);
+        let kvs: Vec<(Tensor, Tensor)> = lens
+            .iter()
+            .map(|&n| {
+                // Views into buffers with spare room, like a row's cache.
+                let k = rand_t(&mut rng, &[1, nkv, n + 5, d])
+                    .narrow(2, 0, n)
+                    .unwrap();
+                let v = rand_t(&mut rng, &[1, nkv, n + 5, d])
+                    .narrow(2, 0, n)
+                    .unwrap();
+                (k, v)
+            })
+            .collect();
+        let got = attend_rows(&q, &kvs).unwrap().expect("fast path taken");
+        for (r, (k, v)) in kvs.iter().enumerate() {
+            let qr = q.narrow(0, r, 1).unwrap();
+            let alone = attend(&qr, k, v, None).unwrap().unwrap();
+            let row = got.narrow(0, r, 1).unwrap();
+            let same = (row - alone)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(same, 0.0, "row {r} differs from attending alone");
         }
     }
 

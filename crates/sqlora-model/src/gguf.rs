@@ -181,7 +181,7 @@ pub fn load_model(path: &Path, content: &Content, device: &Device) -> Result<(Co
         "lm_head.weight"
     };
     if let Some(b) = blocks.remove(head) {
-        model.lm_head = model.lm_head.clone().with_quant(b)?;
+        *model.lm_head_mut() = model.lm_head().clone().with_quant(b)?;
     }
     Ok((cfg, model))
 }

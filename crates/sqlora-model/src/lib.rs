@@ -26,6 +26,7 @@ pub mod lora;
 pub mod peft;
 pub mod prefix;
 pub mod quant;
+pub mod rows;
 pub mod testing;
 pub mod tokenizer;
 

@@ -423,13 +423,118 @@ impl Cache {
     }
 }
 
-/// Grouped-query self-attention.
+/// Which projection of a decoder layer a [`Projector`] computes. The discriminant is the
+/// projection's index in the layer (the trainer salts its dropout masks with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proj {
+    Q = 0,
+    K = 1,
+    V = 2,
+    O = 3,
+    Gate = 4,
+    Up = 5,
+    Down = 6,
+}
+
+impl Proj {
+    /// Every projection in layer order.
+    pub const ALL: [Proj; 7] = [
+        Proj::Q,
+        Proj::K,
+        Proj::V,
+        Proj::O,
+        Proj::Gate,
+        Proj::Up,
+        Proj::Down,
+    ];
+
+    /// The projection's index in its layer (0 for q … 6 for down).
+    pub fn index(self) -> u64 {
+        self as u64
+    }
+}
+
+/// The hook through which a [`DecoderLayer`] computes its projections: the frozen base weight
+/// plus whatever adapter term the caller adds. Inference and serving use [`WithAdapters`]
+/// (each batch row's adapter through the multi-adapter gather); the trainer adds LoRA terms
+/// that carry gradients and dropout, and keeps the base weight out of the backward pass.
+pub trait Projector {
+    /// `y = x·Wᵀ (+ b)` (+ the caller's adapter term) for projection `which` of layer `layer`.
+    fn project(&self, layer: usize, which: Proj, lin: &Linear, x: &Tensor) -> Result<Tensor>;
+}
+
+/// The projector of inference and serving: each row's adapter from the batch, if any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WithAdapters<'a, 'b>(pub Option<&'a AdapterBatch<'b>>);
+
+impl Projector for WithAdapters<'_, '_> {
+    fn project(&self, _layer: usize, _which: Proj, lin: &Linear, x: &Tensor) -> Result<Tensor> {
+        Ok(lin.forward_with(x, self.0)?)
+    }
+}
+
+/// The hook through which a [`DecoderLayer`] attends: given the rotated queries `[b, heads, t,
+/// d]` and the new keys and values `[b, kv_heads, t, d]` of layer `layer`, return the attention
+/// output `[b, t, heads · d]`. Where the keys and values go is the caller's business: the
+/// model's batch [`Cache`], the server's per-row caches ([`crate::rows`]), or the trainer's
+/// shared prompt prefix. [`attention`] is the tensor formulation every caller falls back to.
+pub trait Attend {
+    /// Attention of layer `layer` for the new positions.
+    fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor>;
+}
+
+impl<F> Attend for F
+where
+    F: FnMut(usize, &Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+{
+    fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        self(layer, q, k, v)
+    }
+}
+
+/// Grouped-query attention as tensor ops: `softmax(q·kᵀ / √d + mask)·v` for `q` `[b, heads, t,
+/// d]` over `k`, `v` `[b, kv_heads, n, d]` with an additive `mask` `[b or 1, 1, t, n]`. The
+/// query heads sharing a key/value head become extra rows of one matmul (no `repeat_kv` copy).
+/// Differentiable (see [`softmax_last`]). Returns `[b, t, heads · d]`.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let (b, nh, t, hd) = q.dims4()?;
+    let nkv = k.dim(1)?;
+    let kv_len = k.dim(2)?;
+    if nkv == 0 || nh % nkv != 0 {
+        return Err(ModelError::Generation(format!(
+            "{nh} query heads cannot share {nkv} key/value heads"
+        )));
+    }
+    let rep = nh / nkv;
+    let q = (q.reshape((b, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
+    let scores = q.matmul(&k.t()?)?.reshape((b, nkv, rep, t, kv_len))?;
+    let scores = match mask {
+        Some(m) => scores.broadcast_add(&m.unsqueeze(2)?)?,
+        None => scores,
+    };
+    let probs = softmax_last(&scores)?.reshape((b, nkv, rep * t, kv_len))?;
+    let out = probs.matmul(v)?; // [b, nkv, rep * t, hd]
+    Ok(out
+        .reshape((b, nh, t, hd))?
+        .transpose(1, 2)?
+        .reshape((b, t, nh * hd))?)
+}
+
+/// `[b, t, heads · d]` → `[b, heads, t, d]`, contiguous.
+fn split_heads(x: &Tensor, heads: usize, hd: usize) -> Result<Tensor> {
+    let (b, t, _) = x.dims3()?;
+    Ok(x.reshape((b, t, heads, hd))?
+        .transpose(1, 2)?
+        .contiguous()?)
+}
+
+/// Grouped-query self-attention's projections (the attention itself is an [`Attend`]).
 #[derive(Debug, Clone)]
-pub struct Attention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub o_proj: Linear,
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
@@ -451,73 +556,14 @@ impl Attention {
             head_dim: cfg.head_dim,
         })
     }
-
-    fn forward(
-        &self,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
-        cache: Option<(&mut Cache, usize)>,
-        adapters: Option<&AdapterBatch>,
-    ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let rep = nh / nkv;
-        let q = self
-            .q_proj
-            .forward_with(x, adapters)?
-            .reshape((b, t, nh, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let k = self
-            .k_proj
-            .forward_with(x, adapters)?
-            .reshape((b, t, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let v = self
-            .v_proj
-            .forward_with(x, adapters)?
-            .reshape((b, t, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let q = apply_rope(&q, cos, sin)?;
-        let k = apply_rope(&k, cos, sin)?;
-        let (k, v) = match cache {
-            Some((c, layer)) => c.append(layer, &k, &v)?,
-            None => (k, v),
-        };
-        // Decoding on the CPU: one fused pass instead of tiny batched matmuls (see cpu_attn).
-        if let Some(out) = crate::cpu_attn::attend(&q, &k, &v, mask)? {
-            return Ok(self.o_proj.forward_with(&out, adapters)?);
-        }
-        let kv_len = k.dim(2)?;
-        // Query heads sharing a kv head become extra rows: [b, nkv, rep * t, hd].
-        let q = (q.reshape((b, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
-        let scores = q.matmul(&k.t()?)?;
-        let scores = match mask {
-            Some(m) => scores
-                .reshape((b, nkv, rep, t, kv_len))?
-                .broadcast_add(&m.unsqueeze(2)?)?,
-            None => scores.reshape((b, nkv, rep, t, kv_len))?,
-        };
-        let probs = softmax_last(&scores)?.reshape((b, nkv, rep * t, kv_len))?;
-        let out = probs.matmul(&v)?; // [b, nkv, rep * t, hd]
-        let out = out
-            .reshape((b, nh, t, hd))?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * hd))?;
-        Ok(self.o_proj.forward_with(&out, adapters)?)
-    }
 }
 
-/// The SwiGLU feed-forward block.
+/// The SwiGLU feed-forward block's projections.
 #[derive(Debug, Clone)]
-pub struct Mlp {
-    pub gate_proj: Linear,
-    pub up_proj: Linear,
-    pub down_proj: Linear,
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
 }
 
 impl Mlp {
@@ -529,26 +575,27 @@ impl Mlp {
             down_proj: Linear::load(vb.pp("down_proj"), i, h, false)?,
         })
     }
-
-    fn forward(&self, x: &Tensor, adapters: Option<&AdapterBatch>) -> candle_core::Result<Tensor> {
-        let g = self.gate_proj.forward_with(x, adapters)?.silu()?;
-        let u = self.up_proj.forward_with(x, adapters)?;
-        self.down_proj.forward_with(&(g * u)?, adapters)
-    }
 }
 
-/// One pre-norm decoder block.
+/// One pre-norm decoder block: `x + attn(norm(x))`, then `+ mlp(norm(·))`.
+///
+/// This is the only implementation of the layer: [`Model::forward_with`] (batch cache),
+/// [`crate::rows::step`] (the server's per-row caches) and the trainer's shared-prefix pass all
+/// call [`DecoderLayer::forward`] (or its two halves, [`DecoderLayer::qkv`] and
+/// [`DecoderLayer::finish`]) with their own [`Projector`] and [`Attend`].
 #[derive(Debug, Clone)]
 pub struct DecoderLayer {
-    pub input_layernorm: RmsNorm,
-    pub self_attn: Attention,
-    pub post_attention_layernorm: RmsNorm,
-    pub mlp: Mlp,
+    index: usize,
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
 }
 
 impl DecoderLayer {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<DecoderLayer> {
+    fn load(vb: VarBuilder, cfg: &Config, index: usize) -> Result<DecoderLayer> {
         Ok(DecoderLayer {
+            index,
             input_layernorm: RmsNorm::load(
                 vb.pp("input_layernorm"),
                 cfg.hidden_size,
@@ -563,17 +610,157 @@ impl DecoderLayer {
             mlp: Mlp::load(vb.pp("mlp"), cfg)?,
         })
     }
+
+    /// The layer's position in the model.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The projection `which`.
+    pub fn linear(&self, which: Proj) -> &Linear {
+        match which {
+            Proj::Q => &self.self_attn.q_proj,
+            Proj::K => &self.self_attn.k_proj,
+            Proj::V => &self.self_attn.v_proj,
+            Proj::O => &self.self_attn.o_proj,
+            Proj::Gate => &self.mlp.gate_proj,
+            Proj::Up => &self.mlp.up_proj,
+            Proj::Down => &self.mlp.down_proj,
+        }
+    }
+
+    /// Mutable access to the projection `which` (merging adapters, tests).
+    pub fn linear_mut(&mut self, which: Proj) -> &mut Linear {
+        match which {
+            Proj::Q => &mut self.self_attn.q_proj,
+            Proj::K => &mut self.self_attn.k_proj,
+            Proj::V => &mut self.self_attn.v_proj,
+            Proj::O => &mut self.self_attn.o_proj,
+            Proj::Gate => &mut self.mlp.gate_proj,
+            Proj::Up => &mut self.mlp.up_proj,
+            Proj::Down => &mut self.mlp.down_proj,
+        }
+    }
+
+    /// The norm before attention.
+    pub fn input_layernorm(&self) -> &RmsNorm {
+        &self.input_layernorm
+    }
+
+    /// The norm before the feed-forward block.
+    pub fn post_attention_layernorm(&self) -> &RmsNorm {
+        &self.post_attention_layernorm
+    }
+
+    /// The whole layer on `x` `[b, t, hidden]` with rotary tables `cos`, `sin` `[b, t, d/2]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        proj: &dyn Projector,
+        attn: &mut dyn Attend,
+    ) -> Result<Tensor> {
+        let (q, k, v) = self.qkv(x, cos, sin, proj)?;
+        let a = attn.attend(self.index, &q, &k, &v)?;
+        self.finish(x, &a, proj)
+    }
+
+    /// The first half: rotated queries `[b, heads, t, d]` and keys, values `[b, kv_heads, t, d]`
+    /// of `norm(x)`.
+    pub fn qkv(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        proj: &dyn Projector,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let h = self.input_layernorm.forward(x)?;
+        let q = self.heads(&h, Proj::Q, proj)?;
+        let (k, v) = self.kv_of_normed(&h, cos, sin, proj)?;
+        Ok((apply_rope(&q, cos, sin)?, k, v))
+    }
+
+    /// Only the rotated keys and values of `norm(x)` (what a prefix needs in the last layer).
+    pub fn kv(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        proj: &dyn Projector,
+    ) -> Result<(Tensor, Tensor)> {
+        let h = self.input_layernorm.forward(x)?;
+        self.kv_of_normed(&h, cos, sin, proj)
+    }
+
+    fn kv_of_normed(
+        &self,
+        h: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        proj: &dyn Projector,
+    ) -> Result<(Tensor, Tensor)> {
+        let k = self.heads(h, Proj::K, proj)?;
+        let v = self.heads(h, Proj::V, proj)?;
+        Ok((apply_rope(&k, cos, sin)?, v))
+    }
+
+    fn heads(&self, h: &Tensor, which: Proj, proj: &dyn Projector) -> Result<Tensor> {
+        let a = &self.self_attn;
+        let n = if which == Proj::Q {
+            a.num_heads
+        } else {
+            a.num_kv_heads
+        };
+        let y = proj.project(self.index, which, self.linear(which), h)?;
+        split_heads(&y, n, a.head_dim)
+    }
+
+    /// The second half: `x + o(a)`, then the feed-forward block with its residual, for the
+    /// attention output `a` `[b, t, heads · d]`.
+    pub fn finish(&self, x: &Tensor, a: &Tensor, proj: &dyn Projector) -> Result<Tensor> {
+        let l = self.index;
+        let x = (x + proj.project(l, Proj::O, &self.self_attn.o_proj, a)?)?;
+        let h = self.post_attention_layernorm.forward(&x)?;
+        let g = proj
+            .project(l, Proj::Gate, &self.mlp.gate_proj, &h)?
+            .silu()?;
+        let u = proj.project(l, Proj::Up, &self.mlp.up_proj, &h)?;
+        let m = proj.project(l, Proj::Down, &self.mlp.down_proj, &(g * u)?)?;
+        Ok((x + m)?)
+    }
+}
+
+/// The [`Attend`] of [`Model::forward_with`]: append to the batch [`Cache`] (if any), then the
+/// fused CPU pass ([`crate::cpu_attn::attend`]) where it applies, else [`attention`].
+struct CacheAttend<'a> {
+    cache: Option<&'a mut Cache>,
+    mask: Option<&'a Tensor>,
+}
+
+impl Attend for CacheAttend<'_> {
+    fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let (k, v) = match self.cache.as_deref_mut() {
+            Some(c) => c.append(layer, k, v)?,
+            None => (k.clone(), v.clone()),
+        };
+        // Decoding on the CPU: one fused pass instead of tiny batched matmuls (see cpu_attn).
+        if let Some(out) = crate::cpu_attn::attend(q, &k, &v, self.mask)? {
+            return Ok(out);
+        }
+        attention(q, &k, &v, self.mask)
+    }
 }
 
 /// A causal language model of the Llama/Qwen2 family.
 #[derive(Debug, Clone)]
 pub struct Model {
     /// `model.embed_tokens.weight`, `[vocab, hidden]`.
-    pub embed_tokens: Tensor,
-    pub layers: Vec<DecoderLayer>,
-    pub norm: RmsNorm,
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
     /// `lm_head` (the embedding matrix itself when tied).
-    pub lm_head: Linear,
+    lm_head: Linear,
     rotary: Rotary,
     cfg: Config,
     device: Device,
@@ -589,7 +776,7 @@ impl Model {
             .pp("model.embed_tokens")
             .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::load(vb.pp(format!("model.layers.{i}")), cfg))
+            .map(|i| DecoderLayer::load(vb.pp(format!("model.layers.{i}")), cfg, i))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(vb.pp("model.norm"), cfg.hidden_size, cfg.rms_norm_eps)?;
         let lm_head = if cfg.tie_word_embeddings {
@@ -618,21 +805,51 @@ impl Model {
         &self.device
     }
 
+    /// The decoder layers, bottom first.
+    pub fn layers(&self) -> &[DecoderLayer] {
+        &self.layers
+    }
+
+    /// Mutable decoder layers (their projections: merging adapters, tests).
+    pub fn layers_mut(&mut self) -> &mut [DecoderLayer] {
+        &mut self.layers
+    }
+
+    /// The embedding matrix `[vocab, hidden]`.
+    pub fn embed_tokens(&self) -> &Tensor {
+        &self.embed_tokens
+    }
+
+    /// The final norm.
+    pub fn final_norm(&self) -> &RmsNorm {
+        &self.norm
+    }
+
+    /// The vocabulary projection.
+    pub fn lm_head(&self) -> &Linear {
+        &self.lm_head
+    }
+
+    /// Mutable vocabulary projection (attaching quantized blocks, tests).
+    pub fn lm_head_mut(&mut self) -> &mut Linear {
+        &mut self.lm_head
+    }
+
+    /// The embeddings `[b, t, hidden]` of token ids `[b, t]`.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
+        Ok(self
+            .embed_tokens
+            .index_select(&flat, 0)?
+            .reshape((b, t, self.cfg.hidden_size))?)
+    }
+
     /// Every projection of the decoder (q, k, v, o, gate, up, down per layer), in order.
     pub fn linears(&self) -> Vec<&Linear> {
         self.layers
             .iter()
-            .flat_map(|l| {
-                [
-                    &l.self_attn.q_proj,
-                    &l.self_attn.k_proj,
-                    &l.self_attn.v_proj,
-                    &l.self_attn.o_proj,
-                    &l.mlp.gate_proj,
-                    &l.mlp.up_proj,
-                    &l.mlp.down_proj,
-                ]
-            })
+            .flat_map(|l| Proj::ALL.map(|p| l.linear(p)))
             .collect()
     }
 
@@ -641,14 +858,20 @@ impl Model {
         self.layers
             .iter_mut()
             .flat_map(|l| {
+                let Attention {
+                    q_proj,
+                    k_proj,
+                    v_proj,
+                    o_proj,
+                    ..
+                } = &mut l.self_attn;
+                let Mlp {
+                    gate_proj,
+                    up_proj,
+                    down_proj,
+                } = &mut l.mlp;
                 [
-                    &mut l.self_attn.q_proj,
-                    &mut l.self_attn.k_proj,
-                    &mut l.self_attn.v_proj,
-                    &mut l.self_attn.o_proj,
-                    &mut l.mlp.gate_proj,
-                    &mut l.mlp.up_proj,
-                    &mut l.mlp.down_proj,
+                    q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj,
                 ]
             })
             .collect()
@@ -712,18 +935,14 @@ impl Model {
             None => None,
         };
         let (cos, sin) = self.rotary.gather(positions)?;
-        let ids = input_ids.flatten_all()?.to_dtype(DType::U32)?;
-        let mut x =
-            self.embed_tokens
-                .index_select(&ids, 0)?
-                .reshape((b, t, self.cfg.hidden_size))?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let h = layer.input_layernorm.forward(&x)?;
-            let c = cache.as_deref_mut().map(|c| (c, i));
-            let a = layer.self_attn.forward(&h, &cos, &sin, mask, c, adapters)?;
-            x = (x + a)?;
-            let h = layer.post_attention_layernorm.forward(&x)?;
-            x = (x + layer.mlp.forward(&h, adapters)?)?;
+        let mut x = self.embed(input_ids)?;
+        let proj = WithAdapters(adapters);
+        let mut attend = CacheAttend {
+            cache: cache.as_deref_mut(),
+            mask,
+        };
+        for layer in &self.layers {
+            x = layer.forward(&x, &cos, &sin, &proj, &mut attend)?;
         }
         if let Some(c) = cache {
             c.len += t;

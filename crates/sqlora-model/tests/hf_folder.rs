@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use sqlora_model::llama::attention_mask;
+use sqlora_model::llama::{attention_mask, Proj};
 use sqlora_model::testing::{rand_tensor, word_level_tokenizer_json, TinyLlama};
 use sqlora_model::{generate, load, n_best, FinishReason, GenerateParams, LoadedModel, ModelError};
 
@@ -461,9 +461,9 @@ fn forward_is_differentiable_through_every_layer() {
     let plain = m.model.forward(&ids, &pos, None, None).unwrap();
 
     let mut model = m.model.clone();
-    let q = model.layers[0].self_attn.q_proj.clone();
+    let q = model.layers()[0].linear(Proj::Q).clone();
     let var = Var::from_tensor(q.weight()).unwrap();
-    model.layers[0].self_attn.q_proj =
+    *model.layers_mut()[0].linear_mut(Proj::Q) =
         Linear::new(var.as_tensor().clone(), q.bias().cloned(), q.name());
     let loss_of = |model: &sqlora_model::llama::Model| {
         let h = model.forward(&ids, &pos, None, None).unwrap();
@@ -494,7 +494,7 @@ fn forward_is_differentiable_through_every_layer() {
         let flat: Vec<f32> = w2.into_iter().flatten().collect();
         let wt = Tensor::from_vec(flat, q.weight().dims(), &Device::Cpu).unwrap();
         let mut m2 = m.model.clone();
-        m2.layers[0].self_attn.q_proj = Linear::new(wt, q.bias().cloned(), q.name());
+        *m2.layers_mut()[0].linear_mut(Proj::Q) = Linear::new(wt, q.bias().cloned(), q.name());
         loss_of(&m2).1.to_scalar::<f32>().unwrap()
     };
     let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps);

@@ -8,7 +8,7 @@
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use sqlora_model::generate::{generate_with, TokenInfo};
-use sqlora_model::llama::{Linear, Model};
+use sqlora_model::llama::{Linear, Model, Proj};
 use sqlora_model::lora::{merge_adapter, LoraAdapter, LoraConfig};
 use sqlora_model::quant::{QFormat, MAX_ROWS};
 use sqlora_model::testing::real_model as model;
@@ -25,7 +25,7 @@ fn unquantized(model: &Model) -> Model {
     for lin in m.linears_mut() {
         *lin = plain(lin);
     }
-    m.lm_head = plain(&m.lm_head);
+    *m.lm_head_mut() = plain(m.lm_head());
     m
 }
 
@@ -59,7 +59,7 @@ fn kept_blocks_are_the_loaded_weights() {
     }
     let head = m
         .model
-        .lm_head
+        .lm_head()
         .quant()
         .expect("tied head keeps the embedding blocks");
     assert_eq!(head.format(), QFormat::Q8_0);
@@ -69,7 +69,7 @@ fn kept_blocks_are_the_loaded_weights() {
     );
     let w: Vec<f32> = m
         .model
-        .lm_head
+        .lm_head()
         .weight()
         .flatten_all()
         .unwrap()
@@ -82,14 +82,14 @@ fn kept_blocks_are_the_loaded_weights() {
 fn few_row_products_match_the_f32_weight() {
     let Some(m) = model() else { return };
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let l0 = &m.model.layers[0];
-    let l29 = m.model.layers.last().unwrap();
+    let l0 = &m.model.layers()[0];
+    let l29 = m.model.layers().last().unwrap();
     for lin in [
-        &l0.self_attn.q_proj,
-        &l0.self_attn.k_proj,
-        &l0.mlp.down_proj,
-        &l29.mlp.gate_proj,
-        &m.model.lm_head,
+        l0.linear(Proj::Q),
+        l0.linear(Proj::K),
+        l0.linear(Proj::Down),
+        l29.linear(Proj::Gate),
+        m.model.lm_head(),
     ] {
         let reference = plain(lin);
         for n in [1, 2, 3, 8, MAX_ROWS, MAX_ROWS + 1] {
@@ -158,7 +158,7 @@ fn rebuilt_weights_drop_the_blocks() {
         assert_eq!(lin.quant().is_none(), is_q, "{}", lin.name());
     }
     // A wrongly shaped block set is refused.
-    let q = m.model.layers[0].self_attn.q_proj.quant().unwrap().clone();
-    let down = plain(&m.model.layers[0].mlp.down_proj);
+    let q = m.model.layers()[0].linear(Proj::Q).quant().unwrap().clone();
+    let down = plain(m.model.layers()[0].linear(Proj::Down));
     assert!(down.with_quant(q).is_err());
 }

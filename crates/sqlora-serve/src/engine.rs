@@ -777,7 +777,7 @@ impl Engine {
         } else {
             match RowKv::new(&self.model.config, capacity, &self.model.device) {
                 Ok(kv) => kv,
-                Err(e) => return Err(Box::new((req, e))),
+                Err(e) => return Err(Box::new((req, e.into()))),
             }
         };
         let feed = req.prompt[kv.len()..].to_vec();

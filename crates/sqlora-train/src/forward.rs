@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, TensorId, Var, D};
-use sqlora_model::llama::{apply_rope, softmax_last, Linear, Model, MASKED};
+use sqlora_model::llama::{attention, Linear, Model, Proj, Projector, MASKED};
 use sqlora_model::lora::{LoraAdapter, LoraModule};
 
 use crate::batch::TokenizedExample;
@@ -290,17 +290,41 @@ struct Pass<'a> {
     rope_s: (Tensor, Tensor),
 }
 
-impl Pass<'_> {
-    /// One projection: frozen base plus the (truncated, dropped-out) LoRA term.
-    fn proj(&self, lin: &Linear, x: &Tensor, track: bool, salt: u64) -> Result<Tensor> {
+/// The trainer's [`Projector`]: the frozen base product ([`frozen_linear`]: no gradient for the
+/// base weight) plus the adapter's (rank-truncated, dropped-out) LoRA term, whose variables
+/// carry gradients when `track`. `part` tells the prefix (0) from the suffixes (1) in the
+/// dropout salt.
+struct TrainProj<'p, 'a> {
+    pass: &'p Pass<'a>,
+    track: bool,
+    part: u64,
+}
+
+impl Projector for TrainProj<'_, '_> {
+    fn project(
+        &self,
+        layer: usize,
+        which: Proj,
+        lin: &Linear,
+        x: &Tensor,
+    ) -> sqlora_model::Result<Tensor> {
         let y = frozen_linear(lin, x)?;
-        let Some(m) = self.adapter.module(lin.name()) else {
+        let Some(m) = self.pass.adapter.module(lin.name()) else {
             return Ok(y);
         };
-        Ok((y + self.lora(m, x, track, salt)?)?)
+        let salt = (layer as u64) << 16 | which.index() << 4 | self.part;
+        Ok((y + self.pass.lora(m, x, self.track, salt)?)?)
     }
+}
 
-    fn lora(&self, m: &LoraModule, x: &Tensor, track: bool, salt: u64) -> Result<Tensor> {
+impl Pass<'_> {
+    fn lora(
+        &self,
+        m: &LoraModule,
+        x: &Tensor,
+        track: bool,
+        salt: u64,
+    ) -> candle_core::Result<Tensor> {
         let r = m.rank();
         let b_rank = self.mode.rank.map_or(r, |b| b.clamp(1, r));
         let (mut a, mut b) = if track {
@@ -336,40 +360,13 @@ impl Pass<'_> {
         if let Some(last) = out.last_mut() {
             *last = m.out_features();
         }
-        Ok(y.reshape(out)?)
-    }
-
-    /// Multi-head attention of queries `q` `[b, nh, t, hd]` over `k`, `v` `[b, nkv, kv, hd]`.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let cfg = self.model.config();
-        let (b, _, t, hd) = q.dims4()?;
-        let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
-        let rep = nh / nkv;
-        let kv_len = k.dim(2)?;
-        let q = (q.reshape((b, nkv, rep * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
-        let scores = q
-            .matmul(&k.t()?)?
-            .reshape((b, nkv, rep, t, kv_len))?
-            .broadcast_add(&mask.unsqueeze(2)?)?;
-        let probs = softmax_last(&scores)?.reshape((b, nkv, rep * t, kv_len))?;
-        let out = probs.matmul(v)?;
-        Ok(out
-            .reshape((b, nh, t, hd))?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * hd))?)
-    }
-
-    /// `[b, t, heads·hd]` → `[b, heads, t, hd]`.
-    fn heads(x: &Tensor, heads: usize, hd: usize) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        Ok(x.reshape((b, t, heads, hd))?
-            .transpose(1, 2)?
-            .contiguous()?)
+        y.reshape(out)
     }
 
     /// Layer `l` on the prefix hidden states `xp` `[1, P, H]` and the suffix ones `xs`
-    /// `[B, S, H]`. With `need_prefix_out` false (the last layer) only the prefix's keys and
-    /// values are computed, not its output.
+    /// `[B, S, H]`, through the model's own [`sqlora_model::llama::DecoderLayer`]. With
+    /// `need_prefix_out` false (the last layer) only the prefix's keys and values are computed,
+    /// not its output.
     fn layer(
         &self,
         l: usize,
@@ -378,15 +375,7 @@ impl Pass<'_> {
         track: bool,
         need_prefix_out: bool,
     ) -> Result<(Option<Tensor>, Tensor)> {
-        let cfg = self.model.config();
-        let layer = &self.model.layers[l];
-        let att = &layer.self_attn;
-        let (nh, nkv, hd) = (
-            cfg.num_attention_heads,
-            cfg.num_key_value_heads,
-            cfg.head_dim,
-        );
-        let salt = |module: u64, part: u64| (l as u64) << 16 | module << 4 | part;
+        let layer = &self.model.layers()[l];
         let rows = xs.dim(0)?;
 
         // The prefix: keys and values always, output unless this is the last layer.
@@ -395,64 +384,56 @@ impl Pass<'_> {
         if let (Some(xp), Some((cos, sin)), Some(pmask)) =
             (xp, &self.rope_p, &self.batch.prefix_mask)
         {
-            let h = layer.input_layernorm.forward(xp)?;
-            let k = Self::heads(&self.proj(&att.k_proj, &h, track, salt(1, 0))?, nkv, hd)?;
-            let v = Self::heads(&self.proj(&att.v_proj, &h, track, salt(2, 0))?, nkv, hd)?;
-            let k = apply_rope(&k, cos, sin)?;
+            let proj = TrainProj {
+                pass: self,
+                track,
+                part: 0,
+            };
             if need_prefix_out {
-                let q = Self::heads(&self.proj(&att.q_proj, &h, track, salt(0, 0))?, nh, hd)?;
-                let q = apply_rope(&q, cos, sin)?;
-                let a = self.attend(&q, &k, &v, pmask)?;
-                let x = (xp + self.proj(&att.o_proj, &a, track, salt(3, 0))?)?;
-                let h = layer.post_attention_layernorm.forward(&x)?;
-                xp_out = Some((&x + self.mlp(l, &h, track, 0)?)?);
+                let mut attend = |_: usize, q: &Tensor, k: &Tensor, v: &Tensor| {
+                    prefix_kv = Some((k.clone(), v.clone()));
+                    attention(q, k, v, Some(pmask))
+                };
+                xp_out = Some(layer.forward(xp, cos, sin, &proj, &mut attend)?);
+            } else {
+                prefix_kv = Some(layer.kv(xp, cos, sin, &proj)?);
             }
-            prefix_kv = Some((k, v));
         }
 
-        // The suffixes attend to the prefix and to themselves.
+        // The suffixes attend to the prefix (broadcast over the rows) and to themselves.
         let (cos, sin) = &self.rope_s;
-        let h = layer.input_layernorm.forward(xs)?;
-        let q = Self::heads(&self.proj(&att.q_proj, &h, track, salt(0, 1))?, nh, hd)?;
-        let k = Self::heads(&self.proj(&att.k_proj, &h, track, salt(1, 1))?, nkv, hd)?;
-        let v = Self::heads(&self.proj(&att.v_proj, &h, track, salt(2, 1))?, nkv, hd)?;
-        let q = apply_rope(&q, cos, sin)?;
-        let k = apply_rope(&k, cos, sin)?;
-        let (k, v) = match prefix_kv {
-            Some((kp, vp)) => {
-                let p = kp.dim(2)?;
-                let kp = kp.broadcast_as((rows, nkv, p, hd))?;
-                let vp = vp.broadcast_as((rows, nkv, p, hd))?;
-                (
-                    Tensor::cat(&[&kp, &k], 2)?.contiguous()?,
-                    Tensor::cat(&[&vp, &v], 2)?.contiguous()?,
-                )
-            }
-            None => (k, v),
+        let proj = TrainProj {
+            pass: self,
+            track,
+            part: 1,
         };
-        let a = self.attend(&q, &k, &v, &self.batch.suffix_mask)?;
-        let x = (xs + self.proj(&att.o_proj, &a, track, salt(3, 1))?)?;
-        let h = layer.post_attention_layernorm.forward(&x)?;
-        let xs_out = (&x + self.mlp(l, &h, track, 1)?)?;
+        let mut attend = |_: usize, q: &Tensor, k: &Tensor, v: &Tensor| {
+            let (k, v) = match &prefix_kv {
+                Some((kp, vp)) => {
+                    let (_, nkv, p, hd) = kp.dims4()?;
+                    let kp = kp.broadcast_as((rows, nkv, p, hd))?;
+                    let vp = vp.broadcast_as((rows, nkv, p, hd))?;
+                    (
+                        Tensor::cat(&[&kp, k], 2)?.contiguous()?,
+                        Tensor::cat(&[&vp, v], 2)?.contiguous()?,
+                    )
+                }
+                None => (k.clone(), v.clone()),
+            };
+            attention(q, &k, &v, Some(&self.batch.suffix_mask))
+        };
+        let xs_out = layer.forward(xs, cos, sin, &proj, &mut attend)?;
         Ok((xp_out, xs_out))
-    }
-
-    fn mlp(&self, l: usize, h: &Tensor, track: bool, part: u64) -> Result<Tensor> {
-        let mlp = &self.model.layers[l].mlp;
-        let salt = |module: u64| (l as u64) << 16 | module << 4 | part;
-        let g = self.proj(&mlp.gate_proj, h, track, salt(4))?.silu()?;
-        let u = self.proj(&mlp.up_proj, h, track, salt(5))?;
-        self.proj(&mlp.down_proj, &(g * u)?, track, salt(6))
     }
 
     /// The summed answer-token cross-entropy from the final hidden states of the suffixes.
     fn head_loss(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.model.norm.forward(xs)?;
+        let h = self.model.final_norm().forward(xs)?;
         let hidden = h.dim(D::Minus1)?;
         let rows = h
             .reshape((self.batch.rows * self.batch.suffix_len, hidden))?
             .index_select(&self.batch.predict_at, 0)?;
-        let logits = frozen_linear(&self.model.lm_head, &rows)?.to_dtype(DType::F32)?;
+        let logits = frozen_linear(self.model.lm_head(), &rows)?.to_dtype(DType::F32)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let picked = logp.gather(&self.batch.targets.unsqueeze(1)?, 1)?;
         Ok(picked.sum_all()?.neg()?)
@@ -460,13 +441,7 @@ impl Pass<'_> {
 }
 
 fn embed(model: &Model, ids: &Tensor) -> Result<Tensor> {
-    let (b, t) = ids.dims2()?;
-    let hidden = model.config().hidden_size;
-    Ok(model
-        .embed_tokens
-        .index_select(&ids.flatten_all()?, 0)?
-        .reshape((b, t, hidden))?
-        .detach())
+    Ok(model.embed(ids)?.detach())
 }
 
 fn new_pass<'a>(
@@ -499,7 +474,7 @@ pub fn loss_sum(
     let pass = new_pass(model, adapter, batch, mode)?;
     let mut xp = batch.prefix.as_ref().map(|p| embed(model, p)).transpose()?;
     let mut xs = embed(model, &batch.suffix)?;
-    let n = model.layers.len();
+    let n = model.layers().len();
     for l in 0..n {
         let (p, s) = pass.layer(l, xp.as_ref(), &xs, false, l + 1 < n)?;
         xp = p;
@@ -562,7 +537,7 @@ pub fn loss_and_grads_with(
         .map(|(i, v)| (v.as_tensor().id(), i))
         .collect();
     let pass = new_pass(model, adapter, batch, mode)?;
-    let n = model.layers.len();
+    let n = model.layers().len();
     // Below the lowest adapted layer nothing trains: the backward pass stops there.
     let lowest = adapter
         .modules()

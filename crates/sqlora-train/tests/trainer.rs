@@ -84,7 +84,7 @@ fn metric_steps(out: &Path) -> Vec<u64> {
 fn loss_goes_down_and_the_adapter_is_saved() {
     let model: Model = common::tiny_model(5);
     let embed_before = model
-        .embed_tokens
+        .embed_tokens()
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()
@@ -112,7 +112,7 @@ fn loss_goes_down_and_the_adapter_is_saved() {
 
     // The base model is untouched.
     let embed_after = model
-        .embed_tokens
+        .embed_tokens()
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()
