@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints the EVALUATION.md tables from what the runs wrote: adapters/<domain>/sqlora_meta.json
+"""Prints the EVALUATION.md tables from what the runs wrote: $ADAPTERS/<domain>/sqlora_meta.json (default
+adapters/smollm2-135m-instruct)
 (training time, tokens/s, dev and test EX of each domain adapter; the general adapter's test
 EX per database) and runs/eval/*.json (the
 `sqlora eval --json` objects written by tools/train/evaluate_all.sh). Standard library only.
@@ -11,6 +12,7 @@ import os
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+ADAPTERS = os.path.join(ROOT, os.environ.get("ADAPTERS", "adapters/smollm2-135m-instruct"))
 DOMAINS = ["retail", "hr", "library", "flights", "clinic", "music"]
 # Adapters that are not one domain's: the DyLoRA run of retail and the general adapter.
 EXTRA = ["retail-dylora", "general"]
@@ -40,13 +42,13 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     sums = {"base": [], "domain": [], "general": []}
     for d in DOMAINS:
-        meta = load(os.path.join(ROOT, "adapters", d, "sqlora_meta.json"))
+        meta = load(os.path.join(ADAPTERS, d, "sqlora_meta.json"))
         base, n = ex("base", d)
         dom, n2 = ex("domain", d)
         if dom is None and meta and meta.get("test_ex") is not None:
             dom, n2 = 100.0 * meta["test_ex"], meta.get("test_questions")
         gen, _ = ex("general", d)
-        gmeta = load(os.path.join(ROOT, "adapters", "general", "sqlora_meta.json"))
+        gmeta = load(os.path.join(ADAPTERS, "general", "sqlora_meta.json"))
         if gen is None and gmeta and d in (gmeta.get("test_ex_by_database") or {}):
             gen = 100.0 * gmeta["test_ex_by_database"][d]
         dev = None
@@ -91,7 +93,7 @@ def main():
     print("| domain | optimizer steps × rows | epochs | wall time (s) | trained tokens/s (prompt included) | final training loss | eval loss (last) | dev EX % by step |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for d in DOMAINS + EXTRA:
-        meta = load(os.path.join(ROOT, "adapters", d, "sqlora_meta.json"))
+        meta = load(os.path.join(ADAPTERS, d, "sqlora_meta.json"))
         if not meta:
             continue
         cfg = meta.get("config", {})
@@ -99,7 +101,7 @@ def main():
         steps = meta.get("steps", 0)
         epochs = steps * rows / meta["examples"] if meta.get("examples") else None
         eval_loss = None
-        mpath = os.path.join(ROOT, "adapters", d, "metrics.jsonl")
+        mpath = os.path.join(ADAPTERS, d, "metrics.jsonl")
         if os.path.isfile(mpath):
             for line in open(mpath):
                 r = json.loads(line)
@@ -119,7 +121,7 @@ def main():
         if cand and os.path.isfile(cand):
             base_size = os.path.getsize(cand)
     for d in DOMAINS + EXTRA:
-        p = os.path.join(ROOT, "adapters", d, "adapter_model.safetensors")
+        p = os.path.join(ADAPTERS, d, "adapter_model.safetensors")
         if os.path.isfile(p):
             size = os.path.getsize(p)
             ratio = f"{100.0 * size / base_size:.2f} %" if base_size else "—"
