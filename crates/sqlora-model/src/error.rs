@@ -70,3 +70,20 @@ impl ModelError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ModelError;
+
+    #[test]
+    fn a_malformed_file_keeps_the_error_that_found_it() {
+        let e = crate::config::Config::from_hf_json_str("{\"model_type\": ").unwrap_err();
+        assert!(
+            e.to_string().starts_with("model format: config.json: "),
+            "{e}"
+        );
+        let source = std::error::Error::source(&e).expect("the parser's error is kept");
+        assert!(source.downcast_ref::<serde_json::Error>().is_some());
+        assert!(matches!(e, ModelError::Malformed { .. }));
+    }
+}
