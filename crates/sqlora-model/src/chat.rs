@@ -299,7 +299,7 @@ impl ChatTemplate {
     pub fn from_tokenizer_config(path: &Path) -> Result<Option<ChatTemplate>> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
         let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            ModelError::Format(format!("{} is not valid JSON: {e}", path.display()))
+            ModelError::malformed(format!("{} is not valid JSON", path.display()), e)
         })?;
         let source = match config.get("chat_template") {
             None | Some(serde_json::Value::Null) => return Ok(None),

@@ -134,14 +134,18 @@ impl Config {
                 ModelError::Unsupported(format!("{}: {m}", path.display()))
             }
             ModelError::Format(m) => ModelError::Format(format!("{}: {m}", path.display())),
+            ModelError::Malformed { context, source } => ModelError::Malformed {
+                context: format!("{}: {context}", path.display()),
+                source,
+            },
             other => other,
         })
     }
 
     /// Parses the text of a Hugging Face `config.json`.
     pub fn from_hf_json_str(text: &str) -> Result<Config> {
-        let raw: HfConfig = serde_json::from_str(text)
-            .map_err(|e| ModelError::Format(format!("config.json: {e}")))?;
+        let raw: HfConfig =
+            serde_json::from_str(text).map_err(|e| ModelError::malformed("config.json", e))?;
         let arch = match raw.model_type.as_deref() {
             Some(t) => Arch::parse(t)?,
             None => {

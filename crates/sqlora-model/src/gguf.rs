@@ -25,7 +25,7 @@ pub fn read_content(path: &Path) -> Result<Content> {
     let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
     let mut reader = BufReader::new(file);
     Content::read(&mut reader).map_err(|e| {
-        ModelError::Format(format!("{}: not a readable GGUF file: {e}", path.display()))
+        ModelError::malformed(format!("{}: not a readable GGUF file", path.display()), e)
     })
 }
 
@@ -112,7 +112,7 @@ pub fn load_tensors_and_blocks(
         let Some(hf) = hf_name(name) else { continue };
         let q = content
             .tensor(&mut reader, name, device)
-            .map_err(|e| ModelError::Format(format!("{}: tensor {name}: {e}", path.display())))?;
+            .map_err(|e| ModelError::malformed(format!("{}: tensor {name}", path.display()), e))?;
         let mut t = q.dequantize(device)?.to_dtype(DType::F32)?;
         let format = match q.dtype() {
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),

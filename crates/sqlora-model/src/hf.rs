@@ -18,7 +18,7 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
         let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Format(format!("{}: {e}", index.display())))?;
+            .map_err(|e| ModelError::malformed(index.display().to_string(), e))?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -64,7 +64,7 @@ pub fn load_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tenso
     let mut all = HashMap::new();
     for file in safetensors_files(dir)? {
         let tensors = candle_core::safetensors::load(&file, device)
-            .map_err(|e| ModelError::Format(format!("{}: {e}", file.display())))?;
+            .map_err(|e| ModelError::malformed(file.display().to_string(), e))?;
         for (name, t) in tensors {
             let t = if t.dtype() == DType::F32 {
                 t
@@ -91,6 +91,6 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(Config, Model)> {
     let tensors = load_tensors(dir, device)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     let model =
-        Model::load(vb, &cfg).map_err(|e| ModelError::Format(format!("{}: {e}", dir.display())))?;
+        Model::load(vb, &cfg).map_err(|e| ModelError::malformed(dir.display().to_string(), e))?;
     Ok((cfg, model))
 }

@@ -59,7 +59,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
     let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
     let mut reader = BufReader::new(file);
     let content = Content::read(&mut reader).map_err(|e| {
-        ModelError::Format(format!("{}: not a readable GGUF file: {e}", path.display()))
+        ModelError::malformed(format!("{}: not a readable GGUF file", path.display()), e)
     })?;
     let (config, model) = crate::gguf::load_model(path, &content, device)?;
     let tokenizer = Tokenizer::from_gguf(&content)?;

@@ -264,7 +264,7 @@ impl Tokenizer {
             let text = std::fs::read_to_string(&config_path)
                 .map_err(|e| ModelError::io(&config_path, e))?;
             serde_json::from_str(&text).map_err(|e| {
-                ModelError::Format(format!("{} is not valid JSON: {e}", config_path.display()))
+                ModelError::malformed(format!("{} is not valid JSON", config_path.display()), e)
             })?
         } else {
             serde_json::Value::Null

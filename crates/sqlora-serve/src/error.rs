@@ -1,22 +1,36 @@
 //! The error type of the service.
+//!
+//! Each variant maps to an HTTP status and a machine-readable code ([`ServeError::status`],
+//! [`ServeError::code`]): mistakes in a request are 4xx with a specific code; failures of the
+//! engine or the model are 5xx (500, or 503 when the engine is not running), and keep the
+//! error that caused them as their [`std::error::Error::source`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What can go wrong while serving; each maps to an HTTP status (see [`ServeError::status`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The model runtime failed.
+    /// The model runtime failed (500).
     #[error("model: {0}")]
     Model(#[from] sqlora_model::ModelError),
     /// An adapter operation failed (e.g. it does not stack with the resident ones).
     #[error("adapter: {0}")]
     Adapter(#[from] sqlora_model::lora::AdapterError),
-    /// A tensor operation failed.
+    /// A tensor operation failed (500).
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
-    /// Generation could not proceed (bad tokens, context overflow, ...).
+    /// A forward step found an inconsistency inside the engine (rows and adapters out of
+    /// step, a cache on the wrong device, ...): a server fault, not the request's (500).
+    /// What a request can get wrong (an empty prompt, a prompt longer than the context,
+    /// token ids outside the vocabulary) is checked before any step, as a
+    /// [`ServeError::BadRequest`].
     #[error("generation: {0}")]
     Generation(String),
+    /// A forward step of the batch failed; every row of that step gets this error, with the
+    /// step's error as its source (500).
+    #[error("the generation step failed: {0}")]
+    Step(#[source] Arc<ServeError>),
     /// The request itself is invalid.
     #[error("{message}")]
     BadRequest {
@@ -34,8 +48,14 @@ pub enum ServeError {
         message: String,
     },
     /// An adapter could not be loaded (corrupt, incompatible, missing files).
-    #[error("adapter refused: {0}")]
-    AdapterRefused(String),
+    #[error("adapter refused: {context}: {source}")]
+    AdapterRefused {
+        /// Which adapter (its folder, or what was being done with it).
+        context: String,
+        /// Why the model runtime refused it.
+        #[source]
+        source: sqlora_model::lora::AdapterError,
+    },
     /// The adapter is in use by running requests.
     #[error("{0}")]
     Conflict(String),
@@ -70,14 +90,18 @@ impl ServeError {
         match self {
             ServeError::BadRequest { .. } => 400,
             ServeError::NotFound { .. } => 404,
-            ServeError::AdapterRefused(_) | ServeError::Adapter(_) => 422,
+            ServeError::AdapterRefused { .. } | ServeError::Adapter(_) => 422,
             ServeError::Conflict(_) => 409,
             ServeError::QueueFull(_) => 429,
             ServeError::TooLarge(_) => 413,
             ServeError::Deadline(_) => 504,
             ServeError::EngineGone => 503,
-            ServeError::Generation(_) => 400,
-            _ => 500,
+            ServeError::Step(_)
+            | ServeError::Generation(_)
+            | ServeError::Model(_)
+            | ServeError::Candle(_)
+            | ServeError::Database { .. }
+            | ServeError::Internal(_) => 500,
         }
     }
 
@@ -85,14 +109,15 @@ impl ServeError {
     pub fn code(&self) -> &'static str {
         match self {
             ServeError::BadRequest { code, .. } | ServeError::NotFound { code, .. } => code,
-            ServeError::AdapterRefused(_) | ServeError::Adapter(_) => "adapter_refused",
+            ServeError::AdapterRefused { .. } | ServeError::Adapter(_) => "adapter_refused",
             ServeError::Conflict(_) => "conflict",
             ServeError::QueueFull(_) => "queue_full",
             ServeError::TooLarge(_) => "body_too_large",
             ServeError::Deadline(_) => "deadline_exceeded",
             ServeError::EngineGone => "unavailable",
-            ServeError::Generation(_) => "generation_error",
-            _ => "internal",
+            ServeError::Step(_) | ServeError::Generation(_) => "generation_failed",
+            ServeError::Model(_) | ServeError::Candle(_) => "model_error",
+            ServeError::Database { .. } | ServeError::Internal(_) => "internal",
         }
     }
 
@@ -102,6 +127,22 @@ impl ServeError {
             code,
             message: message.into(),
         }
+    }
+
+    /// A [`ServeError::AdapterRefused`]: `context` names the adapter or what was done with it.
+    pub fn adapter_refused(
+        context: impl Into<String>,
+        source: sqlora_model::lora::AdapterError,
+    ) -> ServeError {
+        ServeError::AdapterRefused {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A [`ServeError::Step`] wrapping the failed step's error.
+    pub fn step(source: ServeError) -> ServeError {
+        ServeError::Step(Arc::new(source))
     }
 
     /// A [`ServeError::NotFound`].

@@ -1,6 +1,8 @@
 //! The engine on a tiny random Llama: a request decoded inside a continuous batch (rows joining
 //! and leaving mid-way, different adapters, prefixes from the prefix cache) yields exactly the
 //! tokens it yields alone, and exactly what the model runtime's own batched generation yields.
+//! What a request gets wrong is a 4xx with a specific code; a failed step is a 5xx that keeps
+//! its cause, and the engine goes on.
 
 mod common;
 
@@ -11,7 +13,7 @@ use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
 use sqlora_model::lora::AdapterSet;
 use sqlora_serve::engine::{self, GenOutput, GenRequest, PrefixSpec};
 use sqlora_serve::forward::{step, Feed, Rope, RowKv};
-use sqlora_serve::{EngineConfig, Metrics};
+use sqlora_serve::{EngineConfig, Metrics, ServeError};
 use tokio::sync::{mpsc, oneshot};
 
 use common::Kind;
@@ -235,6 +237,59 @@ fn continuous_batch_equals_alone_and_the_runtime() {
     let le1 = count_of(&text, "sqlora_batch_size_bucket{le=\"1\"}");
     let all = count_of(&text, "sqlora_batch_size_count");
     assert!(all > le1, "no step decoded more than one row: {text}");
+    handle.shutdown();
+}
+
+#[test]
+fn request_mistakes_are_4xx_and_a_failed_step_is_a_5xx_with_its_cause() {
+    let (_dir, m) = common::tiny_model(Kind::Random, 7);
+    let vocab = m.config.vocab_size as u32;
+    let (handle, _thread) = engine::start(
+        Arc::new(m),
+        Vec::new(),
+        EngineConfig::default(),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let run = |prompt: Vec<u32>, max_new: usize| {
+        let spec = Spec {
+            prompt,
+            adapter: None,
+            prefix: None,
+            max_new,
+        };
+        let (req, rx) = request(&spec, None);
+        handle.submit(req).unwrap();
+        rx.blocking_recv().unwrap()
+    };
+    let refused = |r: sqlora_serve::Result<GenOutput>| {
+        let e = r.expect_err("refused");
+        (e.status(), e.code())
+    };
+    assert_eq!(refused(run(Vec::new(), 4)), (400, "empty_prompt"));
+    assert_eq!(
+        refused(run(vec![2, vocab, 3], 4)),
+        (400, "token_out_of_range")
+    );
+    assert_eq!(refused(run(vec![2, 3], 5000)), (400, "context_overflow"));
+
+    let want = run(vec![5, 6, 7], 6).unwrap();
+    assert_eq!(want.completion_tokens, 6);
+    handle.fail_next_steps(1);
+    let e = run(vec![5, 6, 7], 6).expect_err("the step fails");
+    assert_eq!((e.status(), e.code()), (500, "generation_failed"));
+    let cause = std::error::Error::source(&e).expect("the step's error is the source");
+    let cause = cause
+        .downcast_ref::<Arc<ServeError>>()
+        .expect("the step's own error");
+    assert!(
+        matches!(**cause, ServeError::Candle(_)),
+        "{cause:?} is the tensor error"
+    );
+    assert!(e.to_string().contains("injected fault"), "{e}");
+    // Only that step failed: the same request now gets the same answer.
+    let again = run(vec![5, 6, 7], 6).unwrap();
+    assert_eq!(again.texts, want.texts);
     handle.shutdown();
 }
 

@@ -1,6 +1,7 @@
 //! A real server on a loopback port with tiny models: answers with a table, every bad input
 //! gets its 4xx, OpenAI-style endpoints and SSE, adapters loaded and evicted under traffic,
-//! 429 when the queue is full, deadlines, disconnected clients, and parseable metrics.
+//! 429 when the queue is full, deadlines, disconnected clients, a failed engine step (a 5xx,
+//! and the service goes on), and parseable metrics.
 
 mod common;
 
@@ -9,12 +10,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlora_serve::{AdapterSpec, App, DatabaseSpec, EngineConfig, Limits, ServeConfig};
+use sqlora_serve::{
+    AdapterSpec, App, DatabaseSpec, EngineConfig, EngineHandle, Limits, ServeConfig,
+};
 
 use common::{get, post, request, Kind};
 
 struct Server {
     addr: SocketAddr,
+    engine: EngineHandle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dirs: Vec<tempfile::TempDir>,
@@ -58,6 +62,7 @@ fn start(
         },
     )
     .unwrap();
+    let engine = app.engine().clone();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -76,6 +81,7 @@ fn start(
     let adapters_dir = adir.path().to_path_buf();
     Server {
         addr,
+        engine,
         stop: Some(stop_tx),
         thread: Some(thread),
         _dirs: vec![mdir, ddir, adir],
@@ -747,6 +753,47 @@ fn a_request_past_its_deadline_gets_504() {
     assert_eq!(r.json()["error"]["code"], "deadline_exceeded");
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert!(metric(addr, "sqlora_rejected_total{reason=\"deadline\"}") >= 1.0);
+}
+
+#[test]
+fn a_failed_engine_step_is_a_5xx_and_the_service_goes_on() {
+    let s = start(Kind::Scripted, cfg(4, 16, 4), no_adapters);
+    let addr = s.addr;
+    let completion = json!({"model": "tiny", "prompt": "SELECT", "max_tokens": 10});
+    let ok = post(addr, "/v1/completions", &completion);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let want = ok.json()["choices"][0]["text"].clone();
+    assert_eq!(want, " COUNT ( * ) FROM customers");
+    let expect_5xx = |r: &common::Resp| {
+        assert_eq!(r.status, 500, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["error"]["code"], "generation_failed", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("injected fault"),
+            "the cause is in the message: {msg}"
+        );
+    };
+
+    // A decode step fails: the request gets a 500 JSON error, the next one its answer.
+    s.engine.fail_next_steps(1);
+    expect_5xx(&post(addr, "/v1/completions", &completion));
+    let again = post(addr, "/v1/completions", &completion);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["choices"][0]["text"], want);
+
+    // The step computing a database's prefix fails: nothing broken is cached, and the same
+    // question is answered next time.
+    let question = json!({"database": "shop", "question": "How many customers are there?"});
+    s.engine.fail_next_steps(1);
+    expect_5xx(&query(addr, question.clone()));
+    let r = query(addr, question);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["sql"], "SELECT COUNT ( * ) FROM customers");
+    assert_eq!(v["rows"], json!([[3]]));
+    assert_eq!(v["usage"]["cached_prompt_tokens"], 0);
+    assert_eq!(get(addr, "/healthz").json()["status"], "ok");
 }
 
 #[test]
