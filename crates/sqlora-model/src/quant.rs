@@ -258,33 +258,81 @@ impl QWeight {
         self.cols / self.format.block_len() * self.format.scales()
     }
 
-    /// The whole matrix as row-major f32 (the reference the kernels are tested against).
+    /// The whole matrix as row-major f32, decoded by the portable code (the reference the
+    /// kernels are tested against).
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.cols];
-        self.dequantize_rows_into(0, self.rows, &mut out);
+        self.dequantize_range(Isa::Scalar, 0, self.rows, &mut out);
         out
     }
 
-    /// Rows `start..end` as row-major f32 into `out` (`(end - start) · cols` values).
+    /// Rows `start..end` as row-major f32 into `out` (`(end - start) · cols` values), with the
+    /// fastest instruction set this CPU runs (the same values as [`QWeight::dequantize`]).
     ///
     /// # Panics
     /// If the range is out of bounds or `out` has the wrong length.
     pub fn dequantize_rows_into(&self, start: usize, end: usize, out: &mut [f32]) {
         assert!(start <= end && end <= self.rows && out.len() == (end - start) * self.cols);
+        self.dequantize_range(Isa::best(), start, end, out);
+    }
+
+    /// [`QWeight::dequantize_rows_into`] with a chosen instruction set; an unsupported one, a
+    /// range out of bounds or an `out` of the wrong length is an error.
+    pub fn dequantize_rows_with(
+        &self,
+        isa: Isa,
+        start: usize,
+        end: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if start > end || end > self.rows || out.len() != (end - start) * self.cols {
+            return Err(ModelError::Format(format!(
+                "dequantizing rows {start}..{end} of [{}, {}] into {} values",
+                self.rows,
+                self.cols,
+                out.len()
+            )));
+        }
+        if !isa.supported() {
+            return Err(ModelError::Format(format!(
+                "this CPU cannot run {isa:?} kernels"
+            )));
+        }
+        self.dequantize_range(isa, start, end, out);
+        Ok(())
+    }
+
+    /// Rows `start..end` into `out` (checked by the callers; `isa` supported).
+    fn dequantize_range(&self, isa: Isa, start: usize, end: usize, out: &mut [f32]) {
         let (qb, ns, bl) = (
             self.format.qs_bytes(),
             self.format.scales(),
             self.format.block_len(),
         );
         let first = start * self.cols / bl;
-        let mut sc = [0f32; 2];
-        for (i, w) in out.chunks_exact_mut(bl).enumerate() {
-            let b = first + i;
-            let qs = &self.qs[b * qb..(b + 1) * qb];
-            for (d, s) in sc.iter_mut().zip(&self.scales[b * ns..(b + 1) * ns]) {
-                *d = f16::from_bits(*s).to_f32();
+        let nblocks = (end - start) * self.cols / bl;
+        let qs = &self.qs[first * qb..(first + nblocks) * qb];
+        let sc: Vec<f32> = self.scales[first * ns..(first + nblocks) * ns]
+            .iter()
+            .map(|s| f16::from_bits(*s).to_f32())
+            .collect();
+        match isa {
+            // SAFETY: `isa` is supported (checked by the callers); `qs`, `sc` and `out` hold
+            // `nblocks` blocks of quants, scales and values.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { simd::dequant512(self.format, qs, &sc, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { simd::dequant256(self.format, qs, &sc, out) },
+            _ => {
+                for (b, w) in out.chunks_exact_mut(bl).enumerate() {
+                    decode_scalar(
+                        self.format,
+                        &qs[b * qb..(b + 1) * qb],
+                        &sc[b * ns..(b + 1) * ns],
+                        w,
+                    );
+                }
             }
-            decode_scalar(self.format, qs, &sc[..ns], w);
         }
     }
 
@@ -676,6 +724,57 @@ mod simd {
             let h = _mm_loadu_si128(tail.as_ptr() as *const __m128i);
             _mm256_storeu_ps(out.as_mut_ptr(), _mm256_cvtph_ps(h));
             dst[i..].copy_from_slice(&out[..n - i]);
+        }
+    }
+
+    /// Decodes whole blocks: `qs` and `sc` (f32 scales) of `out.len() / block_len` blocks.
+    ///
+    /// # Safety
+    /// AVX-512F/BW, FMA and F16C must be available; the slices must hold that many blocks.
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    pub(super) unsafe fn dequant512(fmt: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
+        let (qb, ns, bl) = (fmt.qs_bytes(), fmt.scales(), fmt.block_len());
+        for (b, w) in out.chunks_exact_mut(bl).enumerate() {
+            let p = qs.as_ptr().add(b * qb);
+            let o = w.as_mut_ptr();
+            if bl == BLOCK {
+                let (w0, w1) = block512(fmt, p, sc.as_ptr().add(b * ns));
+                _mm512_storeu_ps(o, w0);
+                _mm512_storeu_ps(o.add(16), w1);
+            } else {
+                let ks = k_scales(fmt, &qs[b * qb..(b + 1) * qb], &sc[b * ns..(b + 1) * ns]);
+                for s in 0..bl / BLOCK {
+                    let (w0, w1) = sub512(fmt, p, &ks, s);
+                    _mm512_storeu_ps(o.add(s * BLOCK), w0);
+                    _mm512_storeu_ps(o.add(s * BLOCK + 16), w1);
+                }
+            }
+        }
+    }
+
+    /// [`dequant512`] with AVX2.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C must be available; the slices must hold that many blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dequant256(fmt: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
+        let (qb, ns, bl) = (fmt.qs_bytes(), fmt.scales(), fmt.block_len());
+        let store = |o: *mut f32, w: [__m256; 4]| {
+            for (i, v) in w.into_iter().enumerate() {
+                _mm256_storeu_ps(o.add(8 * i), v);
+            }
+        };
+        for (b, w) in out.chunks_exact_mut(bl).enumerate() {
+            let p = qs.as_ptr().add(b * qb);
+            let o = w.as_mut_ptr();
+            if bl == BLOCK {
+                store(o, block256(fmt, p, sc.as_ptr().add(b * ns)));
+            } else {
+                let ks = k_scales(fmt, &qs[b * qb..(b + 1) * qb], &sc[b * ns..(b + 1) * ns]);
+                for s in 0..bl / BLOCK {
+                    store(o.add(s * BLOCK), sub256(fmt, p, &ks, s));
+                }
+            }
         }
     }
 
@@ -1274,6 +1373,18 @@ mod tests {
             let mut part = vec![0f32; 4 * cols];
             w.dequantize_rows_into(3, 7, &mut part);
             assert_eq!(part, all[3 * cols..7 * cols], "{format:?}");
+            for isa in isas() {
+                let mut part = vec![f32::NAN; 9 * cols];
+                w.dequantize_rows_with(isa, 0, 9, &mut part).unwrap();
+                let same = part
+                    .iter()
+                    .zip(&all)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{format:?} {isa:?}");
+            }
+            assert!(w
+                .dequantize_rows_with(Isa::Scalar, 3, 10, &mut part)
+                .is_err());
             assert_eq!(w.size_in_bytes(), 9 * 2 * format.block_bytes());
         }
     }

@@ -46,32 +46,43 @@ fn load(name: &str, format: QFormat) -> (QWeight, Vec<f32>) {
     (w, want)
 }
 
+fn isas() -> Vec<Isa> {
+    [Isa::Scalar, Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|i| i.supported())
+        .collect()
+}
+
 #[test]
 fn dequantize_equals_the_gguf_package() {
     for (name, format) in FORMATS {
         let (w, want) = load(name, format);
-        let got = w.dequantize();
-        let bad: Vec<usize> = (0..want.len())
-            .filter(|&i| got[i].to_bits() != want[i].to_bits())
-            .collect();
-        assert!(
-            bad.is_empty(),
-            "{name}: {} of {} values differ, first at {}: {} vs {}",
-            bad.len(),
-            want.len(),
-            bad[0],
-            got[bad[0]],
-            want[bad[0]]
-        );
+        let mut outputs = vec![("dequantize".to_string(), w.dequantize())];
+        for isa in isas() {
+            let mut v = vec![f32::NAN; want.len()];
+            w.dequantize_rows_with(isa, 0, w.rows(), &mut v).unwrap();
+            outputs.push((format!("{isa:?}"), v));
+        }
+        for (how, got) in outputs {
+            let bad: Vec<usize> = (0..want.len())
+                .filter(|&i| got[i].to_bits() != want[i].to_bits())
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "{name} ({how}): {} of {} values differ, first at {}: {} vs {}",
+                bad.len(),
+                want.len(),
+                bad[0],
+                got[bad[0]],
+                want[bad[0]]
+            );
+        }
     }
 }
 
 #[test]
 fn kernels_equal_the_reference_product() {
-    let isas: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx512]
-        .into_iter()
-        .filter(|i| i.supported())
-        .collect();
+    let isas = isas();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     for (name, format) in FORMATS {
         let (w, want_w) = load(name, format);
