@@ -18,7 +18,7 @@ use candle_nn::VarBuilder;
 use crate::config::{Arch, Config, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::llama::Model;
-use crate::quant::{QFormat, QWeight, BLOCK};
+use crate::quant::{QFormat, QWeight};
 
 /// Reads the GGUF header and metadata (no tensor data).
 pub fn read_content(path: &Path) -> Result<Content> {
@@ -117,12 +117,15 @@ pub fn load_tensors_and_blocks(
         let format = match q.dtype() {
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),
+            GgmlDType::Q5_0 => Some(QFormat::Q5_0),
+            GgmlDType::Q4K => Some(QFormat::Q4_K),
+            GgmlDType::Q6K => Some(QFormat::Q6_K),
             GgmlDType::F32 => Some(QFormat::F32),
             _ => None,
         };
         let mut block = match (format, q.shape().dims()) {
             (Some(f), &[rows, cols])
-                if keep_blocks && device.is_cpu() && cols.is_multiple_of(BLOCK) =>
+                if keep_blocks && device.is_cpu() && cols.is_multiple_of(f.block_len()) =>
             {
                 Some(QWeight::from_raw(f, rows, cols, q.data()?.into_owned())?)
             }

@@ -26,45 +26,73 @@ pub const MASKED: f32 = f32::MIN;
 
 /// A projection `y = x·Wᵀ (+ b)` with a frozen base weight `[out, in]` and its module path
 /// (`"model.layers.0.self_attn.q_proj"`), so adapters can be attached by name.
+///
+/// The weight is either a dense tensor or only quantized blocks ([`Linear::with_quant`]): then
+/// no f32 copy is kept. Few-row products run on the blocks; larger ones dequantize the blocks a
+/// tile of output rows at a time; [`Linear::weight`] dequantizes the whole weight on first use
+/// (for training or merging) and keeps it from then on.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    /// The dense weight, set at construction or dequantized from `quant` on demand (shared by
+    /// clones, so a model cloned before the first use does not dequantize twice).
+    weight: std::sync::Arc<std::sync::OnceLock<Tensor>>,
     bias: Option<Tensor>,
     name: String,
-    /// The same weight as GGUF blocks, used for few-row inference (see [`crate::quant`]).
+    /// The weight as GGUF blocks, used for inference (see [`crate::quant`]).
     quant: Option<std::sync::Arc<crate::quant::QWeight>>,
 }
+
+/// f32 values of one dequantized tile of output rows in a multi-row product with blocks.
+const DEQUANT_TILE_VALUES: usize = 1 << 21;
 
 impl Linear {
     /// Wraps a weight `[out, in]` and an optional bias `[out]`.
     pub fn new(weight: Tensor, bias: Option<Tensor>, name: impl Into<String>) -> Linear {
         Linear {
-            weight,
+            weight: std::sync::Arc::new(std::sync::OnceLock::from(weight)),
             bias,
             name: name.into(),
             quant: None,
         }
     }
 
-    /// Also keeps `quant`, the same weight as quantized blocks, for inference on at most
-    /// [`crate::quant::MAX_ROWS`] rows. A linear built anew (e.g. a merged weight) has none.
+    /// Replaces the weight by `quant`, the same weight as quantized blocks (CPU only), and
+    /// drops the f32 copy: products of at most [`crate::quant::MAX_ROWS`] rows run on the
+    /// blocks, larger ones dequantize them a tile at a time, and [`Linear::weight`] dequantizes
+    /// on demand. A linear built anew (e.g. a merged weight) has no blocks.
     pub fn with_quant(mut self, quant: crate::quant::QWeight) -> Result<Linear> {
         if [quant.rows(), quant.cols()] != [self.out_features(), self.in_features()] {
             return Err(ModelError::Format(format!(
-                "{}: quantized weight [{}, {}] for a weight {:?}",
+                "{}: quantized weight [{}, {}] for a weight [{}, {}]",
                 self.name,
                 quant.rows(),
                 quant.cols(),
-                self.weight.dims()
+                self.out_features(),
+                self.in_features()
             )));
         }
+        if let Some(w) = self.weight.get() {
+            if !w.device().is_cpu() {
+                return Err(ModelError::Format(format!(
+                    "{}: quantized blocks are for CPU weights only",
+                    self.name
+                )));
+            }
+        }
         self.quant = Some(std::sync::Arc::new(quant));
+        self.weight = std::sync::Arc::new(std::sync::OnceLock::new());
         Ok(self)
     }
 
-    /// The quantized copy of the weight, if any.
+    /// The quantized blocks of the weight, if any.
     pub fn quant(&self) -> Option<&crate::quant::QWeight> {
         self.quant.as_deref()
+    }
+
+    /// Whether an f32 copy of the weight is held in memory (always without blocks; with
+    /// blocks only once [`Linear::weight`] was called).
+    pub fn has_dense_weight(&self) -> bool {
+        self.weight.get().is_some()
     }
 
     /// Loads `<prefix>.weight` (and `<prefix>.bias` when `bias`) from `vb`.
@@ -78,9 +106,17 @@ impl Linear {
         Ok(Linear::new(weight, bias, vb.prefix()))
     }
 
-    /// The base weight `[out, in]`.
+    /// The base weight `[out, in]`; with blocks only, dequantized on the first call (on the
+    /// CPU) and kept from then on.
     pub fn weight(&self) -> &Tensor {
-        &self.weight
+        self.weight.get_or_init(|| {
+            let q = self
+                .quant
+                .as_deref()
+                .expect("a Linear holds a dense weight or blocks");
+            Tensor::from_vec(q.dequantize(), (q.rows(), q.cols()), &Device::Cpu)
+                .expect("blocks dequantize to rows · cols values")
+        })
     }
 
     /// The bias `[out]`, if any.
@@ -100,12 +136,20 @@ impl Linear {
 
     /// Input features.
     pub fn in_features(&self) -> usize {
-        self.weight.dims().get(1).copied().unwrap_or(0)
+        match (self.weight.get(), &self.quant) {
+            (Some(w), _) => w.dims().get(1).copied().unwrap_or(0),
+            (None, Some(q)) => q.cols(),
+            (None, None) => 0,
+        }
     }
 
     /// Output features.
     pub fn out_features(&self) -> usize {
-        self.weight.dims().first().copied().unwrap_or(0)
+        match (self.weight.get(), &self.quant) {
+            (Some(w), _) => w.dims().first().copied().unwrap_or(0),
+            (None, Some(q)) => q.rows(),
+            (None, None) => 0,
+        }
     }
 
     /// `x·Wᵀ (+ b)` for `x` of shape `[.., in]`; the leading dimensions are flattened into one
@@ -118,26 +162,66 @@ impl Linear {
         };
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, in_dim))?;
-        // For a few rows (batched decoding) `(W·xᵀ)ᵀ` streams the weight rows contiguously and
-        // measured faster with candle's gemm than `x·Wᵀ`; both are the same product.
         let quantized = match &self.quant {
             Some(q) => crate::quant::forward_2d(q, &x2)?,
             None => None,
         };
         let mut y = if let Some(y) = quantized {
             y
-        } else if (2..=12).contains(&rows) {
-            self.weight.matmul(&x2.t()?)?.t()?.contiguous()?
+        } else if let Some(w) = self.weight.get() {
+            // For a few rows (batched decoding) `(W·xᵀ)ᵀ` streams the weight rows contiguously
+            // and measured faster with candle's gemm than `x·Wᵀ`; both are the same product.
+            if (2..=12).contains(&rows) {
+                w.matmul(&x2.t()?)?.t()?.contiguous()?
+            } else {
+                x2.matmul(&w.t()?)?
+            }
+        } else if let Some(q) = &self.quant {
+            Self::tiled_matmul(q, &x2)?
         } else {
-            x2.matmul(&self.weight.t()?)?
+            candle_core::bail!("linear {}: no weight", self.name)
         };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         let mut out_dims = dims;
         let last = out_dims.len() - 1;
-        out_dims[last] = self.weight.dim(0)?;
+        out_dims[last] = self.out_features();
         y.reshape(out_dims)
+    }
+
+    /// `x·Wᵀ` for any number of rows from blocks alone: a tile of output rows is dequantized
+    /// (in parallel), multiplied with candle's gemm and dropped, so at most one tile of f32
+    /// weights exists at a time.
+    fn tiled_matmul(q: &crate::quant::QWeight, x: &Tensor) -> candle_core::Result<Tensor> {
+        use rayon::prelude::*;
+        let (rows, cols) = (q.rows(), q.cols());
+        let x = x.contiguous()?;
+        let tile = (DEQUANT_TILE_VALUES / cols).clamp(1, rows);
+        let mut parts = Vec::with_capacity(rows.div_ceil(tile));
+        let mut start = 0;
+        while start < rows {
+            let end = (start + tile).min(rows);
+            let mut w = vec![0f32; (end - start) * cols];
+            // Chunks of whole rows, a few per thread.
+            let per = (end - start)
+                .div_ceil(4 * rayon::current_num_threads().max(1))
+                .max(1);
+            w.par_chunks_mut(per * cols)
+                .enumerate()
+                .for_each(|(i, chunk)| {
+                    let a = start + i * per;
+                    q.dequantize_rows_into(a, a + chunk.len() / cols, chunk)
+                });
+            let w = Tensor::from_vec(w, (end - start, cols), x.device())?;
+            parts.push(x.matmul(&w.t()?)?);
+            start = end;
+        }
+        if parts.len() == 1 {
+            Ok(parts.remove(0))
+        } else {
+            Tensor::cat(&parts, 1)
+        }
     }
 }
 

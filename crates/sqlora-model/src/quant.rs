@@ -10,8 +10,21 @@
 //! Block layouts (ggml):
 //! * Q4_1, 20 bytes per 32 weights: f16 `d`, f16 `m`, 16 bytes of nibbles; the low nibble of
 //!   byte `i` is element `i`, the high nibble element `i + 16`.
+//! * Q5_0, 22 bytes per 32 weights: f16 `d`, a little-endian `u32` `qh` whose bit `i` is the
+//!   fifth bit of element `i`, 16 bytes of low nibbles laid out like Q4_1's; `w = d·(q − 16)`.
 //! * Q8_0, 34 bytes per 32 weights: f16 `d`, 32 `i8`.
+//! * Q4_K, 144 bytes per super-block of 256 weights: f16 `d`, f16 `dmin`, 12 bytes of 6-bit
+//!   sub-block scales and mins (8 of each, packed as ggml's `get_scale_min_k4`), 128 bytes of
+//!   nibbles: sub-block `2p` is the low nibbles of bytes `32p..32p + 32`, sub-block `2p + 1`
+//!   their high nibbles; `w = d·sc_j·q − dmin·m_j`.
+//! * Q6_K, 210 bytes per super-block of 256 weights: 128 bytes `ql` (low 4 bits), 64 bytes `qh`
+//!   (high 2 bits), 16 `i8` scales (one per 16 weights), f16 `d` last; `w = d·sc_j·(q − 32)`.
+//!   Each half of 128 weights uses 64 bytes of `ql` and 32 of `qh`: its sub-block `k` of 32
+//!   takes nibble `k / 2` of `ql[32·(k % 2) + l]` and bits `2k, 2k + 1` of `qh[l]`.
 //! * F32, 128 bytes per 32 weights (little-endian `f32`s), a plain fallback.
+//!
+//! Every product in these dequantizations is exact in f32 (at most 24 significant bits), so
+//! the kernels' fused multiply-adds decode to the same values as the scalar path and ggml.
 //!
 //! The kernel picks AVX-512, AVX2+FMA or a scalar loop at run time ([`Isa::best`]); output rows
 //! are split across rayon's pool.
@@ -22,45 +35,75 @@ use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
 
-/// Weights per block, for every format.
+/// Weights per block of the 32-weight formats, and per sub-block of the K-quants (whose
+/// super-blocks hold [`QK_K`]); every kernel step decodes this many weights.
 pub const BLOCK: usize = 32;
+
+/// Weights per super-block of the K-quants (Q4_K, Q6_K).
+pub const QK_K: usize = 256;
 
 /// Most activation rows [`QWeight::matmul_t`] is meant for (more work, but slower than a
 /// blocked f32 GEMM beyond it).
 pub const MAX_ROWS: usize = 16;
 
-/// A block format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A block format (variants named as in ggml).
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QFormat {
     /// ggml Q4_1.
     Q4_1,
     /// ggml Q8_0.
     Q8_0,
+    /// ggml Q5_0.
+    Q5_0,
+    /// ggml Q4_K (256-weight super-blocks).
+    Q4_K,
+    /// ggml Q6_K (256-weight super-blocks).
+    Q6_K,
     /// Plain little-endian f32.
     F32,
 }
 
 impl QFormat {
-    /// Bytes per block of [`BLOCK`] weights in a GGUF file.
+    /// Weights per block: [`BLOCK`], or [`QK_K`] for the K-quants.
+    pub fn block_len(self) -> usize {
+        match self {
+            QFormat::Q4_K | QFormat::Q6_K => QK_K,
+            _ => BLOCK,
+        }
+    }
+
+    /// Bytes per block of [`QFormat::block_len`] weights in a GGUF file.
     pub fn block_bytes(self) -> usize {
         self.qs_bytes() + 2 * self.scales()
     }
 
-    /// Bytes of quants per block as kept in memory (the f16 scales are kept apart).
+    /// Bytes per block as kept in memory: everything but the f16 scales, which are kept apart.
     fn qs_bytes(self) -> usize {
         match self {
             QFormat::Q4_1 => BLOCK / 2,
             QFormat::Q8_0 => BLOCK,
+            QFormat::Q5_0 => 4 + BLOCK / 2,
+            QFormat::Q4_K => 12 + QK_K / 2,
+            QFormat::Q6_K => QK_K / 2 + QK_K / 4 + QK_K / 16,
             QFormat::F32 => 4 * BLOCK,
         }
     }
 
-    /// Scales per block (`d`, `m` for Q4_1; `d` for Q8_0).
+    /// f16 scales per block (`d`, `m` for Q4_1; `d`, `dmin` for Q4_K; `d` for the others).
     fn scales(self) -> usize {
         match self {
-            QFormat::Q4_1 => 2,
-            QFormat::Q8_0 => 1,
+            QFormat::Q4_1 | QFormat::Q4_K => 2,
+            QFormat::Q8_0 | QFormat::Q5_0 | QFormat::Q6_K => 1,
             QFormat::F32 => 0,
+        }
+    }
+
+    /// Byte offset of the f16 scales inside a file block (Q6_K stores its `d` last).
+    fn scales_offset(self) -> usize {
+        match self {
+            QFormat::Q6_K => self.qs_bytes(),
+            _ => 0,
         }
     }
 }
@@ -107,7 +150,8 @@ impl Isa {
     }
 }
 
-/// A weight matrix `[rows (out), cols (in)]` stored as row-major blocks of [`BLOCK`] weights.
+/// A weight matrix `[rows (out), cols (in)]` stored as row-major blocks of
+/// [`QFormat::block_len`] weights.
 ///
 /// The quants of each block are kept as in the file, its f16 scales in a separate array (the
 /// kernels convert one output row's scales to f32 at a time, with wide conversions, and then
@@ -117,7 +161,7 @@ pub struct QWeight {
     format: QFormat,
     rows: usize,
     cols: usize,
-    /// Quants, `rows · cols / 32` blocks of `format.qs_bytes()`.
+    /// Quants, `rows · cols / block_len` blocks of `format.qs_bytes()`.
     qs: Vec<u8>,
     /// f16 scales (bits), `format.scales()` per block.
     scales: Vec<u16>,
@@ -134,15 +178,18 @@ impl std::fmt::Debug for QWeight {
 }
 
 impl QWeight {
-    /// Wraps raw blocks (`rows · cols / 32` blocks of `format`, row-major, as in a GGUF file).
+    /// Wraps raw blocks (`rows · cols / format.block_len()` blocks of `format`, row-major, as
+    /// in a GGUF file).
     pub fn from_raw(format: QFormat, rows: usize, cols: usize, data: Vec<u8>) -> Result<QWeight> {
-        if cols == 0 || rows == 0 || !cols.is_multiple_of(BLOCK) {
+        let bl = format.block_len();
+        if cols == 0 || rows == 0 || !cols.is_multiple_of(bl) {
             return Err(ModelError::Format(format!(
-                "quantized weight [{rows}, {cols}]: columns must be a positive multiple of {BLOCK}"
+                "quantized weight [{rows}, {cols}] in {format:?}: columns must be a positive \
+                 multiple of {bl}"
             )));
         }
         let want = rows
-            .checked_mul(cols / BLOCK)
+            .checked_mul(cols / bl)
             .and_then(|b| b.checked_mul(format.block_bytes()));
         if want != Some(data.len()) {
             return Err(ModelError::Format(format!(
@@ -151,13 +198,16 @@ impl QWeight {
             )));
         }
         let bb = format.block_bytes();
-        let (sb, nsc) = (2 * format.scales(), format.scales());
+        let (nsc, at) = (format.scales(), format.scales_offset());
         let nb = data.len() / bb;
         let mut qs = Vec::with_capacity(nb * format.qs_bytes());
         let mut scales = Vec::with_capacity(nb * nsc);
         for blk in data.chunks_exact(bb) {
-            scales.extend((0..nsc).map(|i| u16::from_le_bytes([blk[2 * i], blk[2 * i + 1]])));
-            qs.extend_from_slice(&blk[sb..]);
+            let (head, rest) = blk.split_at(at);
+            let (sc, tail) = rest.split_at(2 * nsc);
+            scales.extend(sc.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+            qs.extend_from_slice(head);
+            qs.extend_from_slice(tail);
         }
         Ok(QWeight {
             format,
@@ -201,26 +251,89 @@ impl QWeight {
     }
 
     fn row_bytes(&self) -> usize {
-        self.cols / BLOCK * self.format.qs_bytes()
+        self.cols / self.format.block_len() * self.format.qs_bytes()
     }
 
     fn row_scales(&self) -> usize {
-        self.cols / BLOCK * self.format.scales()
+        self.cols / self.format.block_len() * self.format.scales()
     }
 
-    /// The whole matrix as row-major f32 (the reference the kernels are tested against).
+    /// The whole matrix as row-major f32, decoded by the portable code (the reference the
+    /// kernels are tested against).
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.cols];
-        let (qb, ns) = (self.format.qs_bytes(), self.format.scales());
-        let mut sc = [0f32; 2];
-        for (b, w) in out.chunks_exact_mut(BLOCK).enumerate() {
-            let qs = &self.qs[b * qb..(b + 1) * qb];
-            for (d, s) in sc.iter_mut().zip(&self.scales[b * ns..(b + 1) * ns]) {
-                *d = f16::from_bits(*s).to_f32();
-            }
-            decode_scalar(self.format, qs, &sc[..ns], w);
-        }
+        self.dequantize_range(Isa::Scalar, 0, self.rows, &mut out);
         out
+    }
+
+    /// Rows `start..end` as row-major f32 into `out` (`(end - start) · cols` values), with the
+    /// fastest instruction set this CPU runs (the same values as [`QWeight::dequantize`]).
+    ///
+    /// # Panics
+    /// If the range is out of bounds or `out` has the wrong length.
+    pub fn dequantize_rows_into(&self, start: usize, end: usize, out: &mut [f32]) {
+        assert!(start <= end && end <= self.rows && out.len() == (end - start) * self.cols);
+        self.dequantize_range(Isa::best(), start, end, out);
+    }
+
+    /// [`QWeight::dequantize_rows_into`] with a chosen instruction set; an unsupported one, a
+    /// range out of bounds or an `out` of the wrong length is an error.
+    pub fn dequantize_rows_with(
+        &self,
+        isa: Isa,
+        start: usize,
+        end: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if start > end || end > self.rows || out.len() != (end - start) * self.cols {
+            return Err(ModelError::Format(format!(
+                "dequantizing rows {start}..{end} of [{}, {}] into {} values",
+                self.rows,
+                self.cols,
+                out.len()
+            )));
+        }
+        if !isa.supported() {
+            return Err(ModelError::Format(format!(
+                "this CPU cannot run {isa:?} kernels"
+            )));
+        }
+        self.dequantize_range(isa, start, end, out);
+        Ok(())
+    }
+
+    /// Rows `start..end` into `out` (checked by the callers; `isa` supported).
+    fn dequantize_range(&self, isa: Isa, start: usize, end: usize, out: &mut [f32]) {
+        let (qb, ns, bl) = (
+            self.format.qs_bytes(),
+            self.format.scales(),
+            self.format.block_len(),
+        );
+        let first = start * self.cols / bl;
+        let nblocks = (end - start) * self.cols / bl;
+        let qs = &self.qs[first * qb..(first + nblocks) * qb];
+        let sc: Vec<f32> = self.scales[first * ns..(first + nblocks) * ns]
+            .iter()
+            .map(|s| f16::from_bits(*s).to_f32())
+            .collect();
+        match isa {
+            // SAFETY: `isa` is supported (checked by the callers); `qs`, `sc` and `out` hold
+            // `nblocks` blocks of quants, scales and values.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { simd::dequant512(self.format, qs, &sc, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { simd::dequant256(self.format, qs, &sc, out) },
+            _ => {
+                for (b, w) in out.chunks_exact_mut(bl).enumerate() {
+                    decode_scalar(
+                        self.format,
+                        &qs[b * qb..(b + 1) * qb],
+                        &sc[b * ns..(b + 1) * ns],
+                        w,
+                    );
+                }
+            }
+        }
     }
 
     /// Undoes llama.cpp's `permute(w, n_head)` on the rows, like [`crate::gguf::reverse_permute`]:
@@ -327,7 +440,7 @@ impl QWeight {
             s: sc.as_ptr(),
             row_scales: rs,
             nrows: end - start,
-            nblocks: self.cols / BLOCK,
+            nblocks: self.cols / self.format.block_len(),
             x: x.as_ptr(),
             cols: self.cols,
             y: y.add(start),
@@ -416,7 +529,8 @@ struct Args {
     y_stride: usize,
 }
 
-/// Dequantizes one block (quants `qs`, scales `sc`) into `out` (32 values), like ggml/candle.
+/// Dequantizes one block (quants `qs`, f32 scales `sc`) into `out` (`format.block_len()`
+/// values), like ggml's `dequantize_row_*`.
 fn decode_scalar(format: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
     match format {
         QFormat::Q4_1 => {
@@ -433,6 +547,23 @@ fn decode_scalar(format: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
                 out[i] = (qs[i] as i8) as f32 * d;
             }
         }
+        QFormat::Q5_0 => {
+            let d = sc[0];
+            let qh = u32::from_le_bytes([qs[0], qs[1], qs[2], qs[3]]);
+            for i in 0..BLOCK / 2 {
+                let q = qs[4 + i];
+                let h0 = ((qh >> i) << 4) & 0x10;
+                let h1 = (qh >> (i + 12)) & 0x10;
+                out[i] = (((q & 0x0F) as u32 | h0) as i32 - 16) as f32 * d;
+                out[i + BLOCK / 2] = (((q >> 4) as u32 | h1) as i32 - 16) as f32 * d;
+            }
+        }
+        QFormat::Q4_K | QFormat::Q6_K => {
+            let ks = k_scales(format, qs, sc);
+            for (s, o) in out.chunks_exact_mut(BLOCK).enumerate() {
+                decode_sub_scalar(format, qs, &ks, s, o);
+            }
+        }
         QFormat::F32 => {
             for (o, c) in out.iter_mut().zip(qs.chunks_exact(4)) {
                 *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
@@ -441,14 +572,73 @@ fn decode_scalar(format: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The f32 sub-block scales of one K-quant super-block (quants `qs` as kept, f32 super-block
+/// scales `sc`): Q4_K `[d·sc_0, …, d·sc_7, dmin·m_0, …, dmin·m_7]` (ggml's
+/// `get_scale_min_k4`), Q6_K `d·sc_0, …, d·sc_15` (one per 16 weights).
+#[inline]
+fn k_scales(format: QFormat, qs: &[u8], sc: &[f32]) -> [f32; 16] {
+    let mut ks = [0f32; 16];
+    match format {
+        QFormat::Q4_K => {
+            let q = &qs[..12];
+            for j in 0..8 {
+                let (s, m) = if j < 4 {
+                    (q[j] & 63, q[j + 4] & 63)
+                } else {
+                    (
+                        (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+                        (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+                    )
+                };
+                ks[j] = sc[0] * s as f32;
+                ks[8 + j] = sc[1] * m as f32;
+            }
+        }
+        QFormat::Q6_K => {
+            for (k, s) in ks.iter_mut().zip(&qs[QK_K / 2 + QK_K / 4..]) {
+                *k = sc[0] * (*s as i8) as f32;
+            }
+        }
+        _ => {}
+    }
+    ks
+}
+
+/// Dequantizes sub-block `s` (weights `32s..32s + 32`) of one K-quant super-block.
+#[inline]
+fn decode_sub_scalar(format: QFormat, qs: &[u8], ks: &[f32; 16], s: usize, out: &mut [f32]) {
+    match format {
+        QFormat::Q4_K => {
+            let q = &qs[12 + 32 * (s / 2)..12 + 32 * (s / 2) + 32];
+            let shift = 4 * (s % 2);
+            let (d, m) = (ks[s], ks[8 + s]);
+            for (o, b) in out.iter_mut().zip(q) {
+                *o = d * ((b >> shift) & 0x0F) as f32 - m;
+            }
+        }
+        QFormat::Q6_K => {
+            let (half, k) = (s / 4, s % 4);
+            let ql = &qs[64 * half + 32 * (k % 2)..][..32];
+            let qh = &qs[QK_K / 2 + 32 * half..][..32];
+            let (ls, hs) = (4 * (k / 2), 2 * k);
+            for l in 0..32 {
+                let q = ((ql[l] >> ls) & 0x0F) | (((qh[l] >> hs) & 3) << 4);
+                out[l] = ks[8 * half + 2 * k + l / 16] * (q as i32 - 32) as f32;
+            }
+        }
+        _ => unreachable!("not a K-quant: {format:?}"),
+    }
+}
+
 /// The portable kernel.
 ///
 /// # Safety
 /// `a` must describe valid buffers (see [`QWeight::rows_kernel`]).
 unsafe fn scalar_rows(format: QFormat, n: usize, a: &Args) {
-    let (qb, ns) = (format.qs_bytes(), format.scales());
+    let (qb, ns, bl) = (format.qs_bytes(), format.scales(), format.block_len());
     let x = std::slice::from_raw_parts(a.x, n * a.cols);
-    let mut w = [0f32; BLOCK];
+    let mut w = [0f32; QK_K];
+    let w = &mut w[..bl];
     let mut acc = [0f32; MAX_ROWS];
     let mut sc = vec![0f32; a.row_scales];
     for o in 0..a.nrows {
@@ -459,9 +649,9 @@ unsafe fn scalar_rows(format: QFormat, n: usize, a: &Args) {
         }
         acc[..n].fill(0.0);
         for (b, blk) in row.chunks_exact(qb).enumerate() {
-            decode_scalar(format, blk, &sc[b * ns..(b + 1) * ns], &mut w);
+            decode_scalar(format, blk, &sc[b * ns..(b + 1) * ns], w);
             for (j, s) in acc[..n].iter_mut().enumerate() {
-                let xb = &x[j * a.cols + b * BLOCK..j * a.cols + (b + 1) * BLOCK];
+                let xb = &x[j * a.cols + b * bl..j * a.cols + (b + 1) * bl];
                 *s += w.iter().zip(xb).map(|(p, q)| p * q).sum::<f32>();
             }
         }
@@ -478,7 +668,7 @@ mod simd {
 
     use std::arch::x86_64::*;
 
-    use super::{scalar_rows, Args, QFormat};
+    use super::{k_scales, scalar_rows, Args, QFormat, BLOCK, QK_K};
 
     /// Bytes of quants the kernels ask for ahead of the row they multiply: the hardware
     /// prefetcher alone left them waiting on memory (measured: all of SmolLM2's weights at
@@ -537,6 +727,57 @@ mod simd {
         }
     }
 
+    /// Decodes whole blocks: `qs` and `sc` (f32 scales) of `out.len() / block_len` blocks.
+    ///
+    /// # Safety
+    /// AVX-512F/BW, FMA and F16C must be available; the slices must hold that many blocks.
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    pub(super) unsafe fn dequant512(fmt: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
+        let (qb, ns, bl) = (fmt.qs_bytes(), fmt.scales(), fmt.block_len());
+        for (b, w) in out.chunks_exact_mut(bl).enumerate() {
+            let p = qs.as_ptr().add(b * qb);
+            let o = w.as_mut_ptr();
+            if bl == BLOCK {
+                let (w0, w1) = block512(fmt, p, sc.as_ptr().add(b * ns));
+                _mm512_storeu_ps(o, w0);
+                _mm512_storeu_ps(o.add(16), w1);
+            } else {
+                let ks = k_scales(fmt, &qs[b * qb..(b + 1) * qb], &sc[b * ns..(b + 1) * ns]);
+                for s in 0..bl / BLOCK {
+                    let (w0, w1) = sub512(fmt, p, &ks, s);
+                    _mm512_storeu_ps(o.add(s * BLOCK), w0);
+                    _mm512_storeu_ps(o.add(s * BLOCK + 16), w1);
+                }
+            }
+        }
+    }
+
+    /// [`dequant512`] with AVX2.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C must be available; the slices must hold that many blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dequant256(fmt: QFormat, qs: &[u8], sc: &[f32], out: &mut [f32]) {
+        let (qb, ns, bl) = (fmt.qs_bytes(), fmt.scales(), fmt.block_len());
+        let store = |o: *mut f32, w: [__m256; 4]| {
+            for (i, v) in w.into_iter().enumerate() {
+                _mm256_storeu_ps(o.add(8 * i), v);
+            }
+        };
+        for (b, w) in out.chunks_exact_mut(bl).enumerate() {
+            let p = qs.as_ptr().add(b * qb);
+            let o = w.as_mut_ptr();
+            if bl == BLOCK {
+                store(o, block256(fmt, p, sc.as_ptr().add(b * ns)));
+            } else {
+                let ks = k_scales(fmt, &qs[b * qb..(b + 1) * qb], &sc[b * ns..(b + 1) * ns]);
+                for s in 0..bl / BLOCK {
+                    store(o.add(s * BLOCK), sub256(fmt, p, &ks, s));
+                }
+            }
+        }
+    }
+
     macro_rules! by_rows {
         ($f:ident, $fmt:expr, $n:expr, $a:expr, [$($k:literal),*]) => {
             match $n {
@@ -582,32 +823,116 @@ mod simd {
                 let q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1));
                 (_mm512_mul_ps(q0, d), _mm512_mul_ps(q1, d))
             }
+            QFormat::Q5_0 => {
+                let d = _mm512_set1_ps(*s);
+                let qh = (p as *const u32).read_unaligned();
+                let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
+                let mask = _mm_set1_epi8(0x0F);
+                let lo = _mm512_cvtepu8_epi32(_mm_and_si128(qs, mask));
+                let hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), mask));
+                let (s16, b5) = (_mm512_set1_epi32(16), _mm512_set1_epi32(0x10));
+                // The fifth bit: bit `i` of `qh` for element `i`; then `q - 16`.
+                let lo = _mm512_mask_or_epi32(lo, (qh & 0xFFFF) as __mmask16, lo, b5);
+                let hi = _mm512_mask_or_epi32(hi, (qh >> 16) as __mmask16, hi, b5);
+                let lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(lo, s16));
+                let hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, s16));
+                (_mm512_mul_ps(lo, d), _mm512_mul_ps(hi, d))
+            }
             QFormat::F32 => (
                 _mm512_loadu_ps(p as *const f32),
                 _mm512_loadu_ps(p.add(64) as *const f32),
             ),
+            QFormat::Q4_K | QFormat::Q6_K => unreachable!("K-quants decode by sub-block"),
+        }
+    }
+
+    /// Elements 0..16 and 16..32 of sub-block `s` of one K-quant super-block (quants `p`,
+    /// sub-block scales `ks` from [`k_scales`]).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn sub512(fmt: QFormat, p: *const u8, ks: &[f32; 16], s: usize) -> (__m512, __m512) {
+        let mask = _mm_set1_epi8(0x0F);
+        match fmt {
+            QFormat::Q4_K => {
+                let q = p.add(12 + 32 * (s / 2));
+                let shift = _mm_cvtsi32_si128(4 * (s % 2) as i32);
+                let nib = |v: __m128i| {
+                    let v = _mm_and_si128(_mm_srl_epi16(v, shift), mask);
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
+                };
+                let d = _mm512_set1_ps(ks[s]);
+                let m = _mm512_set1_ps(-ks[8 + s]);
+                let q0 = nib(_mm_loadu_si128(q as *const __m128i));
+                let q1 = nib(_mm_loadu_si128(q.add(16) as *const __m128i));
+                (_mm512_fmadd_ps(q0, d, m), _mm512_fmadd_ps(q1, d, m))
+            }
+            QFormat::Q6_K => {
+                let (half, k) = (s / 4, s % 4);
+                let ql = p.add(64 * half + 32 * (k % 2));
+                let qh = p.add(QK_K / 2 + 32 * half);
+                let ls = _mm_cvtsi32_si128(4 * (k / 2) as i32);
+                let hs = _mm_cvtsi32_si128(2 * k as i32);
+                let (three, off) = (_mm_set1_epi8(3), _mm_set1_epi8(32));
+                let q = |i: usize| {
+                    let l = _mm_loadu_si128(ql.add(16 * i) as *const __m128i);
+                    let h = _mm_loadu_si128(qh.add(16 * i) as *const __m128i);
+                    let l = _mm_and_si128(_mm_srl_epi16(l, ls), mask);
+                    let h = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(h, hs), three), 4);
+                    let v = _mm_sub_epi8(_mm_or_si128(l, h), off);
+                    let d = _mm512_set1_ps(ks[8 * half + 2 * k + i]);
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), d)
+                };
+                (q(0), q(1))
+            }
+            _ => unreachable!("not a K-quant: {fmt:?}"),
+        }
+    }
+
+    /// `acc[j] += w · x[j]` for the 32 weights `w0, w1` and `N` activation rows at `xb`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn fma512<const N: usize>(
+        w0: __m512,
+        w1: __m512,
+        xb: *const f32,
+        cols: usize,
+        acc0: &mut [__m512; N],
+        acc1: &mut [__m512; N],
+    ) {
+        for j in 0..N {
+            let xj = xb.add(j * cols);
+            acc0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), acc0[j]);
+            acc1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj.add(16)), acc1[j]);
         }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
     unsafe fn rows512<const N: usize>(fmt: QFormat, a: &Args) {
-        let (qb, ns) = (fmt.qs_bytes(), fmt.scales());
+        let (qb, ns, bl) = (fmt.qs_bytes(), fmt.scales(), fmt.block_len());
         let mut scales = vec![0f32; a.row_scales];
         let ahead = prefetch_start(a);
         for o in 0..a.nrows {
             let row = a.w.add(o * a.row_bytes);
             prefetch_row(a, o + ahead);
             f16_row(a.s.add(o * a.row_scales), &mut scales);
-            let sc = scales.as_ptr();
             let mut acc0 = [_mm512_setzero_ps(); N];
             let mut acc1 = [_mm512_setzero_ps(); N];
-            for b in 0..a.nblocks {
-                let (w0, w1) = block512(fmt, row.add(b * qb), sc.add(b * ns));
-                let xb = a.x.add(b * 32);
-                for j in 0..N {
-                    let xj = xb.add(j * a.cols);
-                    acc0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), acc0[j]);
-                    acc1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj.add(16)), acc1[j]);
+            if bl == BLOCK {
+                let sc = scales.as_ptr();
+                for b in 0..a.nblocks {
+                    let (w0, w1) = block512(fmt, row.add(b * qb), sc.add(b * ns));
+                    fma512(w0, w1, a.x.add(b * BLOCK), a.cols, &mut acc0, &mut acc1);
+                }
+            } else {
+                for b in 0..a.nblocks {
+                    let p = row.add(b * qb);
+                    let blk = std::slice::from_raw_parts(p, qb);
+                    let ks = k_scales(fmt, blk, &scales[b * ns..(b + 1) * ns]);
+                    for s in 0..bl / BLOCK {
+                        let (w0, w1) = sub512(fmt, p, &ks, s);
+                        let xb = a.x.add(b * bl + s * BLOCK);
+                        fma512(w0, w1, xb, a.cols, &mut acc0, &mut acc1);
+                    }
                 }
             }
             for j in 0..N {
@@ -651,6 +976,31 @@ mod simd {
                     cvt(_mm_srli_si128(q1, 8)),
                 ]
             }
+            QFormat::Q5_0 => {
+                let d = _mm256_set1_ps(*s);
+                let qh = _mm256_set1_epi32((p as *const u32).read_unaligned() as i32);
+                let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
+                let mask = _mm_set1_epi8(0x0F);
+                let lo = _mm_and_si128(qs, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+                let (one, s16) = (_mm256_set1_epi32(1), _mm256_set1_epi32(16));
+                // Element `i` (of 8 starting at `first`) gets bit `i` of `qh` as its fifth bit.
+                let cvt = |v: __m128i, first: i32| {
+                    let idx = _mm256_add_epi32(
+                        _mm256_set1_epi32(first),
+                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                    );
+                    let h = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, idx), one), 4);
+                    let q = _mm256_sub_epi32(_mm256_or_si256(_mm256_cvtepu8_epi32(v), h), s16);
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(q), d)
+                };
+                [
+                    cvt(lo, 0),
+                    cvt(_mm_srli_si128(lo, 8), 8),
+                    cvt(hi, 16),
+                    cvt(_mm_srli_si128(hi, 8), 24),
+                ]
+            }
             QFormat::F32 => {
                 let f = p as *const f32;
                 [
@@ -660,30 +1010,117 @@ mod simd {
                     _mm256_loadu_ps(f.add(24)),
                 ]
             }
+            QFormat::Q4_K | QFormat::Q6_K => unreachable!("K-quants decode by sub-block"),
+        }
+    }
+
+    /// Elements 0..8, 8..16, 16..24, 24..32 of sub-block `s` of one K-quant super-block.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn sub256(fmt: QFormat, p: *const u8, ks: &[f32; 16], s: usize) -> [__m256; 4] {
+        let mask = _mm_set1_epi8(0x0F);
+        match fmt {
+            QFormat::Q4_K => {
+                let q = p.add(12 + 32 * (s / 2));
+                let shift = _mm_cvtsi32_si128(4 * (s % 2) as i32);
+                let d = _mm256_set1_ps(ks[s]);
+                let m = _mm256_set1_ps(-ks[8 + s]);
+                let q0 = _mm_and_si128(
+                    _mm_srl_epi16(_mm_loadu_si128(q as *const __m128i), shift),
+                    mask,
+                );
+                let q1 = _mm_and_si128(
+                    _mm_srl_epi16(_mm_loadu_si128(q.add(16) as *const __m128i), shift),
+                    mask,
+                );
+                let cvt =
+                    |v: __m128i| _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), d, m);
+                [
+                    cvt(q0),
+                    cvt(_mm_srli_si128(q0, 8)),
+                    cvt(q1),
+                    cvt(_mm_srli_si128(q1, 8)),
+                ]
+            }
+            QFormat::Q6_K => {
+                let (half, k) = (s / 4, s % 4);
+                let ql = p.add(64 * half + 32 * (k % 2));
+                let qh = p.add(QK_K / 2 + 32 * half);
+                let ls = _mm_cvtsi32_si128(4 * (k / 2) as i32);
+                let hs = _mm_cvtsi32_si128(2 * k as i32);
+                let (three, off) = (_mm_set1_epi8(3), _mm_set1_epi8(32));
+                let q = |i: usize| {
+                    let l = _mm_loadu_si128(ql.add(16 * i) as *const __m128i);
+                    let h = _mm_loadu_si128(qh.add(16 * i) as *const __m128i);
+                    let l = _mm_and_si128(_mm_srl_epi16(l, ls), mask);
+                    let h = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(h, hs), three), 4);
+                    _mm_sub_epi8(_mm_or_si128(l, h), off)
+                };
+                let cvt = |v: __m128i, d: f32| {
+                    _mm256_mul_ps(
+                        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)),
+                        _mm256_set1_ps(d),
+                    )
+                };
+                let (q0, q1) = (q(0), q(1));
+                let (d0, d1) = (ks[8 * half + 2 * k], ks[8 * half + 2 * k + 1]);
+                [
+                    cvt(q0, d0),
+                    cvt(_mm_srli_si128(q0, 8), d0),
+                    cvt(q1, d1),
+                    cvt(_mm_srli_si128(q1, 8), d1),
+                ]
+            }
+            _ => unreachable!("not a K-quant: {fmt:?}"),
+        }
+    }
+
+    /// `acc[j] += w · x[j]` for the 32 weights `w` and `N` activation rows at `xb`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fma256<const N: usize>(
+        w: [__m256; 4],
+        xb: *const f32,
+        cols: usize,
+        acc0: &mut [__m256; N],
+        acc1: &mut [__m256; N],
+    ) {
+        for j in 0..N {
+            let xj = xb.add(j * cols);
+            acc0[j] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xj), acc0[j]);
+            acc1[j] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xj.add(8)), acc1[j]);
+            acc0[j] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xj.add(16)), acc0[j]);
+            acc1[j] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xj.add(24)), acc1[j]);
         }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows256<const N: usize>(fmt: QFormat, a: &Args) {
-        let (qb, ns) = (fmt.qs_bytes(), fmt.scales());
+        let (qb, ns, bl) = (fmt.qs_bytes(), fmt.scales(), fmt.block_len());
         let mut scales = vec![0f32; a.row_scales];
         let ahead = prefetch_start(a);
         for o in 0..a.nrows {
             let row = a.w.add(o * a.row_bytes);
             prefetch_row(a, o + ahead);
             f16_row(a.s.add(o * a.row_scales), &mut scales);
-            let sc = scales.as_ptr();
             let mut acc0 = [_mm256_setzero_ps(); N];
             let mut acc1 = [_mm256_setzero_ps(); N];
-            for b in 0..a.nblocks {
-                let w = block256(fmt, row.add(b * qb), sc.add(b * ns));
-                let xb = a.x.add(b * 32);
-                for j in 0..N {
-                    let xj = xb.add(j * a.cols);
-                    acc0[j] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xj), acc0[j]);
-                    acc1[j] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xj.add(8)), acc1[j]);
-                    acc0[j] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xj.add(16)), acc0[j]);
-                    acc1[j] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xj.add(24)), acc1[j]);
+            if bl == BLOCK {
+                let sc = scales.as_ptr();
+                for b in 0..a.nblocks {
+                    let w = block256(fmt, row.add(b * qb), sc.add(b * ns));
+                    fma256(w, a.x.add(b * BLOCK), a.cols, &mut acc0, &mut acc1);
+                }
+            } else {
+                for b in 0..a.nblocks {
+                    let p = row.add(b * qb);
+                    let blk = std::slice::from_raw_parts(p, qb);
+                    let ks = k_scales(fmt, blk, &scales[b * ns..(b + 1) * ns]);
+                    for s in 0..bl / BLOCK {
+                        let w = sub256(fmt, p, &ks, s);
+                        let xb = a.x.add(b * bl + s * BLOCK);
+                        fma256(w, xb, a.cols, &mut acc0, &mut acc1);
+                    }
                 }
             }
             for j in 0..N {
@@ -705,10 +1142,28 @@ mod tests {
     /// Random blocks of `format` with scales like a real model's (|d| ~ 1e-2).
     fn random(format: QFormat, rows: usize, cols: usize, seed: u64) -> QWeight {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let nb = rows * cols / BLOCK;
+        let nb = rows * cols / format.block_len();
         let mut data = Vec::with_capacity(nb * format.block_bytes());
         for _ in 0..nb {
             match format {
+                QFormat::Q5_0 => {
+                    let d = f16::from_f32(rng.gen_range(0.001..0.05));
+                    data.extend(d.to_bits().to_le_bytes());
+                    data.extend((0..20).map(|_| rng.gen::<u8>()));
+                }
+                // K-quant scales multiply 6- and 8-bit sub-block scales: d is much smaller.
+                QFormat::Q4_K => {
+                    let d = f16::from_f32(rng.gen_range(0.00005..0.0005));
+                    let dmin = f16::from_f32(rng.gen_range(0.00005..0.0005));
+                    data.extend(d.to_bits().to_le_bytes());
+                    data.extend(dmin.to_bits().to_le_bytes());
+                    data.extend((0..140).map(|_| rng.gen::<u8>()));
+                }
+                QFormat::Q6_K => {
+                    let d = f16::from_f32(rng.gen_range(0.00001..0.0002));
+                    data.extend((0..208).map(|_| rng.gen::<u8>()));
+                    data.extend(d.to_bits().to_le_bytes());
+                }
                 QFormat::Q4_1 => {
                     let d = f16::from_f32(rng.gen_range(0.001..0.05));
                     let m = f16::from_f32(rng.gen_range(-0.4..0.0));
@@ -779,6 +1234,18 @@ mod tests {
         for (i, x) in v.iter().enumerate() {
             assert_eq!(*x, (i as f32 - 16.0) * 0.25);
         }
+        // Q5_0, d = 0.5: element i has low nibble (i % 16) and fifth bit set for odd i.
+        let mut blk = Vec::new();
+        blk.extend(f16::from_f32(0.5).to_bits().to_le_bytes());
+        blk.extend(0xAAAA_AAAAu32.to_le_bytes());
+        blk.extend((0..16u8).map(|i| i | ((15 - i) << 4)));
+        let w = QWeight::from_raw(QFormat::Q5_0, 1, 32, blk).unwrap();
+        let v = w.dequantize();
+        for i in 0..16 {
+            let h = if i % 2 == 1 { 16 } else { 0 };
+            assert_eq!(v[i], ((i + h) as f32 - 16.0) * 0.5, "{i}");
+            assert_eq!(v[i + 16], ((15 - i + h) as f32 - 16.0) * 0.5, "{i}");
+        }
     }
 
     #[test]
@@ -788,13 +1255,16 @@ mod tests {
         for (format, dt) in [
             (QFormat::Q4_1, GgmlDType::Q4_1),
             (QFormat::Q8_0, GgmlDType::Q8_0),
+            (QFormat::Q5_0, GgmlDType::Q5_0),
+            (QFormat::Q4_K, GgmlDType::Q4K),
+            (QFormat::Q6_K, GgmlDType::Q6K),
         ] {
-            let vals: Vec<f32> = (0..4 * 64)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0)
+            let vals: Vec<f32> = (0..4 * 512)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0 * (1.0 + (i % 7) as f32))
                 .collect();
-            let t = Tensor::from_vec(vals, (4, 64), &Device::Cpu).unwrap();
+            let t = Tensor::from_vec(vals, (4, 512), &Device::Cpu).unwrap();
             let q = QTensor::quantize(&t, dt).unwrap();
-            let ours = QWeight::from_raw(format, 4, 64, q.data().unwrap().into_owned()).unwrap();
+            let ours = QWeight::from_raw(format, 4, 512, q.data().unwrap().into_owned()).unwrap();
             let theirs: Vec<f32> = q
                 .dequantize(&Device::Cpu)
                 .unwrap()
@@ -809,8 +1279,10 @@ mod tests {
     #[test]
     fn kernels_match_dequantized_product() {
         let mut seed = 1;
-        for format in [QFormat::Q4_1, QFormat::Q8_0, QFormat::F32] {
-            for (rows, cols) in [(1, 32), (37, 96), (130, 224), (64, 576)] {
+        for format in ALL {
+            let k = format.block_len() / BLOCK;
+            let wide = if k == 1 { 576 } else { 2304 };
+            for (rows, cols) in [(1, 32 * k), (37, 96 * k), (130, 224 * k), (64, wide)] {
                 let w = random(format, rows, cols, seed);
                 let wf = w.dequantize();
                 for n in [1, 2, 3, 5, 8, 9, 16] {
@@ -829,11 +1301,27 @@ mod tests {
         }
     }
 
+    const ALL: [QFormat; 6] = [
+        QFormat::Q4_1,
+        QFormat::Q8_0,
+        QFormat::Q5_0,
+        QFormat::Q4_K,
+        QFormat::Q6_K,
+        QFormat::F32,
+    ];
+
     #[test]
     fn simd_agrees_with_scalar() {
-        let w = random(QFormat::Q4_1, 300, 1536, 7);
+        for format in ALL {
+            simd_agrees_with_scalar_for(format);
+        }
+        assert!(Isa::best().supported());
+    }
+
+    fn simd_agrees_with_scalar_for(format: QFormat) {
+        let w = random(format, 300, 1536, 7);
         let mut rng = rand::rngs::StdRng::seed_from_u64(8);
-        for n in [1, 4, 16] {
+        for n in [1, 4, 7, 16] {
             let x: Vec<f32> = (0..n * 1536).map(|_| rng.gen_range(-1f32..1.0)).collect();
             let mut ys = vec![0f32; n * 300];
             w.matmul_t_with(Isa::Scalar, &x, n, &mut ys).unwrap();
@@ -843,27 +1331,62 @@ mod tests {
                 for (a, b) in y.iter().zip(&ys) {
                     assert!(
                         (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                        "{isa:?} n={n}: {a} vs {b}"
+                        "{format:?} {isa:?} n={n}: {a} vs {b}"
                     );
                 }
             }
         }
-        assert!(Isa::best().supported());
     }
 
     #[test]
     fn reverse_permute_matches_f32_version() {
-        let w = random(QFormat::Q4_1, 12, 64, 3);
-        let t = candle_core::Tensor::from_vec(w.dequantize(), (12, 64), &candle_core::Device::Cpu)
+        for format in ALL {
+            let cols = 2 * format.block_len();
+            let w = random(format, 12, cols, 3);
+            let t = candle_core::Tensor::from_vec(
+                w.dequantize(),
+                (12, cols),
+                &candle_core::Device::Cpu,
+            )
             .unwrap();
-        let want: Vec<f32> = crate::gguf::reverse_permute(&t, 3)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(w.reverse_permute(3).unwrap().dequantize(), want);
-        assert!(w.reverse_permute(5).is_err());
+            let want: Vec<f32> = crate::gguf::reverse_permute(&t, 3)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(
+                w.reverse_permute(3).unwrap().dequantize(),
+                want,
+                "{format:?}"
+            );
+            assert!(w.reverse_permute(5).is_err());
+        }
+    }
+
+    #[test]
+    fn row_ranges_dequantize_like_the_whole() {
+        for format in ALL {
+            let cols = 2 * format.block_len();
+            let w = random(format, 9, cols, 11);
+            let all = w.dequantize();
+            let mut part = vec![0f32; 4 * cols];
+            w.dequantize_rows_into(3, 7, &mut part);
+            assert_eq!(part, all[3 * cols..7 * cols], "{format:?}");
+            for isa in isas() {
+                let mut part = vec![f32::NAN; 9 * cols];
+                w.dequantize_rows_with(isa, 0, 9, &mut part).unwrap();
+                let same = part
+                    .iter()
+                    .zip(&all)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{format:?} {isa:?}");
+            }
+            assert!(w
+                .dequantize_rows_with(Isa::Scalar, 3, 10, &mut part)
+                .is_err());
+            assert_eq!(w.size_in_bytes(), 9 * 2 * format.block_bytes());
+        }
     }
 
     #[test]
@@ -871,6 +1394,8 @@ mod tests {
         assert!(QWeight::from_raw(QFormat::Q4_1, 2, 48, vec![0; 60]).is_err());
         assert!(QWeight::from_raw(QFormat::Q4_1, 2, 64, vec![0; 79]).is_err());
         assert!(QWeight::from_f32(2, 32, &[0.0; 63]).is_err());
+        assert!(QWeight::from_raw(QFormat::Q4_K, 1, 128, vec![0; 72]).is_err());
+        assert!(QWeight::from_raw(QFormat::Q6_K, 1, 256, vec![0; 210]).is_ok());
         let w = random(QFormat::Q8_0, 4, 32, 1);
         let mut y = vec![0f32; 8];
         assert!(w.matmul_t(&[0.0; 63], 2, &mut y).is_err());

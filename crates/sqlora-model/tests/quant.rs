@@ -41,15 +41,31 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
         / scale
 }
 
+/// The f32 weights of the real model as the GGUF loader dequantizes them (no blocks).
+fn f32_weights() -> Option<std::collections::HashMap<String, Tensor>> {
+    let path = sqlora_model::testing::real_model_path()?;
+    if path.extension().is_none_or(|e| e != "gguf") {
+        return None;
+    }
+    let content = sqlora_model::gguf::read_content(&path).unwrap();
+    let cfg = &model()?.config;
+    Some(sqlora_model::gguf::load_tensors(&path, &content, cfg, &Device::Cpu).unwrap())
+}
+
 #[test]
 fn kept_blocks_are_the_loaded_weights() {
     let Some(m) = model() else { return };
+    let Some(weights) = f32_weights() else { return };
     for lin in m.model.linears() {
         let q = lin
             .quant()
             .unwrap_or_else(|| panic!("{} has no blocks", lin.name()));
         assert_eq!(q.format(), QFormat::Q4_1, "{}", lin.name());
-        let w: Vec<f32> = lin.weight().flatten_all().unwrap().to_vec1().unwrap();
+        let w: Vec<f32> = weights[&format!("{}.weight", lin.name())]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         // Bit-identical, q/k rows un-permuted the same way as the f32 copy.
         assert!(
             q.dequantize() == w,
@@ -67,15 +83,46 @@ fn kept_blocks_are_the_loaded_weights() {
         [head.rows(), head.cols()],
         [m.config.vocab_size, m.config.hidden_size]
     );
-    let w: Vec<f32> = m
-        .model
-        .lm_head()
-        .weight()
+    let w: Vec<f32> = weights["model.embed_tokens.weight"]
         .flatten_all()
         .unwrap()
         .to_vec1()
         .unwrap();
     assert!(head.dequantize() == w);
+}
+
+#[test]
+fn quantized_linears_keep_no_f32_copy() {
+    let Some(path) = sqlora_model::testing::real_model_path() else {
+        return;
+    };
+    // A fresh load: the shared test model may have been asked for its f32 weights already.
+    let m = sqlora_model::load(&path, &Device::Cpu).unwrap();
+    let lin = m.model.layers()[0].linear(Proj::Down);
+    for l in m.model.linears() {
+        assert!(l.quant().is_some() && !l.has_dense_weight(), "{}", l.name());
+    }
+    assert!(!m.model.lm_head().has_dense_weight());
+    // A prefill-sized product dequantizes tile by tile and keeps nothing.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let n = 40;
+    let x: Vec<f32> = (0..n * lin.in_features())
+        .map(|_| rng.gen_range(-3f32..3.0))
+        .collect();
+    let x = Tensor::from_vec(x, (n, lin.in_features()), &Device::Cpu).unwrap();
+    let got = lin.forward(&x).unwrap();
+    assert!(!lin.has_dense_weight());
+    let w = Tensor::from_vec(
+        lin.quant().unwrap().dequantize(),
+        (lin.out_features(), lin.in_features()),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let want = x.matmul(&w.t().unwrap()).unwrap();
+    assert!(max_rel(&got, &want) < 1e-5);
+    // The f32 weight on demand equals the blocks, and is kept from then on.
+    assert_eq!(max_rel(lin.weight(), &w), 0.0);
+    assert!(lin.has_dense_weight());
 }
 
 #[test]
