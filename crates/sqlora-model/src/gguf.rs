@@ -93,8 +93,9 @@ pub fn quant_disabled() -> bool {
     std::env::var("SQLORA_NO_QUANT").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// [`load_tensors`], plus (when `keep_blocks`, on the CPU) the 2-D Q4_1/Q8_0/F32 weights as
-/// [`QWeight`]s under the same names, rows un-permuted like the f32 copies.
+/// [`load_tensors`], plus (when `keep_blocks`, on the CPU) the 2-D Q4_1/Q8_0/Q5_0/Q4_K/Q6_K/F32
+/// weights as [`QWeight`]s under the same names, rows un-permuted; a weight kept as blocks is
+/// returned in the f32 map only as a zero-stride placeholder of its shape (no f32 copy).
 pub fn load_tensors_and_blocks(
     path: &Path,
     content: &Content,
@@ -113,7 +114,6 @@ pub fn load_tensors_and_blocks(
         let q = content
             .tensor(&mut reader, name, device)
             .map_err(|e| ModelError::malformed(format!("{}: tensor {name}", path.display()), e))?;
-        let mut t = q.dequantize(device)?.to_dtype(DType::F32)?;
         let format = match q.dtype() {
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),
@@ -131,6 +131,13 @@ pub fn load_tensors_and_blocks(
             }
             _ => None,
         };
+        // A weight kept as blocks gets a zero-stride placeholder of its shape instead of an f32
+        // copy (the loader swaps the blocks in: `load_model`), so loading never holds the
+        // whole model in f32.
+        let mut t = match &block {
+            Some(b) => Tensor::zeros((), DType::F32, device)?.broadcast_as((b.rows(), b.cols()))?,
+            None => q.dequantize(device)?.to_dtype(DType::F32)?,
+        };
         if cfg.arch == Arch::Llama {
             let heads = if hf.contains(".self_attn.q_proj.") {
                 Some(cfg.num_attention_heads)
@@ -140,8 +147,10 @@ pub fn load_tensors_and_blocks(
                 None
             };
             if let Some(n_head) = heads {
-                t = reverse_permute(&t, n_head)?;
-                block = block.map(|b| b.reverse_permute(n_head)).transpose()?;
+                match block {
+                    Some(b) => block = Some(b.reverse_permute(n_head)?),
+                    None => t = reverse_permute(&t, n_head)?,
+                }
             }
         }
         if let Some(b) = block {
@@ -178,13 +187,19 @@ pub fn load_model(path: &Path, content: &Content, device: &Device) -> Result<(Co
             *lin = lin.clone().with_quant(b)?;
         }
     }
-    let head = if cfg.tie_word_embeddings {
-        "model.embed_tokens.weight"
-    } else {
-        "lm_head.weight"
-    };
-    if let Some(b) = blocks.remove(head) {
+    // The embedding keeps only its blocks too (a tied head shares them).
+    if let Some(b) = blocks.remove("model.embed_tokens.weight") {
+        model.quantize_embeddings(b)?;
+    }
+    if let Some(b) = blocks.remove("lm_head.weight") {
         *model.lm_head_mut() = model.lm_head().clone().with_quant(b)?;
+    }
+    // Every weight loaded as a placeholder must have got its blocks.
+    if let Some(name) = blocks.keys().next() {
+        return Err(ModelError::Format(format!(
+            "{}: quantized weight {name} has no place in the model",
+            path.display()
+        )));
     }
     Ok((cfg, model))
 }

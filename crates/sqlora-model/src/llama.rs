@@ -134,6 +134,14 @@ impl Linear {
         &self.name
     }
 
+    /// The same weight (shared, not copied) under another module path.
+    pub fn renamed(&self, name: impl Into<String>) -> Linear {
+        Linear {
+            name: name.into(),
+            ..self.clone()
+        }
+    }
+
     /// Input features.
     pub fn in_features(&self) -> usize {
         match (self.weight.get(), &self.quant) {
@@ -839,8 +847,9 @@ impl Attend for CacheAttend<'_> {
 /// A causal language model of the Llama/Qwen2 family.
 #[derive(Debug, Clone)]
 pub struct Model {
-    /// `model.embed_tokens.weight`, `[vocab, hidden]`.
-    embed_tokens: Tensor,
+    /// `model.embed_tokens`, `[vocab, hidden]`: a dense tensor or, from a GGUF file, only its
+    /// quantized blocks (rows are dequantized as they are looked up).
+    embed_tokens: Linear,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     /// `lm_head` (the embedding matrix itself when tied).
@@ -856,15 +865,18 @@ impl Model {
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Model> {
         cfg.validate()?;
         let device = vb.device().clone();
-        let embed_tokens = vb
-            .pp("model.embed_tokens")
-            .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
+        let embed_tokens = Linear::new(
+            vb.pp("model.embed_tokens")
+                .get((cfg.vocab_size, cfg.hidden_size), "weight")?,
+            None,
+            "model.embed_tokens",
+        );
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| DecoderLayer::load(vb.pp(format!("model.layers.{i}")), cfg, i))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(vb.pp("model.norm"), cfg.hidden_size, cfg.rms_norm_eps)?;
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::new(embed_tokens.clone(), None, "lm_head")
+            embed_tokens.renamed("lm_head")
         } else {
             Linear::load(vb.pp("lm_head"), cfg.hidden_size, cfg.vocab_size, false)?
         };
@@ -899,9 +911,20 @@ impl Model {
         &mut self.layers
     }
 
-    /// The embedding matrix `[vocab, hidden]`.
+    /// The embedding matrix `[vocab, hidden]` (dequantized on first use when only blocks are
+    /// held; [`Model::embed`] does not need it).
     pub fn embed_tokens(&self) -> &Tensor {
-        &self.embed_tokens
+        self.embed_tokens.weight()
+    }
+
+    /// Keeps the embedding as quantized blocks only (see [`Linear::with_quant`]); a tied
+    /// vocabulary head shares them.
+    pub fn quantize_embeddings(&mut self, blocks: crate::quant::QWeight) -> Result<()> {
+        self.embed_tokens = self.embed_tokens.clone().with_quant(blocks)?;
+        if self.cfg.tie_word_embeddings {
+            self.lm_head = self.embed_tokens.renamed("lm_head");
+        }
+        Ok(())
     }
 
     /// The final norm.
@@ -922,11 +945,27 @@ impl Model {
     /// The embeddings `[b, t, hidden]` of token ids `[b, t]`.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        let hidden = self.cfg.hidden_size;
         let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
-        Ok(self
-            .embed_tokens
-            .index_select(&flat, 0)?
-            .reshape((b, t, self.cfg.hidden_size))?)
+        let e = &self.embed_tokens;
+        match e.quant() {
+            Some(q) if !e.has_dense_weight() => {
+                let ids = flat.to_vec1::<u32>()?;
+                let mut out = vec![0f32; ids.len() * hidden];
+                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(hidden)) {
+                    let id = id as usize;
+                    if id >= q.rows() {
+                        return Err(ModelError::Generation(format!(
+                            "token id {id} is outside the vocabulary of {}",
+                            q.rows()
+                        )));
+                    }
+                    q.dequantize_rows_into(id, id + 1, row);
+                }
+                Ok(Tensor::from_vec(out, (b, t, hidden), &self.device)?)
+            }
+            _ => Ok(e.weight().index_select(&flat, 0)?.reshape((b, t, hidden))?),
+        }
     }
 
     /// Every projection of the decoder (q, k, v, o, gate, up, down per layer), in order.
