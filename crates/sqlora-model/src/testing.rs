@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -225,14 +225,21 @@ pub fn random_adapter(
     LoraAdapter::new(name, config, modules).expect("random_adapter: shapes from init")
 }
 
-/// The real model for tests that need it: `SQLORA_MODEL` (a `.gguf` file or a Hugging Face
-/// folder), else the fetched default model. Absent: `None` after a skip line on stderr, or a
-/// panic when `SQLORA_REQUIRE_MODEL=1` (CI, where a skipped test would hide a regression).
+/// The real model for tests that need it: `SQLORA_MODEL` (a `.gguf` file, a Hugging Face
+/// folder, or a model name of [`crate::fetch::MODELS`] that is fetched), else the fetched test
+/// model ([`crate::fetch::TEST_MODEL_NAME`], SmolLM2). Absent: `None` after a skip line on
+/// stderr, or a panic when `SQLORA_REQUIRE_MODEL=1` (CI, where a skipped test would hide a
+/// regression).
 pub fn real_model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("SQLORA_MODEL")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(crate::fetch::default_model_path);
+    let path = match std::env::var("SQLORA_MODEL").ok().filter(|p| !p.is_empty()) {
+        Some(spec) => match crate::fetch::named_model(&spec) {
+            Some(m) if !Path::new(&spec).exists() => m.path(),
+            _ => PathBuf::from(spec),
+        },
+        None => crate::fetch::named_model(crate::fetch::TEST_MODEL_NAME)
+            .map(|m| m.path())
+            .unwrap_or_else(crate::fetch::default_model_path),
+    };
     if path.exists() {
         return Some(path);
     }
@@ -258,4 +265,44 @@ pub fn real_model() -> Option<&'static LoadedModel> {
             Some(crate::load(&path, &Device::Cpu).expect("loading the real model"))
         })
         .as_ref()
+}
+
+/// The cached file of a named model (e.g. [`crate::fetch::QWEN_CODER_0_5B`]) for the tests that
+/// need that model: `None` after a skip line on stderr when it is not fetched, or a panic when
+/// `SQLORA_REQUIRE_QWEN=1` and the name is a Qwen model (`SQLORA_REQUIRE_MODEL` is about the
+/// test model only, so CI does not fail before it fetches the larger models).
+pub fn named_model_path(name: &str) -> Option<PathBuf> {
+    let entry = crate::fetch::named_model(name)
+        .unwrap_or_else(|| panic!("{name:?} is not a model of the registry"));
+    if entry.is_cached() {
+        return Some(entry.path());
+    }
+    let required = std::env::var("SQLORA_REQUIRE_QWEN").as_deref() == Ok("1")
+        && entry.name.starts_with("qwen");
+    if required {
+        panic!(
+            "SQLORA_REQUIRE_QWEN=1 but {name} is not fetched at {} (run `sqlora model fetch {name}`)",
+            entry.path().display()
+        );
+    }
+    eprintln!(
+        "skipped: {name} is not fetched at {} (run `sqlora model fetch {name}`; SQLORA_REQUIRE_QWEN=1 fails instead)",
+        entry.path().display()
+    );
+    None
+}
+
+/// [`named_model_path`] loaded on the CPU, once per test binary and name.
+pub fn named_real_model(name: &str) -> Option<&'static LoadedModel> {
+    static MODELS: OnceLock<Mutex<HashMap<String, Option<&'static LoadedModel>>>> = OnceLock::new();
+    let mut cache = MODELS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *cache.entry(name.to_string()).or_insert_with(|| {
+        let path = named_model_path(name)?;
+        let m = crate::load(&path, &Device::Cpu)
+            .unwrap_or_else(|e| panic!("loading {name} from {}: {e}", path.display()));
+        Some(&*Box::leak(Box::new(m)))
+    })
 }

@@ -5,7 +5,8 @@
 //! original Hugging Face `tokenizer.json` describes it: the vocabulary and merges from the
 //! file, every *control* token (`token_type == 3`, e.g. `<|im_start|>`) as a special added
 //! token (so the literal string in a prompt maps to its id), the pre-tokenizer named by
-//! `tokenizer.ggml.pre`, and a byte-level decoder.
+//! `tokenizer.ggml.pre` (for `qwen2`: NFC normalisation and Qwen2's split regex, in which every
+//! digit is a piece of its own), and a byte-level decoder.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,11 +14,13 @@ use std::path::Path;
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{Merges, Vocab, BPE};
+use tokenizers::normalizers::{NormalizerWrapper, NFC};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::AddedToken;
+use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
 use crate::error::{ModelError, Result};
 
@@ -129,22 +132,49 @@ fn value_to_i64(v: &Value) -> Option<i64> {
     })
 }
 
-/// The pre-tokenizer for a GGUF `tokenizer.ggml.pre` name (llama.cpp's names).
+/// Qwen2's split regex (its `tokenizer.json`, and llama.cpp's `qwen2` pre-tokenizer):
+/// contractions, letters with at most one leading non-letter/non-digit, single digits, runs of
+/// punctuation with trailing newlines, newline runs, whitespace.
+pub const QWEN2_SPLIT_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The normalizer and pre-tokenizer for a GGUF `tokenizer.ggml.pre` name (llama.cpp's names).
 ///
 /// `smollm` (and the other StarCoder-family names) split every digit on its own before the
 /// GPT-2 byte-level regex, exactly like SmolLM2's `tokenizer.json`:
 /// `Sequence[Digits(individual_digits=true), ByteLevel(add_prefix_space=false)]`.
-fn pre_tokenizer_for(pre: &str) -> Result<PreTokenizerWrapper> {
+///
+/// `qwen2` is Qwen2's `tokenizer.json`: NFC, then
+/// `Sequence[Split(QWEN2_SPLIT_REGEX, isolated), ByteLevel(add_prefix_space=false, use_regex=false)]`.
+fn pre_tokenizer_for(pre: &str) -> Result<(Option<NormalizerWrapper>, PreTokenizerWrapper)> {
     let byte_level = ByteLevel::new(false, true, true);
     match pre {
-        "smollm" | "starcoder" | "refact" | "codeshell" => Ok(Sequence::new(vec![
-            PreTokenizerWrapper::Digits(Digits::new(true)),
-            PreTokenizerWrapper::ByteLevel(byte_level),
-        ])
-        .into()),
-        "gpt-2" | "gpt2" | "default" => Ok(byte_level.into()),
+        "smollm" | "starcoder" | "refact" | "codeshell" => Ok((
+            None,
+            Sequence::new(vec![
+                PreTokenizerWrapper::Digits(Digits::new(true)),
+                PreTokenizerWrapper::ByteLevel(byte_level),
+            ])
+            .into(),
+        )),
+        "qwen2" | "deepseek-r1-qwen" => {
+            let split = Split::new(
+                SplitPattern::Regex(QWEN2_SPLIT_REGEX.to_string()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(tok_err)?;
+            Ok((
+                Some(NFC.into()),
+                Sequence::new(vec![
+                    PreTokenizerWrapper::Split(split),
+                    PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, false, false)),
+                ])
+                .into(),
+            ))
+        }
+        "gpt-2" | "gpt2" | "default" => Ok((None, byte_level.into())),
         other => Err(ModelError::Unsupported(format!(
-            "GGUF tokenizer pre-tokenizer {other:?} (supported: smollm, starcoder, refact, codeshell, gpt-2, default)"
+            "GGUF tokenizer pre-tokenizer {other:?} (supported: qwen2, deepseek-r1-qwen, smollm, starcoder, refact, codeshell, gpt-2, default)"
         ))),
     }
 }
@@ -208,8 +238,10 @@ impl Tokenizer {
             .map_err(tok_err)?;
 
         let pre = meta_string(content, "tokenizer.ggml.pre")?.unwrap_or("default");
+        let (normalizer, pre_tokenizer) = pre_tokenizer_for(pre)?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(pre_tokenizer_for(pre)?));
+        inner.with_normalizer(normalizer);
+        inner.with_pre_tokenizer(Some(pre_tokenizer));
         inner.with_post_processor(Some(ByteLevel::new(true, false, true)));
         inner.with_decoder(Some(ByteLevelDecoder::new(true, true, true)));
 
@@ -486,6 +518,65 @@ mod tests {
         assert_eq!(tok.pad_token_id(), 0);
         assert_eq!(tok.bos_token().as_deref(), Some("<|im_start|>"));
         assert_eq!(tok.eos_token().as_deref(), Some("<|im_end|>"));
+    }
+
+    /// The split pieces (byte-level spelled) of `text` under the tokenizer's normalizer and
+    /// pre-tokenizer.
+    fn pieces(tok: &Tokenizer, text: &str) -> Vec<String> {
+        use tokenizers::{
+            NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
+            PreTokenizer,
+        };
+        let mut normalized = NormalizedString::from(text);
+        if let Some(n) = tok.inner().get_normalizer() {
+            n.normalize(&mut normalized).unwrap();
+        }
+        let mut pts = PreTokenizedString::from(normalized);
+        tok.inner()
+            .get_pre_tokenizer()
+            .unwrap()
+            .pre_tokenize(&mut pts)
+            .unwrap();
+        pts.get_splits(OffsetReferential::Original, OffsetType::Char)
+            .into_iter()
+            .map(|(s, _, _)| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn qwen2_pre_tokenizer_splits_digits_contractions_and_whitespace() {
+        let tok = Tokenizer::from_gguf(&toy_gguf("qwen2", false)).unwrap();
+        assert_eq!(
+            pieces(&tok, "WE'LL pay $1,299.99\n\n  x don't"),
+            [
+                "WE", "'LL", "Ġpay", "Ġ$", "1", ",", "2", "9", "9", ".", "9", "9", "ĊĊ", "Ġ", "Ġx",
+                "Ġdon", "'t"
+            ]
+        );
+        // Digits are single pieces, so the "12" merge never applies (as with smollm).
+        let one = tok.token_to_id("1").unwrap();
+        let two = tok.token_to_id("2").unwrap();
+        assert_eq!(tok.encode("12", false).unwrap(), vec![one, two]);
+        // NFC: a decomposed "é" encodes like the composed one.
+        assert_eq!(
+            tok.encode("e\u{301}t\u{e9}", false).unwrap(),
+            tok.encode("\u{e9}t\u{e9}", false).unwrap()
+        );
+        // Special tokens stay whole, merges still apply inside pieces.
+        let select = tok.token_to_id("select").unwrap();
+        assert_eq!(
+            tok.encode("<|im_start|>select<|im_end|>", false).unwrap(),
+            vec![1, select, 2]
+        );
+        for text in [
+            "héllo  wörld\n\n\tÜ 北京 🙂",
+            "  leading",
+            "trailing  \n",
+            "'a''b'",
+        ] {
+            let ids = tok.encode(text, false).unwrap();
+            assert_eq!(tok.decode(&ids, false).unwrap(), text);
+        }
     }
 
     #[test]

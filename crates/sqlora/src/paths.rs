@@ -56,3 +56,64 @@ pub fn resolve_db(db: &str) -> Result<PathBuf> {
         bail!("'{db}' is neither a SQLite file nor a bundled domain (known domains: {known})")
     }
 }
+
+/// Resolves the model to load, the same way for every command that runs one: `--model`, else
+/// `$SQLORA_MODEL`, each either a path (a `.gguf` file or a Hugging Face folder) or a name of
+/// `sqlora model list` (its cached file; a name that is not fetched yet is an error that says
+/// `sqlora model fetch NAME`, never an implicit download); with neither, the default model,
+/// fetched on first use.
+pub fn resolve_model(arg: Option<&Path>) -> Result<PathBuf> {
+    match arg
+        .map(Path::to_path_buf)
+        .or_else(|| crate::env_path("SQLORA_MODEL"))
+    {
+        Some(spec) => resolve_model_spec(&spec),
+        None => Ok(sqlora_model::fetch::ensure_default_model(true)?),
+    }
+}
+
+/// Like [`resolve_model`], but never fetches: `None` when nothing is given and the default
+/// model is not cached.
+pub fn resolve_cached_model(arg: Option<&Path>) -> Result<Option<PathBuf>> {
+    match arg
+        .map(Path::to_path_buf)
+        .or_else(|| crate::env_path("SQLORA_MODEL"))
+    {
+        Some(spec) => resolve_model_spec(&spec).map(Some),
+        None => {
+            let p = sqlora_model::fetch::default_model_path();
+            Ok(p.exists().then_some(p))
+        }
+    }
+}
+
+/// A path as it is when it exists, else a registry name's cached file.
+fn resolve_model_spec(spec: &Path) -> Result<PathBuf> {
+    if spec.exists() {
+        return Ok(spec.to_path_buf());
+    }
+    match spec.to_str() {
+        Some(s) => Ok(sqlora_model::fetch::resolve_model(s)?),
+        None => bail!("no such model file or folder: {}", spec.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_paths_are_taken_as_they_are_and_unknown_names_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.gguf");
+        std::fs::write(&f, b"GGUF").unwrap();
+        assert_eq!(resolve_model(Some(&f)).unwrap(), f);
+        assert_eq!(resolve_cached_model(Some(&f)).unwrap(), Some(f));
+        let err = resolve_model(Some(Path::new("no-such-model-xyz")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no-such-model-xyz"), "{err}");
+        assert!(err.contains("qwen2.5-coder-1.5b-instruct"), "{err}");
+        assert!(err.contains("sqlora model list"), "{err}");
+    }
+}
