@@ -59,6 +59,9 @@ pub enum ServeError {
         /// Why.
         message: String,
     },
+    /// Building a prompt failed (templates, chat template rendering).
+    #[error("prompt: {0}")]
+    Prompt(#[source] sqlora_sqlgen::SqlgenError),
     /// Other start-up or internal failures.
     #[error("{0}")]
     Internal(String),
@@ -109,6 +112,17 @@ impl ServeError {
         ServeError::NotFound {
             code,
             message: message.into(),
+        }
+    }
+}
+
+impl From<sqlora_sqlgen::SqlgenError> for ServeError {
+    /// The model runtime's own errors stay [`ServeError::Model`]; the rest is
+    /// [`ServeError::Prompt`].
+    fn from(e: sqlora_sqlgen::SqlgenError) -> Self {
+        match e {
+            sqlora_sqlgen::SqlgenError::Model(m) => ServeError::Model(m),
+            other => ServeError::Prompt(other),
         }
     }
 }
