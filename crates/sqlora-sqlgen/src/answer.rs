@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use sqlora_model::generate::{
-    generate_with_adapters, n_best_with_adapters, GenerateParams, Generation, TokenInfo,
+    generate_with_adapters, n_best_with_adapters, GenerateParams, Generation,
 };
 use sqlora_model::lora::{AdapterBatch, LoraAdapter};
 use sqlora_model::LoadedModel;
@@ -141,19 +141,6 @@ pub fn answer(
     }
 }
 
-/// Runs `f` with the model's token facts for generation: its EOS ids, its padding id and its
-/// tokenizer's decoding (special tokens skipped).
-pub fn with_token_info<T>(model: &LoadedModel, f: impl FnOnce(&TokenInfo<'_>) -> T) -> T {
-    let tok = &model.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    f(&info)
-}
-
 /// Batched generation with one adapter (or none) for every row.
 pub fn generate(
     model: &LoadedModel,
@@ -162,7 +149,7 @@ pub fn generate(
     params: &GenerateParams,
 ) -> Result<Vec<Generation>> {
     let batch = adapter.map(AdapterBatch::single);
-    Ok(with_token_info(model, |info| {
+    Ok(model.with_token_info(|info| {
         generate_with_adapters(&model.model, info, prompts, params, batch.as_ref())
     })?)
 }
@@ -181,7 +168,7 @@ pub fn candidates(
         return Ok(gens.into_iter().map(|g| g.text).collect());
     }
     let batch = adapter.map(AdapterBatch::single);
-    let cands = with_token_info(model, |info| {
+    let cands = model.with_token_info(|info| {
         n_best_with_adapters(&model.model, info, prompt, n, params, batch.as_ref())
     })?;
     Ok(cands.into_iter().map(|c| c.text).collect())

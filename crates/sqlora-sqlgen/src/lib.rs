@@ -25,8 +25,8 @@ pub mod prompt;
 pub mod sql;
 
 pub use answer::{
-    answer, ask, candidates, error_json, generate, with_token_info, Answer, AnswerOptions,
-    AskOptions, Asked, Attempt,
+    answer, ask, candidates, error_json, generate, Answer, AnswerOptions, AskOptions, Asked,
+    Attempt,
 };
 pub use error::{Result, SqlgenError};
 pub use predict::{predict, progress_bar, PredictOptions, Prediction, Question};

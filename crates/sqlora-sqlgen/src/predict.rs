@@ -22,7 +22,6 @@ use sqlora_model::prefix::{
 use sqlora_model::LoadedModel;
 use sqlora_sql::schema::Schema;
 
-use crate::answer::with_token_info;
 use crate::error::{Result, SqlgenError};
 use crate::prompt::{primed_answer, PromptBuilder};
 use crate::sql::{extract_sql, statement_complete};
@@ -69,6 +68,18 @@ pub struct Question<'a> {
     pub text: &'a str,
     /// The SQLite file whose schema goes into the prompt.
     pub db: PathBuf,
+}
+
+impl<'a> Question<'a> {
+    /// Question `text` (id `id`) about the database `db_id`, whose SQLite file is `db`.
+    pub fn new(id: &'a str, db_id: &'a str, text: &'a str, db: PathBuf) -> Self {
+        Question {
+            id,
+            db_id,
+            text,
+            db,
+        }
+    }
 }
 
 /// One question's prediction.
@@ -208,7 +219,7 @@ pub fn predict(
         for chunk in by_len.chunks(opts.batch_size) {
             let t0 = Instant::now();
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&k| suffixes[k].clone()).collect();
-            let gens = with_token_info(model, |info| match &cache {
+            let gens = model.with_token_info(|info| match &cache {
                 Some(cache) => generate_from_prefix_until(
                     &model.model,
                     info,
@@ -285,12 +296,7 @@ mod tests {
         };
         let questions: Vec<Question<'_>> = examples
             .iter()
-            .map(|e| Question {
-                id: &e.id,
-                db_id: &e.db_id,
-                text: &e.question,
-                db: db_for(e),
-            })
+            .map(|e| Question::new(&e.id, &e.db_id, &e.question, db_for(e)))
             .collect();
         let full_opts = PredictOptions {
             batch_size: 2,

@@ -39,12 +39,7 @@ pub fn predict(
 ) -> Result<Vec<Prediction>> {
     let questions: Vec<Question<'_>> = examples
         .iter()
-        .map(|e| Question {
-            id: &e.id,
-            db_id: &e.db_id,
-            text: &e.question,
-            db: db_for(e),
-        })
+        .map(|e| Question::new(&e.id, &e.db_id, &e.question, db_for(e)))
         .collect();
     Ok(sqlora_sqlgen::predict(
         model, adapter, &questions, opts, progress,
