@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sqlora_model::generate::{argmax, n_best_with_adapters, GenerateParams, TokenInfo};
+use sqlora_model::generate::{argmax, find_stop, n_best_with_adapters, GenerateParams, TokenInfo};
 use sqlora_model::lora::{AdapterBatch, AdapterId, AdapterSet, LoraAdapter};
 use sqlora_model::LoadedModel;
 use tokio::sync::oneshot;
@@ -385,14 +385,6 @@ fn safe_len(text: &str, stops: &[String]) -> usize {
         cut -= '\u{FFFD}'.len_utf8();
     }
     cut
-}
-
-fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s.as_str()))
-        .min()
 }
 
 impl Engine {
