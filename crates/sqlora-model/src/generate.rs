@@ -255,14 +255,7 @@ pub fn generate_adapted(
     params: &GenerateParams,
 ) -> Result<Vec<Generation>> {
     let batch = adapters.batch(adapter_per_row)?;
-    let tok = &m.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    generate_with_adapters(&m.model, &info, prompts, params, Some(&batch))
+    m.with_token_info(|info| generate_with_adapters(&m.model, info, prompts, params, Some(&batch)))
 }
 
 /// Batched generation on a bare [`Model`]; see [`generate`].
