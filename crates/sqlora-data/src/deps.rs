@@ -5,5 +5,3 @@ pub use sqlora_eval::skeleton::{normalize_sql, skeleton};
 pub use sqlora_sql::exec::{ExecLimits, ReadOnlyDb};
 pub use sqlora_sql::guard::Guard;
 pub use sqlora_sql::schema::Schema;
-#[cfg(test)]
-pub use sqlora_sql::schema::{Column, ForeignKey, Table};

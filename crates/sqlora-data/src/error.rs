@@ -31,14 +31,6 @@ pub enum DataError {
         /// The underlying error.
         source: rusqlite::Error,
     },
-    /// A prompt template failed to load or render.
-    #[error("prompt template {name}: {source}")]
-    Template {
-        /// The template name (`system.jinja`, `user.jinja`).
-        name: String,
-        /// The template engine's error.
-        source: minijinja::Error,
-    },
     /// A required file is missing.
     #[error("missing file {}", .0.display())]
     Missing(PathBuf),

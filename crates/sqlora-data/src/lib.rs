@@ -1,12 +1,10 @@
-//! sqlora-data: everything between raw datasets and model inputs.
+//! sqlora-data: datasets, their databases and their quality checks. Prompts and everything
+//! else between a question and its SQL live in `sqlora-sqlgen`.
 //!
 //! * [`dataset`] — [`Example`] JSONL files (atomic writes) and the
 //!   `datasets/<domain>/` layout ([`Domain`], [`list_domains`]).
 //! * [`fixtures`] — deterministic SQLite builds of a domain plus seeded
 //!   test-suite variants ([`build_domain`], [`build_all`], [`content_checksum`]).
-//! * [`prompt`] — chat messages from the `prompts/*.jinja` templates
-//!   ([`PromptBuilder`]), training examples with an answer span, and
-//!   [`extract_sql`] for model output.
 //! * [`spider`] — Spider / BIRD import into the domain layout ([`import_spider`]).
 //! * [`check`] — the dataset linter ([`check_domain`], [`check_all`]).
 
@@ -15,7 +13,6 @@ pub mod dataset;
 mod deps;
 pub mod error;
 pub mod fixtures;
-pub mod prompt;
 pub mod spider;
 
 pub use check::{
@@ -25,7 +22,4 @@ pub use dataset::{list_domains, read_jsonl, write_jsonl, Domain, Example};
 pub use deps::Difficulty;
 pub use error::DataError;
 pub use fixtures::{build_all, build_domain, content_checksum, BuiltDb};
-pub use prompt::{
-    extract_sql, one_line_sql, ChatMessage, PromptBuilder, RenderedExample, TrainingExample,
-};
 pub use spider::{import_spider, ImportSummary};

@@ -104,14 +104,7 @@ pub fn generate(
     prompts: &[Vec<u32>],
     params: &GenerateParams,
 ) -> Result<Vec<Generation>> {
-    let tok = &m.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    generate_with(&m.model, &info, prompts, params)
+    m.with_token_info(|info| generate_with(&m.model, info, prompts, params))
 }
 
 /// Beam search (width `n`) for one prompt: up to `n` distinct texts, best first.
@@ -121,14 +114,7 @@ pub fn n_best(
     n: usize,
     params: &GenerateParams,
 ) -> Result<Vec<Candidate>> {
-    let tok = &m.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    n_best_with(&m.model, &info, prompt, n, params)
+    m.with_token_info(|info| n_best_with(&m.model, info, prompt, n, params))
 }
 
 fn check_params(params: &GenerateParams) -> Result<()> {
@@ -240,8 +226,10 @@ fn row_seed(seed: u64, prompt: &[u32]) -> u64 {
     h ^ (h >> 31)
 }
 
-/// Earliest occurrence of any stop string in `text`.
-fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+/// Byte offset of the earliest occurrence of any (non-empty) stop string in `text`: where a
+/// row's text is cut when it stops on a stop string. Every decoder (batched generation, the
+/// shared-prefix path and the server's engine) stops through it.
+pub fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
     stops
         .iter()
         .filter(|s| !s.is_empty())
@@ -267,14 +255,7 @@ pub fn generate_adapted(
     params: &GenerateParams,
 ) -> Result<Vec<Generation>> {
     let batch = adapters.batch(adapter_per_row)?;
-    let tok = &m.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    generate_with_adapters(&m.model, &info, prompts, params, Some(&batch))
+    m.with_token_info(|info| generate_with_adapters(&m.model, info, prompts, params, Some(&batch)))
 }
 
 /// Batched generation on a bare [`Model`]; see [`generate`].
@@ -745,7 +726,7 @@ mod tests {
 
     #[test]
     fn stop_strings_find_the_earliest() {
-        let stops = vec![";".to_string(), "\n\n".to_string()];
+        let stops = vec![";".to_string(), "\n\n".to_string(), String::new()];
         assert_eq!(find_stop("SELECT 1\n\nx;", &stops), Some(8));
         assert_eq!(find_stop("SELECT 1", &stops), None);
     }

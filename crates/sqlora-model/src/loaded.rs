@@ -11,6 +11,7 @@ use candle_core::Device;
 use crate::chat::ChatTemplate;
 use crate::config::Config;
 use crate::error::{ModelError, Result};
+use crate::generate::TokenInfo;
 use crate::llama::Model;
 use crate::tokenizer::Tokenizer;
 
@@ -33,6 +34,21 @@ impl std::fmt::Debug for LoadedModel {
             .field("device", &self.device)
             .field("chat_template", &self.chat_template.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl LoadedModel {
+    /// Runs `f` with this model's token facts for generation ([`TokenInfo`]): its EOS ids,
+    /// its padding id and its tokenizer's decoding (special tokens skipped).
+    pub fn with_token_info<T>(&self, f: impl FnOnce(&TokenInfo<'_>) -> T) -> T {
+        let tok = &self.tokenizer;
+        let decode = |ids: &[u32]| tok.decode(ids, true);
+        let info = TokenInfo {
+            eos_ids: tok.eos_token_ids(),
+            pad_id: tok.pad_token_id(),
+            decode: &decode,
+        };
+        f(&info)
     }
 }
 

@@ -18,7 +18,7 @@ use candle_core::Tensor;
 
 use crate::error::{ModelError, Result};
 use crate::generate::{
-    argmax, finished, DecodeRows, FinishReason, GenerateParams, Generation, TokenInfo,
+    argmax, find_stop, finished, DecodeRows, FinishReason, GenerateParams, Generation, TokenInfo,
 };
 use crate::llama::{Cache, Model};
 use crate::lora::AdapterBatch;
@@ -85,15 +85,6 @@ fn log_sum_exp(logits: &[f32]) -> f64 {
     let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let sum: f64 = logits.iter().map(|&x| (x - max).exp() as f64).sum();
     max as f64 + sum.ln()
-}
-
-/// Earliest occurrence of any (non-empty) stop string in `text`.
-fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s.as_str()))
-        .min()
 }
 
 struct Row {
@@ -291,12 +282,5 @@ mod tests {
             2
         );
         assert_eq!(common_prefix_len(&[vec![1, 2], vec![3]]), 0);
-    }
-
-    #[test]
-    fn stop_strings_find_the_earliest() {
-        let stops = vec![";".to_string(), "\n\n".to_string(), String::new()];
-        assert_eq!(find_stop("SELECT 1\n\nx;", &stops), Some(8));
-        assert_eq!(find_stop("SELECT 1", &stops), None);
     }
 }

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use sqlora_data::prompt::PromptBuilder;
 use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
-use sqlora_serve::answer::{prefix_tokens, question_prompt};
 use sqlora_serve::engine::{self, GenRequest, PrefixSpec};
 use sqlora_serve::{EngineConfig, Metrics};
+use sqlora_sqlgen::{prefix_tokens, PromptBuilder};
 use tokio::sync::oneshot;
 
 const QUESTIONS: &[&str] = &[
@@ -43,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .take(n + 2)
         .map(|q| {
             Ok(m.tokenizer
-                .encode(&question_prompt(&m, &builder, &schema, q)?, false)?)
+                .encode(&builder.prompt(&m, &schema, q, true)?, false)?)
         })
         .collect::<Result<_, Box<dyn std::error::Error>>>()?;
     println!(

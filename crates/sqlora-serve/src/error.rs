@@ -79,6 +79,10 @@ pub enum ServeError {
         /// Why.
         message: String,
     },
+    /// Building a prompt failed (templates, chat template rendering): the server's own
+    /// templates, so a server fault (500).
+    #[error("prompt: {0}")]
+    Prompt(#[source] sqlora_sqlgen::SqlgenError),
     /// Other start-up or internal failures.
     #[error("{0}")]
     Internal(String),
@@ -100,6 +104,7 @@ impl ServeError {
             | ServeError::Generation(_)
             | ServeError::Model(_)
             | ServeError::Candle(_)
+            | ServeError::Prompt(_)
             | ServeError::Database { .. }
             | ServeError::Internal(_) => 500,
         }
@@ -117,6 +122,7 @@ impl ServeError {
             ServeError::EngineGone => "unavailable",
             ServeError::Step(_) | ServeError::Generation(_) => "generation_failed",
             ServeError::Model(_) | ServeError::Candle(_) => "model_error",
+            ServeError::Prompt(_) => "prompt_error",
             ServeError::Database { .. } | ServeError::Internal(_) => "internal",
         }
     }
@@ -150,6 +156,17 @@ impl ServeError {
         ServeError::NotFound {
             code,
             message: message.into(),
+        }
+    }
+}
+
+impl From<sqlora_sqlgen::SqlgenError> for ServeError {
+    /// The model runtime's own errors stay [`ServeError::Model`]; the rest is
+    /// [`ServeError::Prompt`].
+    fn from(e: sqlora_sqlgen::SqlgenError) -> Self {
+        match e {
+            sqlora_sqlgen::SqlgenError::Model(m) => ServeError::Model(m),
+            other => ServeError::Prompt(other),
         }
     }
 }

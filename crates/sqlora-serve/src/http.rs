@@ -19,12 +19,12 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value as Json_};
-use sqlora_data::prompt::{ChatMessage, PromptBuilder};
-use sqlora_sql::exec::ExecLimits;
+use sqlora_sql::exec::{ExecError, ExecLimits};
+use sqlora_sqlgen::{answer, render_chat, AnswerOptions, ChatMessage, PromptBuilder};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::answer::{answer, question_prompt, render_chat, Database};
+use crate::database::Database;
 use crate::engine::{wait, EngineHandle, Finish, GenOutput, GenRequest, PrefixSpec};
 use crate::error::{Result, ServeError};
 use crate::metrics::{Metrics, LATENCY_BUCKETS};
@@ -368,7 +368,10 @@ async fn query(
             .then(|| db.name.clone()),
     };
     let model = s.engine.model().clone();
-    let text = question_prompt(&model, &s.builder, &db.schema, question)?;
+    let text = s
+        .builder
+        .prompt(&model, &db.schema, question, true)
+        .map_err(ServeError::from)?;
     let ids = model
         .tokenizer
         .encode(&text, false)
@@ -380,16 +383,19 @@ async fn query(
     let mut req = new_request(&s, ids, prefix, adapter.clone(), s.limits.query_max_tokens);
     req.candidates = candidates as usize;
     let out = generate(&s, req).await?;
-    let execute = b.execute.unwrap_or(true);
-    let limits = ExecLimits {
-        max_rows: max_rows as usize,
-        ..ExecLimits::default()
+    let opts = AnswerOptions {
+        primed: true,
+        execute: b.execute.unwrap_or(true),
+        limits: ExecLimits {
+            max_rows: max_rows as usize,
+            ..ExecLimits::default()
+        },
     };
     let metrics = s.metrics.clone();
     let texts = out.texts.clone();
     let db2 = db.clone();
     let ans = tokio::task::spawn_blocking(move || {
-        db2.with_db(|conn| answer(conn, &texts, execute, &limits, Some(&metrics)))
+        db2.with_db(|conn| answer(conn, &texts, &opts, |e| count_failure(&metrics, e)))
     })
     .await
     .map_err(|e| ServeError::Internal(format!("query execution failed: {e}")))?;
@@ -414,6 +420,17 @@ async fn query(
             "completion_tokens": out.completion_tokens,
         },
     })))
+}
+
+/// Counts a refused or failed candidate of `/v1/query`.
+fn count_failure(m: &Metrics, e: &ExecError) {
+    match e {
+        ExecError::Guard(g) => m.inc(
+            "sqlora_guard_rejections_total",
+            &[("reason", g.code.as_str())],
+        ),
+        other => m.inc("sqlora_execution_errors_total", &[("kind", other.code())]),
+    }
 }
 
 async fn models(State(s): State<Arc<AppState>>) -> Json<Json_> {
@@ -704,7 +721,7 @@ async fn chat_completions(
         .iter()
         .map(|m| ChatMessage::new(&m.role, m.content.clone()))
         .collect();
-    let text = render_chat(s.engine.model(), &msgs)?;
+    let text = render_chat(s.engine.model(), &msgs).map_err(ServeError::from)?;
     let c = Completion {
         model_name: b.model,
         prompt_text: text,

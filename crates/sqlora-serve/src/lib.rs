@@ -5,15 +5,17 @@
 //!   eviction, deadlines, cancellation when a client goes away, a bounded queue.
 //! * [`forward`] — the model's layers run over rows that each own their key/value cache, so
 //!   rows join, leave and reuse cached prefixes freely.
-//! * [`answer`] — prompts exactly as `sqlora ask` builds them, and execution-guided answers:
-//!   candidates go through the guard and run read-only, the first that executes wins.
+//! * [`database`] — the served databases: a read-only connection each and the token prefix
+//!   every prompt about it shares. Prompts and execution-guided answers (candidates through
+//!   the guard, run read-only, the first that executes wins) come from `sqlora-sqlgen`,
+//!   exactly as `sqlora ask` uses them.
 //! * [`http`] — the axum routes: `/v1/query`, OpenAI-style `/v1/completions` and
 //!   `/v1/chat/completions` (with SSE streaming), `/v1/models`, `/v1/adapters`,
 //!   `/v1/databases`, `/healthz`, `/metrics` and the page at `/`.
 //!
 //! [`App::new`] wires them together; [`App::serve`] runs the server on a listener.
 
-pub mod answer;
+pub mod database;
 pub mod engine;
 pub mod error;
 pub mod forward;
@@ -24,15 +26,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sqlora_data::prompt::PromptBuilder;
 use sqlora_model::LoadedModel;
+use sqlora_sqlgen::PromptBuilder;
 
 pub use engine::{EngineConfig, EngineHandle};
 pub use error::{Result, ServeError};
 pub use http::Limits;
 pub use metrics::Metrics;
 
-use crate::answer::Database;
+use crate::database::Database;
 use crate::http::AppState;
 
 /// Everything [`App::new`] needs besides the model.

@@ -10,20 +10,25 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use serde_json::json;
-use sqlora_data::prompt::{extract_sql, PromptBuilder};
-use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
+use sqlora_model::generate::GenerateParams;
 use sqlora_model::testing::real_model_path as model_path;
-use sqlora_serve::answer::{question_prompt, PRIME};
 use sqlora_serve::{App, DatabaseSpec, ServeConfig};
+use sqlora_sqlgen::{extract_sql, PromptBuilder, ANSWER_PRIME};
 
+/// The bundled retail database, built from its schema and data scripts.
 fn retail_db(out: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/retail");
-    let domain = sqlora_data::dataset::Domain {
-        name: "retail".to_string(),
-        dir: root,
-    };
-    sqlora_data::fixtures::build_domain(&domain, out, 1).unwrap();
-    out.join("retail/retail.sqlite")
+    let path = out.join("retail.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;",
+    )
+    .unwrap();
+    for script in ["schema.sql", "data.sql"] {
+        conn.execute_batch(&std::fs::read_to_string(root.join(script)).unwrap())
+            .unwrap();
+    }
+    path
 }
 
 #[test]
@@ -43,13 +48,6 @@ fn real_model_answers_like_ask_inside_the_batch() {
         let m = sqlora_model::load(&path, &Device::Cpu).unwrap();
         let schema = sqlora_sql::schema::Schema::introspect(&db).unwrap();
         let builder = PromptBuilder::builtin();
-        let tok = &m.tokenizer;
-        let decode = |ids: &[u32]| tok.decode(ids, true);
-        let info = TokenInfo {
-            eos_ids: tok.eos_token_ids(),
-            pad_id: tok.pad_token_id(),
-            decode: &decode,
-        };
         let params = GenerateParams {
             max_new_tokens: 128,
             ..GenerateParams::default()
@@ -57,10 +55,10 @@ fn real_model_answers_like_ask_inside_the_batch() {
         questions
             .iter()
             .map(|q| {
-                let text = question_prompt(&m, &builder, &schema, q).unwrap();
-                let ids = tok.encode(&text, false).unwrap();
-                let g = generate_with_adapters(&m.model, &info, &[ids], &params, None).unwrap();
-                extract_sql(&format!("{PRIME}{}", g[0].text))
+                let text = builder.prompt(&m, &schema, q, true).unwrap();
+                let ids = m.tokenizer.encode(&text, false).unwrap();
+                let g = sqlora_sqlgen::generate(&m, None, &[ids], &params).unwrap();
+                extract_sql(&format!("{ANSWER_PRIME}{}", g[0].text))
             })
             .collect()
     };

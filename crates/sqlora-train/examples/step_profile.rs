@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::Device;
-use sqlora_data::{build_domain, Domain, PromptBuilder};
+use sqlora_data::{build_domain, Domain};
 use sqlora_model::lora::{LoraAdapter, PROJECTIONS};
 use sqlora_sql::Schema;
+use sqlora_sqlgen::PromptBuilder;
 use sqlora_train::batch::{render, tokenize, TokenizedExample};
 use sqlora_train::forward::{
     loss_and_grads, loss_and_grads_with, loss_sum, make_prefix_batch, AdapterMode, FrozenCache,

@@ -19,9 +19,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use sqlora_data::{build_domain, Domain, PromptBuilder};
+use sqlora_data::{build_domain, Domain};
 use sqlora_model::lora::{LoraAdapter, LoraConfig, PROJECTIONS};
 use sqlora_sql::Schema;
+use sqlora_sqlgen::PromptBuilder;
 use sqlora_train::batch::{render, tokenize, TokenizedExample};
 use sqlora_train::forward::{loss_and_grads_with, make_prefix_batch, AdapterMode, PassOptions};
 use sqlora_train::optim::{clip_grad_norm, AdamW, AdamWParams};

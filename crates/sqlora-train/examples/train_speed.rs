@@ -8,8 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::Device;
-use sqlora_data::{build_domain, Domain, PromptBuilder};
+use sqlora_data::{build_domain, Domain};
 use sqlora_sql::Schema;
+use sqlora_sqlgen::PromptBuilder;
 use sqlora_train::batch::{dataset_hash, render, tokenize};
 use sqlora_train::trainer::{train, RunInfo, TrainData, TrainOptions};
 use sqlora_train::TrainConfig;

@@ -15,10 +15,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
-use sqlora_data::prompt::{ChatMessage, RenderedExample, TrainingExample};
-use sqlora_model::chat::{ChatTemplate, Message};
+use sqlora_model::chat::ChatTemplate;
 use sqlora_model::llama::attention_mask;
 use sqlora_model::tokenizer::Tokenizer;
+use sqlora_sqlgen::{RenderedExample, TrainingExample};
 
 use crate::error::{Result, TrainError};
 
@@ -59,16 +59,7 @@ pub fn render(
     end_marker: &str,
 ) -> Result<RenderedExample> {
     example
-        .render(
-            |msgs: &[ChatMessage], gen| {
-                let msgs: Vec<Message> = msgs
-                    .iter()
-                    .map(|m| Message::new(m.role.clone(), m.content.clone()))
-                    .collect();
-                chat.render(&msgs, gen)
-            },
-            end_marker,
-        )
+        .render(|msgs, gen| chat.render(msgs, gen), end_marker)
         .map_err(TrainError::from)
 }
 

@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use candle_core::Device;
-use sqlora_data::{build_domain, Domain, PromptBuilder};
+use sqlora_data::{build_domain, Domain};
 use sqlora_model::testing::real_model_path as model_path;
 use sqlora_sql::Schema;
+use sqlora_sqlgen::PromptBuilder;
 use sqlora_train::batch::{render, tokenize};
 
 #[test]

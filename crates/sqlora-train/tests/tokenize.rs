@@ -3,8 +3,8 @@
 
 mod common;
 
-use sqlora_data::prompt::{ChatMessage, TrainingExample};
 use sqlora_model::chat::ChatTemplate;
+use sqlora_sqlgen::{ChatMessage, TrainingExample};
 use sqlora_train::batch::{dataset_hash, render, tokenize};
 use sqlora_train::TrainError;
 

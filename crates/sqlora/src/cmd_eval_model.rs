@@ -21,7 +21,8 @@ use sqlora_model::LoadedModel;
 
 use crate::cmd_data::ScoreArgs;
 use crate::cmd_model::{load_adapter, load_model, ModelArg};
-use crate::predict::{db_in_dir, predict, progress_bar, PredictOptions, Prediction};
+use crate::predict::{db_in_dir, predict};
+use sqlora_sqlgen::{progress_bar, PredictOptions, Prediction};
 
 #[derive(Args)]
 pub struct EvalModelArgs {

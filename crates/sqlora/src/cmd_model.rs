@@ -2,20 +2,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use sqlora_data::prompt::{extract_sql, PromptBuilder};
-use sqlora_model::chat::Message;
-use sqlora_model::generate::{
-    generate_with_adapters, n_best_with_adapters, GenerateParams, Generation, TokenInfo,
-};
-use sqlora_model::lora::{AdapterBatch, LoraAdapter};
+use sqlora_model::generate::GenerateParams;
+use sqlora_model::lora::LoraAdapter;
 use sqlora_model::LoadedModel;
 use sqlora_sql::exec::{ExecLimits, ReadOnlyDb};
-use sqlora_sql::schema::Schema;
+use sqlora_sqlgen::{AnswerOptions, AskOptions};
 
 use crate::{paths, table};
 
@@ -140,50 +135,6 @@ pub fn load_adapter(m: &LoadedModel, path: &std::path::Path) -> Result<LoraAdapt
         .with_context(|| format!("loading the adapter {}", path.display()))
 }
 
-/// Runs `f` with the model's token facts (EOS ids, padding, decoding) and the adapter, if
-/// any, applied to every row.
-fn with_model<T>(
-    m: &LoadedModel,
-    adapter: Option<&LoraAdapter>,
-    f: impl FnOnce(&TokenInfo<'_>, Option<&AdapterBatch>) -> sqlora_model::Result<T>,
-) -> Result<T> {
-    let tok = &m.tokenizer;
-    let decode = |ids: &[u32]| tok.decode(ids, true);
-    let info = TokenInfo {
-        eos_ids: tok.eos_token_ids(),
-        pad_id: tok.pad_token_id(),
-        decode: &decode,
-    };
-    let batch = adapter.map(AdapterBatch::single);
-    Ok(f(&info, batch.as_ref())?)
-}
-
-/// Batched generation with one adapter (or none) for every row.
-pub fn run_generate(
-    m: &LoadedModel,
-    prompts: &[Vec<u32>],
-    params: &GenerateParams,
-    adapter: Option<&LoraAdapter>,
-) -> Result<Vec<Generation>> {
-    with_model(m, adapter, |info, batch| {
-        generate_with_adapters(&m.model, info, prompts, params, batch)
-    })
-}
-
-/// Beam search with one adapter (or none); candidate texts, best first.
-fn run_n_best(
-    m: &LoadedModel,
-    prompt: &[u32],
-    n: usize,
-    params: &GenerateParams,
-    adapter: Option<&LoraAdapter>,
-) -> Result<Vec<String>> {
-    with_model(m, adapter, |info, batch| {
-        n_best_with_adapters(&m.model, info, prompt, n, params, batch)
-    })
-    .map(|cands| cands.into_iter().map(|c| c.text).collect())
-}
-
 fn candle_device() -> candle_core::Device {
     candle_core::Device::Cpu
 }
@@ -260,7 +211,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
         max_new_tokens: a.max_tokens,
         ..GenerateParams::default()
     };
-    let out = run_generate(&m, &[ids], &params, adapter.as_ref())?;
+    let out = sqlora_sqlgen::generate(&m, adapter.as_ref(), &[ids], &params)?;
     let g = out.into_iter().next().context("no generation returned")?;
     if a.json {
         println!("{}", json!({"text": g.text, "tokens": g.tokens}));
@@ -270,131 +221,53 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Renders the prompt messages with the model's own chat template.
-pub fn render_prompt(
-    m: &LoadedModel,
-    messages: &[sqlora_data::prompt::ChatMessage],
-) -> Result<String> {
-    let msgs: Vec<Message> = messages
-        .iter()
-        .map(|c| Message {
-            role: c.role.clone(),
-            content: c.content.clone(),
-        })
-        .collect();
-    match &m.chat_template {
-        Some(t) => Ok(t.render(&msgs, true)?),
-        None => Ok(msgs
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n")
-            + "\n"),
-    }
-}
-
 pub fn ask(a: AskArgs) -> Result<ExitCode> {
     let path = paths::resolve_db(&a.db)?;
-    let schema = Schema::introspect(&path)?;
     let db = ReadOnlyDb::open(&path)?;
-    let builder = PromptBuilder::builtin();
-    let messages = builder.messages(&a.question, &schema)?;
     let m = load_model(&a.model)?;
     let adapter = match &a.adapter {
         Some(p) => Some(load_adapter(&m, p)?),
         None => None,
     };
-    let prime = if a.no_prime {
-        ""
-    } else {
-        builder.answer_prime()
-    };
-    let prompt = render_prompt(&m, &messages)? + prime;
-    let ids = m.tokenizer.encode(&prompt, false)?;
-    let params = GenerateParams {
+    let opts = AskOptions {
+        candidates: a.candidates,
         max_new_tokens: a.max_tokens,
-        ..GenerateParams::default()
+        answer: AnswerOptions {
+            primed: !a.no_prime,
+            execute: true,
+            limits: ExecLimits {
+                max_rows: a.max_rows,
+                ..ExecLimits::default()
+            },
+        },
+        ..AskOptions::default()
     };
-    let t0 = Instant::now();
-    let texts: Vec<String> = if a.candidates <= 1 {
-        run_generate(&m, &[ids], &params, adapter.as_ref())?
-            .into_iter()
-            .map(|g| g.text)
-            .collect()
-    } else {
-        run_n_best(&m, &ids, a.candidates, &params, adapter.as_ref())?
-    };
-    let generate_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let limits = ExecLimits {
-        max_rows: a.max_rows,
-        ..ExecLimits::default()
-    };
-    let mut attempts = Vec::new();
-    let mut answer = None;
-    let texts: Vec<String> = texts.iter().map(|t| format!("{prime}{t}")).collect();
-    for text in &texts {
-        let sql = extract_sql(text);
-        match db.execute(&sql, &limits) {
-            Ok(res) => {
-                answer = Some((sql, res));
-                break;
-            }
-            Err(e) => {
-                let error = match &e {
-                    sqlora_sql::exec::ExecError::Guard(g) => serde_json::to_value(g)?,
-                    other => json!({"code": other.code(), "message": other.to_string()}),
-                };
-                attempts.push(json!({"sql": sql, "error": error}));
-            }
-        }
-    }
-    let (sql, valid, error, columns, rows, truncated) = match &answer {
-        Some((sql, res)) => (
-            sql.clone(),
-            true,
-            serde_json::Value::Null,
-            json!(res.columns),
-            json!(res.rows),
-            res.truncated,
-        ),
-        None => (
-            texts.first().map(|t| extract_sql(t)).unwrap_or_default(),
-            false,
-            attempts
-                .last()
-                .map(|a| a["error"].clone())
-                .unwrap_or(serde_json::Value::Null),
-            json!([]),
-            json!([]),
-            false,
-        ),
-    };
+    let asked = sqlora_sqlgen::ask(&m, adapter.as_ref(), &db, &a.question, &opts)?;
+    let ans = &asked.answer;
     if a.json {
         println!(
             "{}",
-            json!({"sql": sql, "valid": valid, "error": error, "columns": columns, "rows": rows,
-                   "truncated": truncated, "attempts": attempts, "generate_ms": generate_ms})
+            json!({"sql": ans.sql, "valid": ans.valid, "error": ans.error,
+                   "columns": ans.columns, "rows": ans.rows, "truncated": ans.truncated,
+                   "attempts": ans.attempts, "generate_ms": asked.generate_ms})
         );
     } else {
-        println!("{sql}");
+        println!("{}", ans.sql);
         println!();
-        match &answer {
-            Some((_, res)) => {
-                print!("{}", table::render(&res.columns, &res.rows, 40));
-                println!(
-                    "({} rows{})",
-                    res.rows.len(),
-                    if res.truncated { ", truncated" } else { "" }
-                );
-            }
-            None => {
-                for at in &attempts {
-                    eprintln!("refused or failed: {}", at["error"]);
-                }
+        if ans.valid {
+            print!("{}", table::render(&ans.columns, &ans.rows, 40));
+            println!(
+                "({} rows{})",
+                ans.rows.len(),
+                if ans.truncated { ", truncated" } else { "" }
+            );
+        } else {
+            for at in &ans.attempts {
+                eprintln!("refused or failed: {}", at.error);
             }
         }
     }
-    Ok(if valid {
+    Ok(if ans.valid {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(crate::exit::REFUSED)

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use sqlora_data::dataset::{self, Example};
-use sqlora_data::prompt::PromptBuilder;
 use sqlora_eval::report::{evaluate, EvalItem, EvalOptions, Report};
 use sqlora_model::lora::LoraAdapter;
 use sqlora_model::LoadedModel;
 use sqlora_sql::schema::Schema;
+use sqlora_sqlgen::{progress_bar, PredictOptions, PromptBuilder};
 use sqlora_train::batch::{dataset_hash, render, tokenize, TokenizedExample};
 use sqlora_train::trainer::{
     latest_checkpoint, train_with, Meta, RunInfo, TrainData, TrainHooks, TrainOptions, META_FILE,
@@ -26,7 +26,7 @@ use sqlora_train::trainer::{
 use sqlora_train::{TrainConfig, TrainError};
 
 use crate::cmd_model::{load_model_on, ModelArg};
-use crate::predict::{predict, progress_bar, PredictOptions};
+use crate::predict::predict;
 
 #[derive(Args)]
 pub struct TrainArgs {

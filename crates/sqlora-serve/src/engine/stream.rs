@@ -3,14 +3,9 @@
 
 use tokio::sync::mpsc::UnboundedSender;
 
-/// The byte offset of the first stop string in `text` (empty stop strings never match).
-pub(super) fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s.as_str()))
-        .min()
-}
+/// The byte offset of the first stop string in `text` (the model crate's, shared with
+/// `generate`).
+pub(super) use sqlora_model::generate::find_stop;
 
 /// The longest prefix of `text` that cannot be the start of a stop string still being
 /// written (so a streamed delta never shows part of a stop string).
@@ -67,14 +62,6 @@ mod tests {
 
     fn stops(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn first_stop_string_wins_and_empty_ones_never_match() {
-        let st = stops(&["", ";", "\n\n"]);
-        assert_eq!(find_stop("SELECT 1\n\nx;", &st), Some(8));
-        assert_eq!(find_stop("SELECT 1", &st), None);
-        assert_eq!(find_stop("abc", &stops(&[""])), None);
     }
 
     #[test]

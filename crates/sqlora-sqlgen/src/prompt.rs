@@ -1,7 +1,9 @@
 //! Prompts: chat messages for a (question, schema) pair, rendered from the
 //! minijinja templates in `prompts/` (see `prompts/README.md` for the
-//! variables), training examples with a marked answer span, and extraction
-//! of the SQL from a model's output.
+//! variables), the one chat renderer ([`render_chat`]: the model's own chat
+//! template), the answer prime ([`ANSWER_PRIME`]), the full inference prompt
+//! ([`PromptBuilder::prompt`]) and its shared prefix ([`prefix_tokens`]), and
+//! training examples with a marked answer span.
 //!
 //! The templates put everything that depends on the database before the
 //! question, so all prompts of a domain share one prefix.
@@ -14,8 +16,11 @@ use std::path::Path;
 use minijinja::{Environment, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::deps::Schema;
-use crate::error::DataError;
+use sqlora_model::LoadedModel;
+use sqlora_sql::schema::Schema;
+
+use crate::error::SqlgenError;
+use crate::sql::one_line_sql;
 
 /// Sample values per column shown in the prompt.
 const PROMPT_SAMPLES: usize = 2;
@@ -33,23 +38,61 @@ pub const ANSWER_PRIME: &str = "SELECT";
 const BUILTIN_SYSTEM: &str = include_str!("../../../prompts/system.jinja");
 const BUILTIN_USER: &str = include_str!("../../../prompts/user.jinja");
 
-/// One chat message (`system`, `user` or `assistant`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ChatMessage {
-    /// The speaker.
-    pub role: String,
-    /// The text.
-    pub content: String,
+/// One chat message (`system`, `user` or `assistant`): the model runtime's own message type,
+/// so prompts go to the chat template as they are.
+pub use sqlora_model::chat::Message as ChatMessage;
+
+/// [`ANSWER_PRIME`] when `primed`, else nothing: the text appended to the rendered prompt
+/// before generating, and put back in front of the generated text. `ask`, `eval`, `serve` and
+/// the trainer's dev evaluation all use it, so they agree on the prompt.
+pub fn prime(primed: bool) -> &'static str {
+    if primed {
+        ANSWER_PRIME
+    } else {
+        ""
+    }
 }
 
-impl ChatMessage {
-    /// A message from `role`.
-    pub fn new(role: &str, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: role.to_string(),
-            content: content.into(),
-        }
+/// The answer a generation stands for: `prime(primed) + generated`.
+pub fn primed_answer(primed: bool, generated: &str) -> String {
+    format!("{}{generated}", prime(primed))
+}
+
+/// Renders chat messages with the model's own chat template (plain paragraphs when it has
+/// none), with the generation prompt for the assistant's turn. The one renderer of
+/// inference prompts: `ask`, `eval`, the trainer's dev evaluation and every server endpoint
+/// use it.
+pub fn render_chat(model: &LoadedModel, messages: &[ChatMessage]) -> Result<String, SqlgenError> {
+    match &model.chat_template {
+        Some(t) => Ok(t.render(messages, true)?),
+        None => Ok(messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+            + "\n"),
     }
+}
+
+/// The token ids shared by every prompt about `schema`: the text common to two prompts with
+/// different questions, tokenized, minus its last token (a token may merge across the
+/// boundary; users check that a prompt's ids start with these before reusing them).
+pub fn prefix_tokens(
+    model: &LoadedModel,
+    builder: &PromptBuilder,
+    schema: &Schema,
+) -> Result<Vec<u32>, SqlgenError> {
+    let a = builder.prompt(model, schema, "How many rows are there?", true)?;
+    let b = builder.prompt(model, schema, "Which one is the largest?", true)?;
+    let common = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map(|((i, _), _)| i)
+        .unwrap_or(a.len().min(b.len()));
+    let mut ids = model.tokenizer.encode(&a[..common], false)?;
+    ids.pop();
+    Ok(ids)
 }
 
 /// Renders prompts from the `system.jinja` and `user.jinja` templates.
@@ -61,20 +104,20 @@ pub struct PromptBuilder {
 impl PromptBuilder {
     /// Loads every `*.jinja` file of `prompts_dir`; `system.jinja` and
     /// `user.jinja` must be among them.
-    pub fn from_dir(prompts_dir: &Path) -> Result<Self, DataError> {
+    pub fn from_dir(prompts_dir: &Path) -> Result<Self, SqlgenError> {
         let mut sources = Vec::new();
-        let entries = fs::read_dir(prompts_dir).map_err(|e| DataError::io(prompts_dir, e))?;
+        let entries = fs::read_dir(prompts_dir).map_err(|e| SqlgenError::io(prompts_dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| DataError::io(prompts_dir, e))?;
+            let entry = entry.map_err(|e| SqlgenError::io(prompts_dir, e))?;
             let p = entry.path();
             if p.is_file() && p.extension().is_some_and(|e| e == "jinja") {
-                let text = fs::read_to_string(&p).map_err(|e| DataError::io(&p, e))?;
+                let text = fs::read_to_string(&p).map_err(|e| SqlgenError::io(&p, e))?;
                 sources.push((entry.file_name().to_string_lossy().into_owned(), text));
             }
         }
         for required in ["system.jinja", "user.jinja"] {
             if !sources.iter().any(|(n, _)| n == required) {
-                return Err(DataError::Missing(prompts_dir.join(required)));
+                return Err(SqlgenError::Missing(prompts_dir.join(required)));
             }
         }
         Self::from_sources(sources)
@@ -92,13 +135,13 @@ impl PromptBuilder {
         .expect("the bundled prompt templates are valid")
     }
 
-    fn from_sources(sources: Vec<(String, String)>) -> Result<Self, DataError> {
+    fn from_sources(sources: Vec<(String, String)>) -> Result<Self, SqlgenError> {
         let mut env = Environment::new();
         let syntax = minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
             .lstrip_blocks(true)
             .build()
-            .map_err(|source| DataError::Template {
+            .map_err(|source| SqlgenError::Template {
                 name: "syntax".to_string(),
                 source,
             })?;
@@ -106,13 +149,17 @@ impl PromptBuilder {
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, text) in sources {
             env.add_template_owned(name.clone(), text)
-                .map_err(|source| DataError::Template { name, source })?;
+                .map_err(|source| SqlgenError::Template { name, source })?;
         }
         Ok(PromptBuilder { env })
     }
 
     /// The system and user messages for `question` about `schema`.
-    pub fn messages(&self, question: &str, schema: &Schema) -> Result<Vec<ChatMessage>, DataError> {
+    pub fn messages(
+        &self,
+        question: &str,
+        schema: &Schema,
+    ) -> Result<Vec<ChatMessage>, SqlgenError> {
         let ctx = template_context(question, schema);
         let mut out = Vec::with_capacity(2);
         for (role, name) in [("system", "system.jinja"), ("user", "user.jinja")] {
@@ -120,7 +167,7 @@ impl PromptBuilder {
                 .env
                 .get_template(name)
                 .and_then(|t| t.render(&ctx))
-                .map_err(|source| DataError::Template {
+                .map_err(|source| SqlgenError::Template {
                     name: name.to_string(),
                     source,
                 })?;
@@ -129,16 +176,18 @@ impl PromptBuilder {
         Ok(out)
     }
 
-    /// The text to append to the rendered prompt before generating, and to put back in
-    /// front of the generated text: [`ANSWER_PRIME`] (`"SELECT"`). `ask`, `eval`, `serve`
-    /// and the trainer's dev evaluation all use it, so they agree on the prompt.
-    pub fn answer_prime(&self) -> &'static str {
-        ANSWER_PRIME
-    }
-
-    /// The answer a primed generation stands for: `answer_prime() + generated`.
-    pub fn primed_answer(&self, generated: &str) -> String {
-        format!("{}{generated}", self.answer_prime())
+    /// The full inference prompt for `question` about `schema`: the messages rendered with
+    /// the model's chat template ([`render_chat`]), then [`prime`]`(primed)`. `ask`, `eval`,
+    /// `serve` and the trainer's dev evaluation all build their prompts here.
+    pub fn prompt(
+        &self,
+        model: &LoadedModel,
+        schema: &Schema,
+        question: &str,
+        primed: bool,
+    ) -> Result<String, SqlgenError> {
+        let messages = self.messages(question, schema)?;
+        Ok(render_chat(model, &messages)? + prime(primed))
     }
 
     /// The prompt messages plus the gold answer (`sql` on one line, no
@@ -148,7 +197,7 @@ impl PromptBuilder {
         question: &str,
         schema: &Schema,
         sql: &str,
-    ) -> Result<TrainingExample, DataError> {
+    ) -> Result<TrainingExample, SqlgenError> {
         Ok(TrainingExample {
             messages: self.messages(question, schema)?,
             answer: one_line_sql(sql),
@@ -290,121 +339,11 @@ impl TrainingExample {
     }
 }
 
-/// `sql` on one line: runs of whitespace outside quotes become one space,
-/// trailing `;` and whitespace are removed.
-pub fn one_line_sql(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut quote: Option<char> = None;
-    let mut pending_space = false;
-    for c in sql.trim().chars() {
-        match quote {
-            Some(q) => {
-                out.push(c);
-                if c == q {
-                    quote = None;
-                }
-            }
-            None => {
-                if c.is_whitespace() {
-                    pending_space = true;
-                    continue;
-                }
-                if pending_space && !out.is_empty() {
-                    out.push(' ');
-                }
-                pending_space = false;
-                if matches!(c, '\'' | '"' | '`') {
-                    quote = Some(c);
-                }
-                out.push(c);
-            }
-        }
-    }
-    while out.ends_with(';') || out.ends_with(' ') {
-        out.pop();
-    }
-    out
-}
-
-/// Pulls the SQL out of a model's output: takes the first ```` ``` ```` fenced
-/// block if there is one (dropping a language tag such as `sql`), strips a
-/// leading `SQL:` / `SQLQuery:` / `Answer:` label, cuts at the first `;` or
-/// blank line outside quotes, and trims.
-pub fn extract_sql(generated: &str) -> String {
-    let mut text = generated;
-    if let Some(start) = text.find("```") {
-        let rest = &text[start + 3..];
-        // A language tag runs to the end of the fence line.
-        let body = match rest.find('\n') {
-            Some(nl) if rest[..nl].trim().chars().all(|c| c.is_ascii_alphanumeric()) => {
-                &rest[nl + 1..]
-            }
-            // ```sql SELECT …``` on one line
-            _ if rest.len() > 4
-                && rest.is_char_boundary(4)
-                && rest[..3].eq_ignore_ascii_case("sql")
-                && rest[3..4].chars().all(char::is_whitespace) =>
-            {
-                &rest[4..]
-            }
-            _ => rest,
-        };
-        text = match body.find("```") {
-            Some(end) => &body[..end],
-            None => body,
-        };
-    }
-    let mut text = text.trim_start();
-    for label in ["sqlquery:", "sql query:", "sql:", "answer:", "query:"] {
-        if text.len() >= label.len()
-            && text.is_char_boundary(label.len())
-            && text[..label.len()].eq_ignore_ascii_case(label)
-        {
-            text = text[label.len()..].trim_start();
-            break;
-        }
-    }
-    // Cut at the first ';' or blank line outside quotes.
-    let mut quote: Option<char> = None;
-    let mut end = text.len();
-    let mut line_has_text = true;
-    let mut last_newline: Option<usize> = None;
-    for (i, c) in text.char_indices() {
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' | '`' => {
-                quote = Some(c);
-                line_has_text = true;
-            }
-            ';' => {
-                end = i;
-                break;
-            }
-            '\n' => {
-                if !line_has_text {
-                    end = last_newline.unwrap_or(i);
-                    break;
-                }
-                line_has_text = false;
-                last_newline = Some(i);
-            }
-            c if c.is_whitespace() => {}
-            _ => line_has_text = true,
-        }
-    }
-    text[..end].trim().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::deps::{Column, ForeignKey, Table};
+    use sqlora_sql::schema::{Column, ForeignKey, Table};
 
     fn col(name: &str, ty: &str, samples: &[&str]) -> Column {
         Column {
@@ -483,8 +422,10 @@ mod tests {
     #[test]
     fn every_bundled_gold_query_starts_with_the_answer_prime() {
         let pb = PromptBuilder::builtin();
-        assert_eq!(pb.answer_prime(), "SELECT");
-        assert_eq!(pb.primed_answer(" a FROM t"), "SELECT a FROM t");
+        assert_eq!(prime(true), "SELECT");
+        assert_eq!(prime(false), "");
+        assert_eq!(primed_answer(true, " a FROM t"), "SELECT a FROM t");
+        assert_eq!(primed_answer(false, " a FROM t"), " a FROM t");
         let datasets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
         let mut checked = 0;
         for domain in fs::read_dir(&datasets).unwrap() {
@@ -498,7 +439,7 @@ mod tests {
                     let sql = v["sql"].as_str().unwrap();
                     let ex = pb.training_example("q", &schema(), sql).unwrap();
                     assert!(
-                        ex.answer.starts_with(pb.answer_prime()),
+                        ex.answer.starts_with(ANSWER_PRIME),
                         "{}: {sql}",
                         dir.display()
                     );
@@ -541,7 +482,7 @@ mod tests {
         fs::write(tmp.path().join("system.jinja"), "sys").unwrap();
         assert!(matches!(
             PromptBuilder::from_dir(tmp.path()),
-            Err(DataError::Missing(p)) if p.ends_with("user.jinja")
+            Err(SqlgenError::Missing(p)) if p.ends_with("user.jinja")
         ));
         fs::write(
             tmp.path().join("user.jinja"),
@@ -556,11 +497,11 @@ mod tests {
         let err = PromptBuilder::from_dir(tmp.path())
             .unwrap()
             .messages("q", &schema());
-        assert!(matches!(err, Err(DataError::Template { .. })));
+        assert!(matches!(err, Err(SqlgenError::Template { .. })));
         fs::write(tmp.path().join("user.jinja"), "{% if %}").unwrap();
         assert!(matches!(
             PromptBuilder::from_dir(tmp.path()),
-            Err(DataError::Template { .. })
+            Err(SqlgenError::Template { .. })
         ));
     }
 
@@ -597,47 +538,5 @@ mod tests {
         assert!(r.text[..r.answer_span.start].ends_with("<|im_start|>assistant\n"));
         let failing = |_: &[ChatMessage], _: bool| -> Result<String, String> { Err("no".into()) };
         assert_eq!(ex.render(failing, "</s>"), Err("no".to_string()));
-    }
-
-    #[test]
-    fn one_line_keeps_quoted_text() {
-        assert_eq!(
-            one_line_sql("SELECT  name\n FROM t\n\tWHERE x = 'a  b' ;\n"),
-            "SELECT name FROM t WHERE x = 'a  b'"
-        );
-        assert_eq!(one_line_sql("SELECT 1;;"), "SELECT 1");
-    }
-
-    #[test]
-    fn extract_sql_handles_model_output_shapes() {
-        let cases = [
-            ("SELECT a FROM t", "SELECT a FROM t"),
-            ("  SELECT a FROM t;  extra words", "SELECT a FROM t"),
-            (
-                "```sql\nSELECT a\nFROM t;\n```\nThis query ...",
-                "SELECT a\nFROM t",
-            ),
-            ("Here you go:\n```\nSELECT 1\n```", "SELECT 1"),
-            (
-                "SQL: SELECT b FROM u WHERE c = 'x;y'; more",
-                "SELECT b FROM u WHERE c = 'x;y'",
-            ),
-            (
-                "SELECT a FROM t\n\nExplanation: this selects a",
-                "SELECT a FROM t",
-            ),
-            ("SELECT a\n  FROM t\n   \nnoise", "SELECT a\n  FROM t"),
-            ("sqlquery: SELECT 2", "SELECT 2"),
-            ("```sql SELECT 3 FROM t```", "SELECT 3 FROM t"),
-            ("```SQL\nSELECT 4\n```", "SELECT 4"),
-            (
-                "SELECT \"a\n\nb\" FROM t\n\nmore",
-                "SELECT \"a\n\nb\" FROM t",
-            ),
-            ("", ""),
-        ];
-        for (input, want) in cases {
-            assert_eq!(extract_sql(input), want, "input {input:?}");
-        }
     }
 }

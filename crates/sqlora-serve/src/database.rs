@@ -1,0 +1,69 @@
+//! The databases the service answers questions about.
+//!
+//! Prompts, SQL extraction and execution-guided answers come from `sqlora-sqlgen`, exactly as
+//! `sqlora ask` uses them; this module keeps what the service adds: a name, one connection
+//! shared by the request handlers, and the token prefix every prompt about the database
+//! starts with (the prefix cache's key material).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sqlora_model::LoadedModel;
+use sqlora_sql::exec::ReadOnlyDb;
+use sqlora_sql::schema::Schema;
+use sqlora_sqlgen::{prefix_tokens, PromptBuilder};
+
+use crate::error::{Result, ServeError};
+
+/// A database the service answers questions about.
+pub struct Database {
+    /// Its name in requests (`database`).
+    pub name: String,
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// Its schema.
+    pub schema: Schema,
+    db: Mutex<ReadOnlyDb>,
+    /// Token ids every prompt about this database starts with.
+    pub prefix_tokens: Vec<u32>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("prefix_tokens", &self.prefix_tokens.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens `path` read-only, introspects it and computes its prompt prefix.
+    pub fn open(
+        name: &str,
+        path: &Path,
+        model: &LoadedModel,
+        builder: &PromptBuilder,
+    ) -> Result<Database> {
+        let db = ReadOnlyDb::open(path).map_err(|e| ServeError::Database {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let schema = db.guard().schema().clone();
+        let prefix_tokens = prefix_tokens(model, builder, &schema)?;
+        Ok(Database {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            schema,
+            db: Mutex::new(db),
+            prefix_tokens,
+        })
+    }
+
+    /// Runs `f` with the database connection (one query at a time per database).
+    pub fn with_db<T>(&self, f: impl FnOnce(&ReadOnlyDb) -> T) -> T {
+        let g = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        f(&g)
+    }
+}

@@ -1,0 +1,37 @@
+//! sqlora-sqlgen: the text-to-SQL pipeline, from a plain-English question about a SQLite
+//! database to a checked, executed query. `sqlora ask`, `sqlora eval --base/--adapter`, the
+//! trainer's dev-set EX and the server's `/v1/query` all go through it, so they agree on
+//! every step.
+//!
+//! * [`prompt`] — chat messages from the `prompts/*.jinja` templates ([`PromptBuilder`]), the
+//!   one chat renderer ([`render_chat`], the model's own template), the answer prime
+//!   ([`ANSWER_PRIME`]), the full inference prompt ([`PromptBuilder::prompt`]) and the token
+//!   prefix every prompt about a database shares ([`prefix_tokens`]); training examples with
+//!   an answer span ([`TrainingExample`]).
+//! * [`sql`] — SQL text through one quote-aware scanner: [`extract_sql`] from model output,
+//!   [`statement_complete`] (where generation may stop) and [`one_line_sql`] for gold answers.
+//! * [`answer`] — candidates → guard → read-only execution, first that passes wins
+//!   ([`answer()`]); candidate generation ([`candidates`]) and the whole pipeline for one
+//!   question ([`ask`]).
+//! * [`predict`] — batch prediction with one prefix prefill per database ([`predict()`]).
+//!
+//! The crate builds on `sqlora-model` (the model knows nothing about SQL) and `sqlora-sql`
+//! (schema, guard, executor); it knows nothing about datasets.
+
+pub mod answer;
+pub mod error;
+pub mod predict;
+pub mod prompt;
+pub mod sql;
+
+pub use answer::{
+    answer, ask, candidates, error_json, generate, Answer, AnswerOptions, AskOptions, Asked,
+    Attempt,
+};
+pub use error::{Result, SqlgenError};
+pub use predict::{predict, progress_bar, PredictOptions, Prediction, Question};
+pub use prompt::{
+    prefix_tokens, prime, primed_answer, render_chat, ChatMessage, PromptBuilder, RenderedExample,
+    TrainingExample, ANSWER_PRIME,
+};
+pub use sql::{extract_sql, one_line_sql, statement_complete};

@@ -1,0 +1,348 @@
+//! Predictions for a set of questions with an already-loaded model (and adapter): the engine
+//! behind `sqlora eval --base/--adapter` and the trainer's dev-set EX.
+//!
+//! Questions are grouped by database. Each prompt is built exactly as `sqlora ask` builds it
+//! ([`PromptBuilder::prompt`]: the messages rendered with the model's chat template, then the
+//! answer prime); the prompts of one database share the system + schema part, so its tokens
+//! (the longest common token prefix of the group) are prefilled once and every batch of
+//! questions starts from that KV cache ([`sqlora_model::prefix`]). Generation is greedy, so
+//! the SQL is the one `ask` would print for the same question.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sqlora_model::generate::{generate_with_adapters, GenerateParams};
+use sqlora_model::lora::{AdapterBatch, LoraAdapter};
+use sqlora_model::prefix::{
+    common_prefix_len, generate_from_prefix_until, prefill_prefix_with_room,
+};
+use sqlora_model::LoadedModel;
+use sqlora_sql::schema::Schema;
+
+use crate::error::{Result, SqlgenError};
+use crate::prompt::{primed_answer, PromptBuilder};
+use crate::sql::{extract_sql, statement_complete};
+
+/// How [`predict`] generates.
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    /// Questions generated together in one batch (default 8).
+    pub batch_size: usize,
+    /// Most new tokens per question (default 160).
+    pub max_new_tokens: usize,
+    /// Start the answer with [`ANSWER_PRIME`](crate::ANSWER_PRIME) (default true, as `ask`
+    /// does).
+    pub prime: bool,
+    /// The prompt templates (default: the bundled ones).
+    pub prompts: PromptBuilder,
+    /// End a question's generation as soon as its SQL statement is over (a `;` or a blank
+    /// line outside quotes, see [`statement_complete`]) instead of at EOS or `max_new_tokens`
+    /// (default true). The extracted SQL is the same ([`extract_sql`] cuts there anyway);
+    /// what follows, e.g. a base model repeating itself, is never generated.
+    pub stop_at_statement_end: bool,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            batch_size: 8,
+            max_new_tokens: 160,
+            prime: true,
+            prompts: PromptBuilder::builtin(),
+            stop_at_statement_end: true,
+        }
+    }
+}
+
+/// One question to predict SQL for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question<'a> {
+    /// Its id (e.g. the dataset example's).
+    pub id: &'a str,
+    /// The name of its database.
+    pub db_id: &'a str,
+    /// The question, in plain English.
+    pub text: &'a str,
+    /// The SQLite file whose schema goes into the prompt.
+    pub db: PathBuf,
+}
+
+impl<'a> Question<'a> {
+    /// Question `text` (id `id`) about the database `db_id`, whose SQLite file is `db`.
+    pub fn new(id: &'a str, db_id: &'a str, text: &'a str, db: PathBuf) -> Self {
+        Question {
+            id,
+            db_id,
+            text,
+            db,
+        }
+    }
+}
+
+/// One question's prediction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The question's id.
+    pub id: String,
+    /// The question's database.
+    pub db_id: String,
+    /// The SQL extracted from the answer ([`extract_sql`]).
+    pub sql: String,
+    /// The answer as generated (with the prime in front when priming).
+    pub raw: String,
+    /// Tokens generated.
+    pub new_tokens: usize,
+    /// Time spent on this question: its batch's wall time divided by the batch's size, plus
+    /// its share of the database's prompt building and prefix prefill. Their sum over a run is
+    /// the run's generation time.
+    pub latency_ms: f64,
+}
+
+/// A progress bar for `n` questions, showing questions/s and the ETA.
+pub fn progress_bar(n: usize) -> ProgressBar {
+    let bar = ProgressBar::new(n as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {pos}/{len} questions  {per_sec}  eta {eta}  {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Generates a prediction for every question, in the order of `questions`.
+///
+/// `adapter` (already checked against the model, e.g. by `sqlora_model::peft::load_adapter`,
+/// and possibly truncated) applies to every question. `progress`, when given, is advanced by
+/// one per question (see [`progress_bar`]).
+pub fn predict(
+    model: &LoadedModel,
+    adapter: Option<&LoraAdapter>,
+    questions: &[Question<'_>],
+    opts: &PredictOptions,
+    progress: Option<&ProgressBar>,
+) -> Result<Vec<Prediction>> {
+    if opts.batch_size == 0 {
+        return Err(SqlgenError::Invalid(
+            "the batch size must be at least 1".to_string(),
+        ));
+    }
+    // A trainable adapter (the trainer's) gets an inference copy: same values, no gradient
+    // tracking, so the fused inference kernels apply.
+    let frozen;
+    let adapter = match adapter {
+        Some(a) if !a.vars().is_empty() => {
+            frozen = a.frozen()?;
+            Some(&frozen)
+        }
+        other => other,
+    };
+    let batch = adapter.map(AdapterBatch::single);
+    let params = GenerateParams {
+        max_new_tokens: opts.max_new_tokens,
+        ..GenerateParams::default()
+    };
+    let done = |text: &str| {
+        opts.stop_at_statement_end && statement_complete(&primed_answer(opts.prime, text))
+    };
+
+    // Group by database, keeping first-seen order.
+    let mut groups: BTreeMap<usize, (PathBuf, Vec<usize>)> = BTreeMap::new();
+    let mut order: Vec<&PathBuf> = Vec::new();
+    for (i, q) in questions.iter().enumerate() {
+        let g = match order.iter().position(|p| **p == q.db) {
+            Some(g) => g,
+            None => {
+                order.push(&q.db);
+                order.len() - 1
+            }
+        };
+        groups
+            .entry(g)
+            .or_insert_with(|| (q.db.clone(), Vec::new()))
+            .1
+            .push(i);
+    }
+
+    let mut out: Vec<Option<Prediction>> = vec![None; questions.len()];
+    for (path, members) in groups.into_values() {
+        let t_group = Instant::now();
+        let schema = Schema::introspect(&path).map_err(|source| SqlgenError::Schema {
+            path: path.clone(),
+            source,
+        })?;
+        let mut prompts = Vec::with_capacity(members.len());
+        for &i in &members {
+            let q = &questions[i];
+            let text = opts
+                .prompts
+                .prompt(model, &schema, q.text, opts.prime)
+                .map_err(|e| SqlgenError::question("building the prompt", q.id, e))?;
+            let ids = model
+                .tokenizer
+                .encode(&text, false)
+                .map_err(|e| SqlgenError::question("tokenizing the prompt", q.id, e))?;
+            if ids.is_empty() {
+                return Err(SqlgenError::EmptyPrompt(q.id.to_string()));
+            }
+            prompts.push(ids);
+        }
+        // The shared prefix, leaving every suffix at least one token (0: nothing shared,
+        // e.g. a chat template that starts with the question; then plain batches).
+        let shortest = prompts.iter().map(Vec::len).min().unwrap_or(0);
+        let p = common_prefix_len(&prompts).min(shortest.saturating_sub(1));
+        let suffixes: Vec<Vec<u32>> = prompts.iter().map(|x| x[p..].to_vec()).collect();
+        let longest = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+        let cache = if p > 0 {
+            Some(
+                prefill_prefix_with_room(
+                    &model.model,
+                    &prompts[0][..p],
+                    batch.as_ref(),
+                    longest + opts.max_new_tokens,
+                )
+                .map_err(|source| SqlgenError::Prefill {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        } else {
+            None
+        };
+        // The prompt building and prefix prefill are shared by the group's questions.
+        let shared_ms = t_group.elapsed().as_secs_f64() * 1e3 / members.len() as f64;
+        // Similar suffix lengths together: less padding (rows are independent).
+        let mut by_len: Vec<usize> = (0..members.len()).collect();
+        by_len.sort_by_key(|&k| suffixes[k].len());
+        for chunk in by_len.chunks(opts.batch_size) {
+            let t0 = Instant::now();
+            let rows: Vec<Vec<u32>> = chunk.iter().map(|&k| suffixes[k].clone()).collect();
+            let gens = model.with_token_info(|info| match &cache {
+                Some(cache) => generate_from_prefix_until(
+                    &model.model,
+                    info,
+                    cache,
+                    &rows,
+                    &params,
+                    batch.as_ref(),
+                    &done,
+                ),
+                None => generate_with_adapters(&model.model, info, &rows, &params, batch.as_ref()),
+            })?;
+            let each_ms = t0.elapsed().as_secs_f64() * 1e3 / chunk.len() as f64;
+            for (&k, g) in chunk.iter().zip(gens) {
+                let i = members[k];
+                let q = &questions[i];
+                let raw = primed_answer(opts.prime, &g.text);
+                out[i] = Some(Prediction {
+                    id: q.id.to_string(),
+                    db_id: q.db_id.to_string(),
+                    sql: extract_sql(&raw),
+                    raw,
+                    new_tokens: g.tokens.len(),
+                    latency_ms: each_ms + shared_ms,
+                });
+            }
+            if let Some(bar) = progress {
+                bar.inc(chunk.len() as u64);
+            }
+        }
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.ok_or_else(|| SqlgenError::Invalid(format!("no prediction for question {i}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::prompt::{render_chat, ANSWER_PRIME};
+    use sqlora_data::dataset::{Domain, Example};
+
+    /// The real default model (see `sqlora_model::testing::real_model_path`).
+    fn real_model() -> Option<LoadedModel> {
+        let path = sqlora_model::testing::real_model_path()?;
+        Some(sqlora_model::load(&path, &candle_core::Device::Cpu).unwrap())
+    }
+
+    #[test]
+    fn predictions_equal_plain_generation_of_the_ask_prompt() {
+        let Some(m) = real_model() else { return };
+        let datasets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut by_domain = Vec::new();
+        for name in ["retail", "library"] {
+            let d = Domain::open(&datasets.join(name)).unwrap();
+            sqlora_data::fixtures::build_domain(&d, tmp.path(), 1).unwrap();
+            by_domain.push(d.split("test").unwrap());
+        }
+        // Interleaved databases: the output must follow the input order.
+        let examples: Vec<Example> = vec![
+            by_domain[0][0].clone(),
+            by_domain[1][0].clone(),
+            by_domain[0][1].clone(),
+        ];
+        let db_for = |e: &Example| {
+            tmp.path()
+                .join(&e.db_id)
+                .join(format!("{}.sqlite", e.db_id))
+        };
+        let questions: Vec<Question<'_>> = examples
+            .iter()
+            .map(|e| Question::new(&e.id, &e.db_id, &e.question, db_for(e)))
+            .collect();
+        let full_opts = PredictOptions {
+            batch_size: 2,
+            max_new_tokens: 24,
+            stop_at_statement_end: false,
+            ..PredictOptions::default()
+        };
+        let full = predict(&m, None, &questions, &full_opts, None).unwrap();
+        let early_opts = PredictOptions {
+            stop_at_statement_end: true,
+            ..full_opts.clone()
+        };
+        let early = predict(&m, None, &questions, &early_opts, None).unwrap();
+        let builder = PromptBuilder::builtin();
+        let params = GenerateParams {
+            max_new_tokens: 24,
+            ..GenerateParams::default()
+        };
+        for (i, ex) in examples.iter().enumerate() {
+            assert_eq!(full[i].id, ex.id);
+            assert_eq!(early[i].id, ex.id);
+            // What `ask` does for this question: one prompt, alone, primed.
+            let schema = Schema::introspect(&db_for(ex)).unwrap();
+            let messages = builder.messages(&ex.question, &schema).unwrap();
+            let prompt = render_chat(&m, &messages).unwrap() + ANSWER_PRIME;
+            let ids = m.tokenizer.encode(&prompt, false).unwrap();
+            let alone = crate::answer::generate(&m, None, &[ids], &params).unwrap();
+            let raw = format!("{ANSWER_PRIME}{}", alone[0].text);
+            assert_eq!(full[i].raw, raw, "{}", ex.id);
+            assert_eq!(full[i].sql, extract_sql(&raw));
+            assert_eq!(early[i].sql, full[i].sql, "{}", ex.id);
+            assert!(early[i].new_tokens <= full[i].new_tokens);
+            assert!(full[i].latency_ms > 0.0);
+        }
+    }
+
+    #[test]
+    fn a_zero_batch_size_is_refused_before_any_work() {
+        let Some(m) = real_model() else { return };
+        let opts = PredictOptions {
+            batch_size: 0,
+            ..PredictOptions::default()
+        };
+        assert!(matches!(
+            predict(&m, None, &[], &opts, None),
+            Err(SqlgenError::Invalid(_))
+        ));
+    }
+}
