@@ -82,7 +82,7 @@ pub enum ServeError {
     /// Building a prompt failed (templates, chat template rendering): the server's own
     /// templates, so a server fault (500).
     #[error("prompt: {0}")]
-    Prompt(#[source] sqlora_sqlgen::SqlgenError),
+    Prompt(#[source] Box<sqlora_sqlgen::SqlgenError>),
     /// Other start-up or internal failures.
     #[error("{0}")]
     Internal(String),
@@ -166,7 +166,7 @@ impl From<sqlora_sqlgen::SqlgenError> for ServeError {
     fn from(e: sqlora_sqlgen::SqlgenError) -> Self {
         match e {
             sqlora_sqlgen::SqlgenError::Model(m) => ServeError::Model(m),
-            other => ServeError::Prompt(other),
+            other => ServeError::Prompt(Box::new(other)),
         }
     }
 }
