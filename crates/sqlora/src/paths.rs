@@ -98,6 +98,22 @@ fn resolve_model_spec(spec: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Where the adapters of the loaded model live by default: `adapters/<base>`, with `<base>` the
+/// registry name of the model (`sqlora model list`) or, for any other file or folder, its name
+/// without extension. Adapters fit one base model only, so each base has its own folder.
+pub fn adapters_root(m: &sqlora_model::LoadedModel) -> PathBuf {
+    let id = sqlora_model::identity::ModelIdentity::of(m);
+    let base = match id.named {
+        Some(named) => named.name.to_string(),
+        None => m
+            .source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "base".to_string()),
+    };
+    PathBuf::from("adapters").join(base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,11 +87,9 @@ impl EngineHandle {
     pub async fn add_adapter(&self, name: String, path: PathBuf) -> Result<AdapterInfo> {
         let model = self.model.clone();
         let p = path.clone();
-        let adapter =
-            tokio::task::spawn_blocking(move || sqlora_model::peft::load_adapter(&p, &model.model))
-                .await
-                .map_err(|e| ServeError::Internal(format!("adapter loader failed: {e}")))?
-                .map_err(|e| ServeError::adapter_refused(path.display().to_string(), e))?;
+        let adapter = tokio::task::spawn_blocking(move || load_adapter_for(&model, &p))
+            .await
+            .map_err(|e| ServeError::Internal(format!("adapter loader failed: {e}")))??;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::AddAdapter {
@@ -127,6 +125,21 @@ impl EngineHandle {
     }
 }
 
+/// Loads the PEFT adapter folder `path` for `model`: refused (422) when its `sqlora_meta.json`
+/// or PEFT config names another base model than the one served, or when it does not fit.
+fn load_adapter_for(model: &LoadedModel, path: &std::path::Path) -> Result<LoraAdapter> {
+    let context = || path.display().to_string();
+    let id = sqlora_model::identity::ModelIdentity::of(model);
+    sqlora_model::identity::check_adapter_base(path, &id).map_err(|source| {
+        ServeError::AdapterBase {
+            context: context(),
+            source,
+        }
+    })?;
+    sqlora_model::peft::load_adapter(path, &model.model)
+        .map_err(|e| ServeError::adapter_refused(context(), e))
+}
+
 /// Starts the engine thread for `model` with the given adapters (name, folder) registered;
 /// as many as `cfg.max_adapters` are made resident at once.
 pub fn start(
@@ -138,8 +151,7 @@ pub fn start(
     let shared = Arc::new(Shared::new(metrics));
     let mut engine = Engine::new(model.clone(), cfg.clone(), shared.clone())?;
     for (name, path) in adapters {
-        let adapter = sqlora_model::peft::load_adapter(&path, &model.model)
-            .map_err(|e| ServeError::adapter_refused(path.display().to_string(), e))?;
+        let adapter = load_adapter_for(&model, &path)?;
         engine.add_adapter(name, Some(path), adapter)?;
     }
     let (tx, rx) = mpsc::channel();
