@@ -804,46 +804,68 @@ mod simd {
     #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
     unsafe fn block512(fmt: QFormat, p: *const u8, s: *const f32) -> (__m512, __m512) {
         match fmt {
-            QFormat::Q4_1 => {
-                let d = _mm512_set1_ps(*s);
-                let m = _mm512_set1_ps(*s.add(1));
-                let qs = _mm_loadu_si128(p as *const __m128i);
-                let mask = _mm_set1_epi8(0x0F);
-                let lo = _mm_and_si128(qs, mask);
-                let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
-                let lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo));
-                let hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi));
-                (_mm512_fmadd_ps(lo, d, m), _mm512_fmadd_ps(hi, d, m))
-            }
-            QFormat::Q8_0 => {
-                let d = _mm512_set1_ps(*s);
-                let q0 = _mm_loadu_si128(p as *const __m128i);
-                let q1 = _mm_loadu_si128(p.add(16) as *const __m128i);
-                let q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0));
-                let q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1));
-                (_mm512_mul_ps(q0, d), _mm512_mul_ps(q1, d))
-            }
-            QFormat::Q5_0 => {
-                let d = _mm512_set1_ps(*s);
-                let qh = (p as *const u32).read_unaligned();
-                let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
-                let mask = _mm_set1_epi8(0x0F);
-                let lo = _mm512_cvtepu8_epi32(_mm_and_si128(qs, mask));
-                let hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), mask));
-                let (s16, b5) = (_mm512_set1_epi32(16), _mm512_set1_epi32(0x10));
-                // The fifth bit: bit `i` of `qh` for element `i`; then `q - 16`.
-                let lo = _mm512_mask_or_epi32(lo, (qh & 0xFFFF) as __mmask16, lo, b5);
-                let hi = _mm512_mask_or_epi32(hi, (qh >> 16) as __mmask16, hi, b5);
-                let lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(lo, s16));
-                let hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, s16));
-                (_mm512_mul_ps(lo, d), _mm512_mul_ps(hi, d))
-            }
-            QFormat::F32 => (
-                _mm512_loadu_ps(p as *const f32),
-                _mm512_loadu_ps(p.add(64) as *const f32),
-            ),
+            QFormat::Q4_1 => q4_1_512(p, s),
+            QFormat::Q8_0 => q8_0_512(p, s),
+            QFormat::Q5_0 => q5_0_512(p, s),
+            QFormat::F32 => f32_512(p, s),
             QFormat::Q4_K | QFormat::Q6_K => unreachable!("K-quants decode by sub-block"),
         }
+    }
+
+    /// [`block512`] for Q4_1 (small, so it inlines into the row loops).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn q4_1_512(p: *const u8, s: *const f32) -> (__m512, __m512) {
+        let d = _mm512_set1_ps(*s);
+        let m = _mm512_set1_ps(*s.add(1));
+        let qs = _mm_loadu_si128(p as *const __m128i);
+        let mask = _mm_set1_epi8(0x0F);
+        let lo = _mm_and_si128(qs, mask);
+        let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+        let lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo));
+        let hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi));
+        (_mm512_fmadd_ps(lo, d, m), _mm512_fmadd_ps(hi, d, m))
+    }
+
+    /// [`block512`] for Q8_0.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn q8_0_512(p: *const u8, s: *const f32) -> (__m512, __m512) {
+        let d = _mm512_set1_ps(*s);
+        let q0 = _mm_loadu_si128(p as *const __m128i);
+        let q1 = _mm_loadu_si128(p.add(16) as *const __m128i);
+        let q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0));
+        let q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1));
+        (_mm512_mul_ps(q0, d), _mm512_mul_ps(q1, d))
+    }
+
+    /// [`block512`] for Q5_0.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn q5_0_512(p: *const u8, s: *const f32) -> (__m512, __m512) {
+        let d = _mm512_set1_ps(*s);
+        let qh = (p as *const u32).read_unaligned();
+        let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
+        let mask = _mm_set1_epi8(0x0F);
+        let lo = _mm512_cvtepu8_epi32(_mm_and_si128(qs, mask));
+        let hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), mask));
+        let (s16, b5) = (_mm512_set1_epi32(16), _mm512_set1_epi32(0x10));
+        // The fifth bit: bit `i` of `qh` for element `i`; then `q - 16`.
+        let lo = _mm512_mask_or_epi32(lo, (qh & 0xFFFF) as __mmask16, lo, b5);
+        let hi = _mm512_mask_or_epi32(hi, (qh >> 16) as __mmask16, hi, b5);
+        let lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(lo, s16));
+        let hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, s16));
+        (_mm512_mul_ps(lo, d), _mm512_mul_ps(hi, d))
+    }
+
+    /// [`block512`] for F32 rows.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn f32_512(p: *const u8, _s: *const f32) -> (__m512, __m512) {
+        (
+            _mm512_loadu_ps(p as *const f32),
+            _mm512_loadu_ps(p.add(64) as *const f32),
+        )
     }
 
     /// Elements 0..16 and 16..32 of sub-block `s` of one K-quant super-block (quants `p`,
@@ -851,41 +873,52 @@ mod simd {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
     unsafe fn sub512(fmt: QFormat, p: *const u8, ks: &[f32; 16], s: usize) -> (__m512, __m512) {
-        let mask = _mm_set1_epi8(0x0F);
         match fmt {
-            QFormat::Q4_K => {
-                let q = p.add(12 + 32 * (s / 2));
-                let shift = _mm_cvtsi32_si128(4 * (s % 2) as i32);
-                let nib = |v: __m128i| {
-                    let v = _mm_and_si128(_mm_srl_epi16(v, shift), mask);
-                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
-                };
-                let d = _mm512_set1_ps(ks[s]);
-                let m = _mm512_set1_ps(-ks[8 + s]);
-                let q0 = nib(_mm_loadu_si128(q as *const __m128i));
-                let q1 = nib(_mm_loadu_si128(q.add(16) as *const __m128i));
-                (_mm512_fmadd_ps(q0, d, m), _mm512_fmadd_ps(q1, d, m))
-            }
-            QFormat::Q6_K => {
-                let (half, k) = (s / 4, s % 4);
-                let ql = p.add(64 * half + 32 * (k % 2));
-                let qh = p.add(QK_K / 2 + 32 * half);
-                let ls = _mm_cvtsi32_si128(4 * (k / 2) as i32);
-                let hs = _mm_cvtsi32_si128(2 * k as i32);
-                let (three, off) = (_mm_set1_epi8(3), _mm_set1_epi8(32));
-                let q = |i: usize| {
-                    let l = _mm_loadu_si128(ql.add(16 * i) as *const __m128i);
-                    let h = _mm_loadu_si128(qh.add(16 * i) as *const __m128i);
-                    let l = _mm_and_si128(_mm_srl_epi16(l, ls), mask);
-                    let h = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(h, hs), three), 4);
-                    let v = _mm_sub_epi8(_mm_or_si128(l, h), off);
-                    let d = _mm512_set1_ps(ks[8 * half + 2 * k + i]);
-                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), d)
-                };
-                (q(0), q(1))
-            }
+            QFormat::Q4_K => q4k_sub512(p, ks, s),
+            QFormat::Q6_K => q6k_sub512(p, ks, s),
             _ => unreachable!("not a K-quant: {fmt:?}"),
         }
+    }
+
+    /// [`sub512`] for Q4_K (small, so it inlines into the row loops).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn q4k_sub512(p: *const u8, ks: &[f32; 16], s: usize) -> (__m512, __m512) {
+        let mask = _mm_set1_epi8(0x0F);
+        let q = p.add(12 + 32 * (s / 2));
+        let shift = _mm_cvtsi32_si128(4 * (s % 2) as i32);
+        let nib = |v: __m128i| {
+            let v = _mm_and_si128(_mm_srl_epi16(v, shift), mask);
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
+        };
+        let d = _mm512_set1_ps(ks[s]);
+        let m = _mm512_set1_ps(-ks[8 + s]);
+        let q0 = nib(_mm_loadu_si128(q as *const __m128i));
+        let q1 = nib(_mm_loadu_si128(q.add(16) as *const __m128i));
+        (_mm512_fmadd_ps(q0, d, m), _mm512_fmadd_ps(q1, d, m))
+    }
+
+    /// [`sub512`] for Q6_K.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,fma,f16c")]
+    unsafe fn q6k_sub512(p: *const u8, ks: &[f32; 16], s: usize) -> (__m512, __m512) {
+        let mask = _mm_set1_epi8(0x0F);
+        let (half, k) = (s / 4, s % 4);
+        let ql = p.add(64 * half + 32 * (k % 2));
+        let qh = p.add(QK_K / 2 + 32 * half);
+        let ls = _mm_cvtsi32_si128(4 * (k / 2) as i32);
+        let hs = _mm_cvtsi32_si128(2 * k as i32);
+        let (three, off) = (_mm_set1_epi8(3), _mm_set1_epi8(32));
+        let q = |i: usize| {
+            let l = _mm_loadu_si128(ql.add(16 * i) as *const __m128i);
+            let h = _mm_loadu_si128(qh.add(16 * i) as *const __m128i);
+            let l = _mm_and_si128(_mm_srl_epi16(l, ls), mask);
+            let h = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(h, hs), three), 4);
+            let v = _mm_sub_epi8(_mm_or_si128(l, h), off);
+            let d = _mm512_set1_ps(ks[8 * half + 2 * k + i]);
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), d)
+        };
+        (q(0), q(1))
     }
 
     /// `acc[j] += w · x[j]` for the 32 weights `w0, w1` and `N` activation rows at `xb`.
@@ -919,20 +952,41 @@ mod simd {
             let mut acc1 = [_mm512_setzero_ps(); N];
             if bl == BLOCK {
                 let sc = scales.as_ptr();
-                for b in 0..a.nblocks {
-                    let (w0, w1) = block512(fmt, row.add(b * qb), sc.add(b * ns));
-                    fma512(w0, w1, a.x.add(b * BLOCK), a.cols, &mut acc0, &mut acc1);
+                // One loop per format, each with its small block decoder inlined (a `match`
+                // per block in the hot loop kept the decoder out of line: ~20% of decode).
+                macro_rules! blocks {
+                    ($decode:ident) => {
+                        for b in 0..a.nblocks {
+                            let (w0, w1) = $decode(row.add(b * qb), sc.add(b * ns));
+                            fma512(w0, w1, a.x.add(b * BLOCK), a.cols, &mut acc0, &mut acc1);
+                        }
+                    };
+                }
+                match fmt {
+                    QFormat::Q4_1 => blocks!(q4_1_512),
+                    QFormat::Q8_0 => blocks!(q8_0_512),
+                    QFormat::Q5_0 => blocks!(q5_0_512),
+                    QFormat::F32 => blocks!(f32_512),
+                    QFormat::Q4_K | QFormat::Q6_K => unreachable!("K-quants decode by sub-block"),
                 }
             } else {
-                for b in 0..a.nblocks {
-                    let p = row.add(b * qb);
-                    let blk = std::slice::from_raw_parts(p, qb);
-                    let ks = k_scales(fmt, blk, &scales[b * ns..(b + 1) * ns]);
-                    for s in 0..bl / BLOCK {
-                        let (w0, w1) = sub512(fmt, p, &ks, s);
-                        let xb = a.x.add(b * bl + s * BLOCK);
-                        fma512(w0, w1, xb, a.cols, &mut acc0, &mut acc1);
-                    }
+                macro_rules! super_blocks {
+                    ($decode:ident) => {
+                        for b in 0..a.nblocks {
+                            let p = row.add(b * qb);
+                            let blk = std::slice::from_raw_parts(p, qb);
+                            let ks = k_scales(fmt, blk, &scales[b * ns..(b + 1) * ns]);
+                            for s in 0..bl / BLOCK {
+                                let (w0, w1) = $decode(p, &ks, s);
+                                let xb = a.x.add(b * bl + s * BLOCK);
+                                fma512(w0, w1, xb, a.cols, &mut acc0, &mut acc1);
+                            }
+                        }
+                    };
+                }
+                match fmt {
+                    QFormat::Q4_K => super_blocks!(q4k_sub512),
+                    _ => super_blocks!(q6k_sub512),
                 }
             }
             for j in 0..N {
