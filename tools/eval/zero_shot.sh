@@ -14,7 +14,9 @@ models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct)
 read -r -a domains <<< "${DOMAINS:-retail hr library flights clinic music}"
 fixtures=${SQLORA_FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
-[ -d "$fixtures/retail" ] || "$SQLORA" fixtures build --out "$fixtures" >/dev/null
+for d in "${domains[@]}"; do
+  [ -d "$fixtures/$d" ] || { "$SQLORA" fixtures build --out "$fixtures" >/dev/null; break; }
+done
 mkdir -p runs/zero_shot
 for m in "${models[@]}"; do
   "$SQLORA" model fetch "$m" >/dev/null
