@@ -306,3 +306,48 @@ pub fn named_real_model(name: &str) -> Option<&'static LoadedModel> {
         Some(&*Box::leak(Box::new(m)))
     })
 }
+
+/// Checks `m` against a greedy-generation fixture made by a reference implementation
+/// (`tools/reference/make_fixtures.py`, `make_qwen_fixtures.py`: `new_tokens` and `cases` of
+/// chat `messages`, `prompt_ids`, `generated_ids`): our chat rendering and tokenization give the
+/// fixture's prompt ids, and greedy decoding gives its tokens exactly, one row at a time and
+/// all rows in one left-padded batch. Panics on a mismatch (a test helper).
+pub fn assert_greedy_fixture(m: &LoadedModel, fx: &serde_json::Value) {
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .expect("an array of token ids")
+            .iter()
+            .map(|x| x.as_u64().expect("a token id") as u32)
+            .collect()
+    };
+    let n = fx["new_tokens"].as_u64().expect("new_tokens") as usize;
+    let params = crate::GenerateParams {
+        max_new_tokens: n,
+        temperature: 0.0,
+        stop_on_eos: false,
+        ..crate::GenerateParams::default()
+    };
+    let cases = fx["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 3);
+    let template = m.chat_template.as_ref().expect("chat template");
+    let mut prompts = Vec::new();
+    let mut expected = Vec::new();
+    for case in cases {
+        // The prompt ids are our own rendering + tokenization of the messages.
+        let messages: Vec<crate::chat::Message> =
+            serde_json::from_value(case["messages"].clone()).expect("chat messages");
+        let text = template.render(&messages, true).expect("rendering");
+        let prompt = m.tokenizer.encode(&text, false).expect("tokenizing");
+        assert_eq!(prompt, ids(&case["prompt_ids"]), "prompt ids of {text:?}");
+        prompts.push(prompt);
+        expected.push(ids(&case["generated_ids"]));
+    }
+    for (i, prompt) in prompts.iter().enumerate() {
+        let out = crate::generate(m, std::slice::from_ref(prompt), &params).expect("generate");
+        assert_eq!(out[0].tokens, expected[i], "case {i}: {:?}", out[0].text);
+    }
+    let batched = crate::generate(m, &prompts, &params).expect("generate");
+    for (i, g) in batched.iter().enumerate() {
+        assert_eq!(g.tokens, expected[i], "batched case {i}: {:?}", g.text);
+    }
+}

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use serde_json::Value;
 use sqlora_model::chat::{ChatTemplate, Message};
+use sqlora_model::load;
 use sqlora_model::testing::real_model;
-use sqlora_model::{generate, load, GenerateParams};
 
 const REAL_MAX_ABS: f32 = 5e-4;
 const REAL_MEAN_ABS: f32 = 5e-5;
@@ -171,36 +171,10 @@ fn last_position_logits_match_transformers() {
 #[test]
 fn greedy_generations_match_transformers_token_for_token() {
     let Some(m) = real_model() else { return };
-    let fx = read_json(&fixtures().join("generations.json"));
-    let n = fx["new_tokens"].as_u64().unwrap() as usize;
-    let params = GenerateParams {
-        max_new_tokens: n,
-        temperature: 0.0,
-        stop_on_eos: false,
-        ..GenerateParams::default()
-    };
-    let cases = fx["cases"].as_array().unwrap();
-    assert!(cases.len() >= 3);
-    let template = m.chat_template.as_ref().expect("chat template");
-    let mut prompts = Vec::new();
-    let mut expected = Vec::new();
-    for case in cases {
-        // The prompt ids are our own rendering + tokenization of the messages.
-        let text = template.render(&messages(&case["messages"]), true).unwrap();
-        let prompt = m.tokenizer.encode(&text, false).unwrap();
-        assert_eq!(prompt, ids(&case["prompt_ids"]), "prompt ids of {text:?}");
-        prompts.push(prompt);
-        expected.push(ids(&case["generated_ids"]));
-    }
-    // One row at a time, then all rows in one left-padded batch.
-    for (i, prompt) in prompts.iter().enumerate() {
-        let out = generate(m, std::slice::from_ref(prompt), &params).unwrap();
-        assert_eq!(out[0].tokens, expected[i], "case {i}: {:?}", out[0].text);
-    }
-    let batched = generate(m, &prompts, &params).unwrap();
-    for (i, g) in batched.iter().enumerate() {
-        assert_eq!(g.tokens, expected[i], "batched case {i}: {:?}", g.text);
-    }
+    sqlora_model::testing::assert_greedy_fixture(
+        m,
+        &read_json(&fixtures().join("generations.json")),
+    );
 }
 
 fn check_tiny(name: &str) {

@@ -193,34 +193,7 @@ fn last_position_logits_match_transformers() {
 #[test]
 fn greedy_generations_match_transformers_alone_and_batched() {
     let Some(m) = model() else { return };
-    let fx = read_json("generations.json");
-    let n = fx["new_tokens"].as_u64().unwrap() as usize;
-    let params = GenerateParams {
-        max_new_tokens: n,
-        temperature: 0.0,
-        stop_on_eos: false,
-        ..GenerateParams::default()
-    };
-    let cases = fx["cases"].as_array().unwrap();
-    assert!(cases.len() >= 3);
-    let template = m.chat_template.as_ref().expect("chat template");
-    let mut prompts = Vec::new();
-    let mut expected = Vec::new();
-    for case in cases {
-        let text = template.render(&messages(&case["messages"]), true).unwrap();
-        let prompt = m.tokenizer.encode(&text, false).unwrap();
-        assert_eq!(prompt, ids(&case["prompt_ids"]), "prompt ids of {text:?}");
-        prompts.push(prompt);
-        expected.push(ids(&case["generated_ids"]));
-    }
-    for (i, prompt) in prompts.iter().enumerate() {
-        let out = generate(m, std::slice::from_ref(prompt), &params).unwrap();
-        assert_eq!(out[0].tokens, expected[i], "case {i}: {:?}", out[0].text);
-    }
-    let batched = generate(m, &prompts, &params).unwrap();
-    for (i, g) in batched.iter().enumerate() {
-        assert_eq!(g.tokens, expected[i], "batched case {i}: {:?}", g.text);
-    }
+    sqlora_model::testing::assert_greedy_fixture(m, &read_json("generations.json"));
 }
 
 /// The 1.5B from its metadata alone (no weights are loaded): the qwen2 config, the same
