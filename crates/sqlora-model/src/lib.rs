@@ -16,6 +16,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod constraint;
 pub mod cpu_attn;
 pub mod error;
 pub mod fetch;

@@ -1,0 +1,160 @@
+//! Per-row rules for which token may come next: the hook of constrained decoding.
+//!
+//! A decoder that is given a [`Constraint`] for a row picks that row's next token only among
+//! the tokens the constraint [`allows`](Constraint::allows), then tells it which one was
+//! chosen ([`accept`](Constraint::accept)). The model crate knows nothing about what is being
+//! constrained (SQL over a schema lives in `sqlora-constrain`); it only guarantees that every
+//! decoding loop (batched generation, beam search, the shared-prefix path and the server's
+//! engine) asks the same questions in the same order, so a constrained row generates exactly
+//! what it would generate alone.
+//!
+//! Checks are lazy, in the order of the row's logits (best first): a greedy step usually asks
+//! about one or two tokens, never the whole vocabulary. This is the approach of PICARD
+//! (Scholak et al., 2021: reject the highest-scoring tokens that do not parse, keep the best
+//! that does), with an incremental state instead of re-parsing the prefix.
+
+/// Which tokens one row may generate next.
+///
+/// The end-of-sequence tokens are ordinary token ids here: a constraint allows one of them only
+/// when the text so far may end (e.g. a complete statement).
+pub trait Constraint: Send + Sync {
+    /// Whether `token` may be the next token of this row.
+    fn allows(&self, token: u32) -> bool;
+    /// Moves past `token`, the token chosen for this row (one that [`allows`](Self::allows)
+    /// accepted).
+    fn accept(&mut self, token: u32);
+    /// An independent copy of the current state (beam search forks rows).
+    fn boxed_clone(&self) -> Box<dyn Constraint>;
+}
+
+/// The best token of `logits` that `constraint` allows, asking in order of decreasing logit
+/// (ties: the lowest id first, as [`crate::generate::argmax`]); `None` when nothing with a
+/// finite logit is allowed.
+///
+/// Without a constraint this is the argmax. Only the tokens that are better than the chosen
+/// one are asked about.
+pub fn best_allowed(logits: &[f32], constraint: Option<&dyn Constraint>) -> Option<u32> {
+    let Some(c) = constraint else {
+        return Some(crate::generate::argmax(logits));
+    };
+    ranked_allowed(logits, c, 1).into_iter().next()
+}
+
+/// Up to `n` tokens that `constraint` allows, best logit first (ties: lowest id first),
+/// skipping tokens whose logit is not finite.
+///
+/// The vocabulary is ranked lazily: a first pass keeps the best 64 candidates, and only when
+/// fewer than `n` of them are allowed is the rest of the vocabulary sorted and asked about.
+pub fn ranked_allowed(logits: &[f32], constraint: &dyn Constraint, n: usize) -> Vec<u32> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let order = |a: &u32, b: &u32| {
+        logits[*b as usize]
+            .total_cmp(&logits[*a as usize])
+            .then(a.cmp(b))
+    };
+    let mut ids: Vec<u32> = (0..logits.len() as u32)
+        .filter(|&i| logits[i as usize].is_finite())
+        .collect();
+    let head = ids.len().min(64.max(n));
+    if head < ids.len() {
+        ids.select_nth_unstable_by(head, order);
+    }
+    let (first, rest) = ids.split_at_mut(head);
+    first.sort_unstable_by(order);
+    let mut out = Vec::with_capacity(n);
+    for &t in first.iter() {
+        if constraint.allows(t) {
+            out.push(t);
+            if out.len() == n {
+                return out;
+            }
+        }
+    }
+    rest.sort_unstable_by(order);
+    for &t in rest.iter() {
+        if constraint.allows(t) {
+            out.push(t);
+            if out.len() == n {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Sets the logits of the tokens `constraint` does not allow to minus infinity (for sampling,
+/// where the whole distribution matters). Asks about every token with a finite logit.
+pub fn mask_disallowed(logits: &mut [f32], constraint: &dyn Constraint) {
+    for (i, v) in logits.iter_mut().enumerate() {
+        if v.is_finite() && !constraint.allows(i as u32) {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Allows only even ids.
+    #[derive(Clone)]
+    struct Even;
+    impl Constraint for Even {
+        fn allows(&self, token: u32) -> bool {
+            token.is_multiple_of(2)
+        }
+        fn accept(&mut self, _: u32) {}
+        fn boxed_clone(&self) -> Box<dyn Constraint> {
+            Box::new(self.clone())
+        }
+    }
+
+    #[test]
+    fn best_allowed_skips_disallowed_tokens_in_logit_order() {
+        let logits = [0.0, 5.0, 1.0, 4.0, 3.0];
+        assert_eq!(best_allowed(&logits, None), Some(1));
+        assert_eq!(best_allowed(&logits, Some(&Even)), Some(4));
+        assert_eq!(ranked_allowed(&logits, &Even, 5), vec![4, 2, 0]);
+    }
+
+    #[test]
+    fn ranking_beyond_the_first_candidates_is_exact() {
+        // 200 tokens, only the worst-scored ones allowed: the lazy second pass must find them
+        // in order.
+        let logits: Vec<f32> = (0..200).map(|i| -(i as f32)).collect();
+        struct Tail;
+        impl Constraint for Tail {
+            fn allows(&self, t: u32) -> bool {
+                t >= 190
+            }
+            fn accept(&mut self, _: u32) {}
+            fn boxed_clone(&self) -> Box<dyn Constraint> {
+                Box::new(Tail)
+            }
+        }
+        assert_eq!(ranked_allowed(&logits, &Tail, 3), vec![190, 191, 192]);
+        let mut masked = logits.clone();
+        mask_disallowed(&mut masked, &Tail);
+        assert_eq!(best_allowed(&masked, None), Some(190));
+    }
+
+    #[test]
+    fn ties_go_to_the_lowest_allowed_id_and_nothing_allowed_is_none() {
+        let logits = [1.0, 2.0, 2.0, 2.0, f32::NEG_INFINITY, 2.0];
+        assert_eq!(best_allowed(&logits, Some(&Even)), Some(2));
+        let none = [f32::NEG_INFINITY, 1.0];
+        struct Nothing;
+        impl Constraint for Nothing {
+            fn allows(&self, _: u32) -> bool {
+                false
+            }
+            fn accept(&mut self, _: u32) {}
+            fn boxed_clone(&self) -> Box<dyn Constraint> {
+                Box::new(Nothing)
+            }
+        }
+        assert_eq!(best_allowed(&none, Some(&Nothing)), None);
+    }
+}
