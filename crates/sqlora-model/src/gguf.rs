@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::Content;
@@ -111,10 +111,8 @@ pub fn load_tensors_and_blocks(
     let mut out = HashMap::with_capacity(names.len());
     for name in names {
         let Some(hf) = hf_name(name) else { continue };
-        let q = content
-            .tensor(&mut reader, name, device)
-            .map_err(|e| ModelError::malformed(format!("{}: tensor {name}", path.display()), e))?;
-        let format = match q.dtype() {
+        let info = &content.tensor_infos[name];
+        let format = match info.ggml_dtype {
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),
             GgmlDType::Q5_0 => Some(QFormat::Q5_0),
@@ -123,11 +121,21 @@ pub fn load_tensors_and_blocks(
             GgmlDType::F32 => Some(QFormat::F32),
             _ => None,
         };
-        let mut block = match (format, q.shape().dims()) {
+        let malformed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            ModelError::malformed(format!("{}: tensor {name}", path.display()), e)
+        };
+        // Blocks stream from the file straight into their `QWeight` (no raw copy beside them).
+        let mut block = match (format, info.shape.dims()) {
             (Some(f), &[rows, cols])
                 if keep_blocks && device.is_cpu() && cols.is_multiple_of(f.block_len()) =>
             {
-                Some(QWeight::from_raw(f, rows, cols, q.data()?.into_owned())?)
+                let start = content.tensor_data_offset.saturating_add(info.offset);
+                reader
+                    .seek(SeekFrom::Start(start))
+                    .map_err(|e| malformed(e.into()))?;
+                let b = QWeight::read_from(f, rows, cols, &mut reader)
+                    .map_err(|e| malformed(e.into()))?;
+                Some(b)
             }
             _ => None,
         };
@@ -136,7 +144,11 @@ pub fn load_tensors_and_blocks(
         // whole model in f32.
         let mut t = match &block {
             Some(b) => Tensor::zeros((), DType::F32, device)?.broadcast_as((b.rows(), b.cols()))?,
-            None => q.dequantize(device)?.to_dtype(DType::F32)?,
+            None => content
+                .tensor(&mut reader, name, device)
+                .map_err(|e| malformed(e.into()))?
+                .dequantize(device)?
+                .to_dtype(DType::F32)?,
         };
         if cfg.arch == Arch::Llama {
             let heads = if hf.contains(".self_attn.q_proj.") {

@@ -181,6 +181,19 @@ impl QWeight {
     /// Wraps raw blocks (`rows · cols / format.block_len()` blocks of `format`, row-major, as
     /// in a GGUF file).
     pub fn from_raw(format: QFormat, rows: usize, cols: usize, data: Vec<u8>) -> Result<QWeight> {
+        let want = Self::raw_len(format, rows, cols)?;
+        if want != data.len() {
+            return Err(ModelError::Format(format!(
+                "quantized weight [{rows}, {cols}] in {format:?}: {} bytes, expected {want}",
+                data.len()
+            )));
+        }
+        Self::read_from(format, rows, cols, &mut data.as_slice())
+    }
+
+    /// Bytes of the raw blocks of a `[rows, cols]` weight in `format`; an error when `cols` is
+    /// not a positive multiple of the block length (or the size overflows).
+    pub fn raw_len(format: QFormat, rows: usize, cols: usize) -> Result<usize> {
         let bl = format.block_len();
         if cols == 0 || rows == 0 || !cols.is_multiple_of(bl) {
             return Err(ModelError::Format(format!(
@@ -188,26 +201,54 @@ impl QWeight {
                  multiple of {bl}"
             )));
         }
-        let want = rows
-            .checked_mul(cols / bl)
-            .and_then(|b| b.checked_mul(format.block_bytes()));
-        if want != Some(data.len()) {
-            return Err(ModelError::Format(format!(
-                "quantized weight [{rows}, {cols}] in {format:?}: {} bytes, expected {want:?}",
-                data.len()
-            )));
-        }
+        rows.checked_mul(cols / bl)
+            .and_then(|b| b.checked_mul(format.block_bytes()))
+            .ok_or_else(|| {
+                ModelError::Format(format!(
+                    "quantized weight [{rows}, {cols}] in {format:?} is too large"
+                ))
+            })
+    }
+
+    /// Reads exactly [`QWeight::raw_len`] bytes of raw blocks from `reader` (e.g. a GGUF file
+    /// positioned at the tensor), splitting them into quants and scales as they stream in: the
+    /// raw bytes are never held whole, so loading a model costs its blocks and a 64 KiB buffer.
+    pub fn read_from(
+        format: QFormat,
+        rows: usize,
+        cols: usize,
+        reader: &mut impl std::io::Read,
+    ) -> Result<QWeight> {
+        let total = Self::raw_len(format, rows, cols)?;
         let bb = format.block_bytes();
         let (nsc, at) = (format.scales(), format.scales_offset());
-        let nb = data.len() / bb;
+        let nb = total / bb;
         let mut qs = Vec::with_capacity(nb * format.qs_bytes());
         let mut scales = Vec::with_capacity(nb * nsc);
-        for blk in data.chunks_exact(bb) {
-            let (head, rest) = blk.split_at(at);
-            let (sc, tail) = rest.split_at(2 * nsc);
-            scales.extend(sc.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
-            qs.extend_from_slice(head);
-            qs.extend_from_slice(tail);
+        let per_chunk = (64 * 1024 / bb).max(1);
+        let mut buf = vec![0u8; per_chunk * bb];
+        let mut left = nb;
+        while left > 0 {
+            let n = left.min(per_chunk);
+            let chunk = &mut buf[..n * bb];
+            reader.read_exact(chunk).map_err(|e| {
+                ModelError::malformed(
+                    format!(
+                        "quantized weight [{rows}, {cols}] in {format:?}: only {} of {total} \
+                         bytes could be read",
+                        total - left * bb
+                    ),
+                    e,
+                )
+            })?;
+            for blk in chunk.chunks_exact(bb) {
+                let (head, rest) = blk.split_at(at);
+                let (sc, tail) = rest.split_at(2 * nsc);
+                scales.extend(sc.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+                qs.extend_from_slice(head);
+                qs.extend_from_slice(tail);
+            }
+            left -= n;
         }
         Ok(QWeight {
             format,
@@ -1195,6 +1236,11 @@ mod tests {
 
     /// Random blocks of `format` with scales like a real model's (|d| ~ 1e-2).
     fn random(format: QFormat, rows: usize, cols: usize, seed: u64) -> QWeight {
+        QWeight::from_raw(format, rows, cols, raw_blocks(format, rows, cols, seed)).unwrap()
+    }
+
+    /// Random raw blocks (as in a GGUF file) of a `[rows, cols]` weight.
+    fn raw_blocks(format: QFormat, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let nb = rows * cols / format.block_len();
         let mut data = Vec::with_capacity(nb * format.block_bytes());
@@ -1235,7 +1281,7 @@ mod tests {
                 }
             }
         }
-        QWeight::from_raw(format, rows, cols, data).unwrap()
+        data
     }
 
     fn reference(w: &[f32], x: &[f32], n: usize, rows: usize, cols: usize) -> Vec<f64> {
@@ -1328,6 +1374,42 @@ mod tests {
                 .unwrap();
             assert_eq!(ours.dequantize(), theirs, "{format:?}");
         }
+    }
+
+    /// Hands out at most 7 bytes per read, so block and chunk boundaries fall mid-read.
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn blocks_stream_in_across_chunks_and_a_short_file_is_an_error() {
+        // 300 rows of 2304 Q4_K weights: 388,800 bytes, several 64 KiB chunks.
+        let (rows, cols) = (300, 2304);
+        let whole = random(QFormat::Q4_K, rows, cols, 7).dequantize();
+        let raw = raw_blocks(QFormat::Q4_K, rows, cols, 7);
+        let streamed = QWeight::read_from(QFormat::Q4_K, rows, cols, &mut Trickle(&raw)).unwrap();
+        assert_eq!(streamed.dequantize(), whole);
+        // Row by row (each its own read) gives the same numbers.
+        let row_bytes = raw.len() / rows;
+        for r in [0, 149, 299] {
+            let one = &raw[r * row_bytes..(r + 1) * row_bytes];
+            let w = QWeight::read_from(QFormat::Q4_K, 1, cols, &mut &one[..]).unwrap();
+            assert_eq!(w.dequantize(), whole[r * cols..(r + 1) * cols]);
+        }
+        let short = &raw[..raw.len() - 100];
+        let err = QWeight::read_from(QFormat::Q4_K, rows, cols, &mut &short[..]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("could be read"), "{msg}");
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the io error is kept"
+        );
     }
 
     #[test]

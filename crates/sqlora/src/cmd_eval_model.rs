@@ -67,6 +67,10 @@ pub struct EvalModelArgs {
     /// a question stops at a `;` or blank line outside quotes; the extracted SQL is the same).
     #[arg(long)]
     pub no_early_stop: bool,
+    /// Prompt templates: a folder with `system.jinja` and `user.jinja` (see `prompts/README.md`);
+    /// default: the bundled ones.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArg,
     /// Write report.json, predictions.jsonl and ex_by_difficulty.svg into this folder.
@@ -225,7 +229,7 @@ fn one_run(
         max_new_tokens: a.max_tokens,
         prime: !a.no_prime,
         stop_at_statement_end: !a.no_early_stop,
-        ..PredictOptions::default()
+        prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
     };
     let bar = progress_bar(examples.len());
     let t0 = Instant::now();

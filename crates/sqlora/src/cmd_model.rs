@@ -86,6 +86,10 @@ pub struct AskArgs {
     /// query (the adapters' training targets) starts with it anyway.
     #[arg(long)]
     pub no_prime: bool,
+    /// Prompt templates: a folder with `system.jinja` and `user.jinja` (see `prompts/README.md`);
+    /// default: the bundled ones.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
     /// Print one JSON object: sql, valid, error, columns, rows, attempts.
     #[arg(long)]
     pub json: bool,
@@ -243,7 +247,7 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
                 ..ExecLimits::default()
             },
         },
-        ..AskOptions::default()
+        prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
     };
     let asked = sqlora_sqlgen::ask(&m, adapter.as_ref(), &db, &a.question, &opts)?;
     let ans = &asked.answer;

@@ -133,3 +133,13 @@ mod tests {
         assert!(err.contains("sqlora model list"), "{err}");
     }
 }
+
+/// The prompt templates: those of `dir` (`--prompts DIR`, with `system.jinja` and `user.jinja`)
+/// or the bundled ones.
+pub fn prompt_builder(dir: Option<&Path>) -> Result<sqlora_sqlgen::PromptBuilder> {
+    match dir {
+        Some(d) => sqlora_sqlgen::PromptBuilder::from_dir(d)
+            .with_context(|| format!("prompt templates in {}", d.display())),
+        None => Ok(sqlora_sqlgen::PromptBuilder::builtin()),
+    }
+}
