@@ -114,6 +114,16 @@ pub fn adapters_root(m: &sqlora_model::LoadedModel) -> PathBuf {
     PathBuf::from("adapters").join(base)
 }
 
+/// The prompt templates: those of `dir` (`--prompts DIR`, with `system.jinja` and `user.jinja`)
+/// or the bundled ones.
+pub fn prompt_builder(dir: Option<&Path>) -> Result<sqlora_sqlgen::PromptBuilder> {
+    match dir {
+        Some(d) => sqlora_sqlgen::PromptBuilder::from_dir(d)
+            .with_context(|| format!("prompt templates in {}", d.display())),
+        None => Ok(sqlora_sqlgen::PromptBuilder::builtin()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,15 +141,5 @@ mod tests {
         assert!(err.contains("no-such-model-xyz"), "{err}");
         assert!(err.contains("qwen2.5-coder-1.5b-instruct"), "{err}");
         assert!(err.contains("sqlora model list"), "{err}");
-    }
-}
-
-/// The prompt templates: those of `dir` (`--prompts DIR`, with `system.jinja` and `user.jinja`)
-/// or the bundled ones.
-pub fn prompt_builder(dir: Option<&Path>) -> Result<sqlora_sqlgen::PromptBuilder> {
-    match dir {
-        Some(d) => sqlora_sqlgen::PromptBuilder::from_dir(d)
-            .with_context(|| format!("prompt templates in {}", d.display())),
-        None => Ok(sqlora_sqlgen::PromptBuilder::builtin()),
     }
 }
