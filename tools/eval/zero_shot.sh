@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Zero-shot execution accuracy of the named models on the first N questions of every bundled
-# test split, same prompt for all (the pipeline of `sqlora ask`/`eval --base`), for
-# EVALUATION.md. Writes runs/zero_shot/<model>_<domain>.json (`sqlora eval --json`, with
-# seen/unseen skeleton EX) and prints the table with tools/eval/zero_shot_table.py.
+# domain's SPLIT (test, or human: the hand-written questions), same prompt for all (the
+# pipeline of `sqlora ask`/`eval --base`), for EVALUATION.md. Writes
+# runs/zero_shot/<split>/<model>_<domain>.json (`sqlora eval --json`, with seen/unseen
+# skeleton EX) and prints the table with tools/eval/zero_shot_table.py.
 # Usage: tools/eval/zero_shot.sh [MODEL...]   (default: the three registry models)
-# Environment: SQLORA (binary, default target/release/sqlora), N (questions per domain,
-# default 10), DOMAINS (default: all six), BATCH (default 8).
+# Environment: SQLORA (binary, default target/release/sqlora), SPLIT (default test), N
+# (questions per domain, default 10), DOMAINS (default: all six), BATCH (default 8), PROMPTS
+# (a templates folder for --prompts; default: the bundled templates), EXTRA (more eval flags),
+# FIXTURES (default: $SQLORA_HOME/fixtures).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -13,20 +16,26 @@ N=${N:-10}
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct)
 read -r -a domains <<< "${DOMAINS:-retail hr library flights clinic music}"
-fixtures=${SQLORA_FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
+split=${SPLIT:-test}
+fixtures=${FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
+flags=()
+[ -z "${PROMPTS:-}" ] || flags+=(--prompts "$PROMPTS")
+read -r -a extra <<< "${EXTRA:-}"
+flags+=("${extra[@]}")
 for d in "${domains[@]}"; do
   [ -d "$fixtures/$d" ] || { "$SQLORA" fixtures build --out "$fixtures" >/dev/null; break; }
 done
-mkdir -p runs/zero_shot
+mkdir -p "runs/zero_shot/$split"
 for m in "${models[@]}"; do
   "$SQLORA" model fetch "$m" >/dev/null
   for d in "${domains[@]}"; do
-    out="runs/zero_shot/${m}_$d.json"
-    "$SQLORA" eval --base --model "$m" --dataset "datasets/$d/test.jsonl" --db-dir "$fixtures" \
-      --limit "$N" --batch "${BATCH:-8}" --train "datasets/$d/train.jsonl" --json \
-      > "$out" 2> "runs/zero_shot/${m}_$d.log"
+    out="runs/zero_shot/$split/${m}_$d.json"
+    "$SQLORA" eval --base --model "$m" --dataset "datasets/$d/$split.jsonl" --db-dir "$fixtures" \
+      --limit "$N" --batch "${BATCH:-8}" --train "datasets/$d/train.jsonl" --json "${flags[@]}" \
+      --details "runs/zero_shot/$split/${m}_$d.details.jsonl" \
+      > "$out" 2> "runs/zero_shot/$split/${m}_$d.log"
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], round(100*r['ex'],1), round(r.get('mean_latency_ms',0)))" \
       "$out" "$m" "$d"
   done
 done
-python3 tools/eval/zero_shot_table.py
+python3 tools/eval/zero_shot_table.py "$split"

@@ -160,8 +160,10 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
             }
             print!("{}", report.to_table());
             println!(
-                "mean latency        {:.0} ms per question",
-                summary["mean_latency_ms"].as_f64().unwrap_or(0.0)
+                "latency             {:.0} ms per question (mean; p50 {:.0}, p95 {:.0})",
+                summary["mean_latency_ms"].as_f64().unwrap_or(0.0),
+                summary["p50_latency_ms"].as_f64().unwrap_or(0.0),
+                summary["p95_latency_ms"].as_f64().unwrap_or(0.0)
             );
             println!(
                 "generation          {:.1} s for {} questions ({:.2} questions/s, batch {})",
@@ -248,6 +250,11 @@ fn one_run(
     let report = evaluate(items, &sqls, &a.db_dir, eopts)?;
 
     let latency_ms = preds.iter().map(|p| p.latency_ms).sum::<f64>() / preds.len().max(1) as f64;
+    let mut sorted: Vec<f64> = preds.iter().map(|p| p.latency_ms).collect();
+    sorted.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * q).round() as usize])
+    };
     let source = json!({
         "model": m.source.display().to_string(),
         "adapter": a.adapter.as_ref().map(|p| p.display().to_string()),
@@ -263,6 +270,8 @@ fn one_run(
     if let Some(obj) = summary.as_object_mut() {
         obj.remove("details");
         obj.insert("mean_latency_ms".into(), json!(latency_ms));
+        obj.insert("p50_latency_ms".into(), json!(quantile(0.5)));
+        obj.insert("p95_latency_ms".into(), json!(quantile(0.95)));
         obj.insert("generate_s".into(), json!(generate_s));
         obj.insert(
             "questions_per_s".into(),
