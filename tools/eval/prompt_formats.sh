@@ -26,13 +26,14 @@ for v in "${variants[@]}"; do
       --db-dir "$fixtures" --limit "$N" --json > "$out" 2> "${out%.json}.log"
   done
 done
-python3 - "$model" "${variants[@]}" <<'PY'
-import glob, json, sys
-model, variants = sys.argv[1], sys.argv[2:]
+python3 - "$model" "${domains[*]}" "${variants[@]}" <<'PY'
+import json, os, sys
+model, domains, variants = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
 print(f"| {model} prompt | questions | EX | valid SQL | exec errors | mean s/question |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for v in variants:
-    rs = [json.load(open(f)) for f in sorted(glob.glob(f"runs/prompt_formats/{model}_{v}_*.json"))]
+    files = [f"runs/prompt_formats/{model}_{v}_{d}.json" for d in domains]
+    rs = [json.load(open(f)) for f in files if os.path.exists(f)]
     n = sum(r["total"] for r in rs)
     if not n:
         continue
