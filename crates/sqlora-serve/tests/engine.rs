@@ -91,6 +91,7 @@ fn request(
             max_new_tokens: s.max_new,
             candidates: 1,
             stop: Vec::new(),
+            constraint: None,
             deadline: Instant::now() + Duration::from_secs(60),
             stream,
             reply,
