@@ -6,8 +6,9 @@
 //!
 //! What is checked: a constrained row generates only allowed tokens, a forced sequence comes
 //! out exactly, a row in a batch mixing constraints and adapters generates what it generates
-//! alone, an unconstrained row is bit-identical to the decoders without the hook, and a
-//! constraint that allows nothing ends its row cleanly.
+//! alone, an unconstrained row generates the tokens it generates without the hook (and a call
+//! without constraints is bit-identical to the decoders without the hook), and a constraint
+//! that allows nothing ends its row cleanly.
 
 use std::collections::BTreeSet;
 
@@ -23,54 +24,13 @@ use sqlora_model::lora::{AdapterId, AdapterSet, LoraConfig};
 use sqlora_model::prefix::{
     generate_from_prefix_constrained, generate_from_prefix_until, prefill_prefix,
 };
-use sqlora_model::testing::{self, real_model, TinyLlama};
+use sqlora_model::testing::{
+    self, real_model, AllowNothing, AllowedSet, ForcedSequence, TinyLlama,
+};
 use sqlora_model::{FinishReason, GenerateParams, Generation, LoadedModel};
 
 const VOCAB: u32 = 64;
 const EOS: u32 = 1;
-
-/// Allows only the tokens of a set.
-#[derive(Clone)]
-struct Allowed(BTreeSet<u32>);
-
-impl Constraint for Allowed {
-    fn allows(&self, token: u32) -> bool {
-        self.0.contains(&token)
-    }
-    fn accept(&mut self, token: u32) {
-        assert!(
-            self.0.contains(&token),
-            "accepted a disallowed token {token}"
-        );
-    }
-    fn boxed_clone(&self) -> Box<dyn Constraint> {
-        Box::new(self.clone())
-    }
-}
-
-/// Allows exactly `seq[at]`, then only `end` (the EOS) once the sequence is through.
-#[derive(Clone)]
-struct Forced {
-    seq: Vec<u32>,
-    end: u32,
-    at: usize,
-}
-
-impl Constraint for Forced {
-    fn allows(&self, token: u32) -> bool {
-        match self.seq.get(self.at) {
-            Some(&t) => token == t,
-            None => token == self.end,
-        }
-    }
-    fn accept(&mut self, token: u32) {
-        assert!(self.allows(token), "accepted a disallowed token {token}");
-        self.at += 1;
-    }
-    fn boxed_clone(&self) -> Box<dyn Constraint> {
-        Box::new(self.clone())
-    }
-}
 
 /// Allows everything but `eos` before `k` tokens were accepted.
 #[derive(Clone)]
@@ -105,22 +65,6 @@ impl Constraint for NoRepeat {
     }
     fn boxed_clone(&self) -> Box<dyn Constraint> {
         Box::new(self.clone())
-    }
-}
-
-/// Allows nothing.
-#[derive(Clone)]
-struct Nothing;
-
-impl Constraint for Nothing {
-    fn allows(&self, _: u32) -> bool {
-        false
-    }
-    fn accept(&mut self, token: u32) {
-        panic!("accepted {token} although nothing is allowed");
-    }
-    fn boxed_clone(&self) -> Box<dyn Constraint> {
-        Box::new(Nothing)
     }
 }
 
@@ -178,15 +122,11 @@ const FORCED: [u32; 6] = [17, 3, 3, 60, 9, 22];
 /// Row `i`'s constraint of the mixed batches (a fresh one on every call).
 fn constraint_of(i: usize) -> Option<Box<dyn Constraint>> {
     match i % 6 {
-        0 => Some(Box::new(Allowed(even_set()))),
+        0 => Some(Box::new(AllowedSet(even_set()))),
         1 => None,
-        2 => Some(Box::new(Forced {
-            seq: FORCED.to_vec(),
-            end: EOS,
-            at: 0,
-        })),
+        2 => Some(Box::new(ForcedSequence::new(&FORCED, EOS))),
         3 => Some(Box::new(NoRepeat::default())),
-        4 => Some(Box::new(Nothing)),
+        4 => Some(Box::new(AllowNothing)),
         _ => None,
     }
 }
@@ -416,7 +356,7 @@ fn beam_search_obeys_the_constraint_per_beam() {
             4,
             &params,
             adapter,
-            Some(Box::new(Allowed(even.clone()))),
+            Some(Box::new(AllowedSet(even.clone()))),
         )
         .unwrap();
         assert_eq!(c.len(), 4);
@@ -456,11 +396,7 @@ fn beam_search_obeys_the_constraint_per_beam() {
             3,
             &params,
             adapter,
-            Some(Box::new(Forced {
-                seq: FORCED.to_vec(),
-                end: EOS,
-                at: 0,
-            })),
+            Some(Box::new(ForcedSequence::new(&FORCED, EOS))),
         )
         .unwrap();
         assert_eq!(forced.len(), 1, "{forced:?}");
@@ -475,7 +411,7 @@ fn beam_search_obeys_the_constraint_per_beam() {
             3,
             &params,
             adapter,
-            Some(Box::new(Nothing)),
+            Some(Box::new(AllowNothing)),
         )
         .unwrap();
         assert_eq!(dead.len(), 1, "{dead:?}");
@@ -501,11 +437,7 @@ fn beam_dead_ends_are_dropped_while_other_beams_go_on() {
         2,
         &params,
         None,
-        Some(Box::new(Forced {
-            seq: vec![4, 5],
-            end: VOCAB + 1,
-            at: 0,
-        })),
+        Some(Box::new(ForcedSequence::new(&[4, 5], VOCAB + 1))),
     )
     .unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -517,11 +449,7 @@ fn beam_dead_ends_are_dropped_while_other_beams_go_on() {
         &[prompt.to_vec()],
         &params,
         None,
-        vec![Some(Box::new(Forced {
-            seq: vec![4, 5],
-            end: VOCAB + 1,
-            at: 0,
-        }))],
+        vec![Some(Box::new(ForcedSequence::new(&[4, 5], VOCAB + 1)))],
     )
     .unwrap()
     .remove(0);
@@ -658,13 +586,9 @@ fn real_model_forced_and_mixed_rows() {
         .collect();
     let make = |i: usize| -> Option<Box<dyn Constraint>> {
         match i {
-            0 => Some(Box::new(Forced {
-                seq: forced.clone(),
-                end: eos[0],
-                at: 0,
-            })),
+            0 => Some(Box::new(ForcedSequence::new(&forced, eos[0]))),
             1 => None,
-            _ => Some(Box::new(Allowed(upper.clone()))),
+            _ => Some(Box::new(AllowedSet(upper.clone()))),
         }
     };
     let together = generate_constrained(
