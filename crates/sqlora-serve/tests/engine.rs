@@ -392,7 +392,7 @@ fn constrained_rows_mix_with_others_in_the_continuous_batch() {
     // Alone: one request at a time, exactly the runtime's constrained generation.
     let alone: Vec<GenOutput> = (0..specs.len()).map(|i| recv(submit(i))).collect();
     for (i, (a, r)) in alone.iter().zip(&reference).enumerate() {
-        assert_eq!(a.texts, [r.text.clone()], "request {i} alone");
+        assert_eq!(a.texts, std::slice::from_ref(&r.text), "request {i} alone");
         assert_eq!(a.completion_tokens, r.tokens.len(), "request {i} alone");
     }
     assert_eq!(alone[2].texts[0], decode(&FORCED).unwrap());
