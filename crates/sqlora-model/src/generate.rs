@@ -17,8 +17,9 @@
 //!   greedy form is the public [`choose_token`] the server's engine uses; greedy:
 //!   [`best_allowed`]; sampling: [`mask_disallowed`], then sample); beam search expands each
 //!   beam into its best allowed tokens ([`ranked_allowed`]). So a constrained row
-//!   generates what it generates alone and an unconstrained row what it generated before the
-//!   hook existed. Reported log-probs stay the model's own (unconstrained, temperature 1).
+//!   generates what it generates alone, an unconstrained row what it generated before the
+//!   hook existed, and a call without constraints is bit-identical to one before the hook.
+//!   Reported log-probs stay the model's own (unconstrained, temperature 1).
 
 use candle_core::{DType, IndexOp, Tensor};
 use rand::rngs::StdRng;
@@ -370,7 +371,9 @@ pub fn generate_with_adapters(
 /// chosen token is then [accepted](Constraint::accept), the end-of-sequence token included.
 /// When the constraint allows nothing the row ends with [`FinishReason::Constrained`].
 /// Log-probs are the model's unconstrained ones. Each row generates exactly what it generates
-/// alone, and an unconstrained row exactly what [`generate_with_adapters`] gives it.
+/// alone; an unconstrained row gets the tokens [`generate_with_adapters`] gives it (its
+/// log-prob to rounding, as other rows may leave the batch at other steps), and with no row
+/// constrained (`constraints` empty or all `None`) the result is bit-identical to it.
 pub fn generate_constrained(
     model: &Model,
     info: &TokenInfo<'_>,
