@@ -11,12 +11,22 @@
 //! * [`n_best`]: beam search returning distinct texts ranked by length-normalised log-prob.
 //! * LoRA: [`generate_adapted`] gives each row its own resident adapter (or none) in one batch;
 //!   [`generate_with_adapters`] / [`n_best_with_adapters`] take an [`AdapterBatch`] directly.
+//! * Constraints: [`generate_constrained`] / [`n_best_constrained`] (and
+//!   [`crate::prefix::generate_from_prefix_constrained`]) take one optional [`Constraint`] per
+//!   row. Every greedy or sampled loop chooses a row's token in one place (`pick_token`, whose
+//!   greedy form is the public [`choose_token`] the server's engine uses; greedy:
+//!   [`best_allowed`]; sampling: [`mask_disallowed`], then sample); beam search expands each
+//!   beam into its best allowed tokens ([`ranked_allowed`]). So a constrained row
+//!   generates what it generates alone, an unconstrained row what it generated before the
+//!   hook existed, and a call without constraints is bit-identical to one before the hook.
+//!   Reported log-probs stay the model's own (unconstrained, temperature 1).
 
 use candle_core::{DType, IndexOp, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use crate::constraint::{best_allowed, mask_disallowed, ranked_allowed, Constraint};
 use crate::error::{ModelError, Result};
 use crate::llama::{attention_mask, Cache, Model};
 use crate::lora::{AdapterBatch, AdapterId, AdapterSet};
@@ -61,6 +71,10 @@ pub enum FinishReason {
     Stop,
     /// `max_new_tokens` reached.
     Length,
+    /// The row's [`Constraint`] allowed no next token: the row ends with what it generated
+    /// so far (a complete text would have ended on an end-of-sequence token the constraint
+    /// allows, so this is a dead end of the constraint, not a finished answer).
+    Constrained,
 }
 
 /// One row's output.
@@ -73,7 +87,8 @@ pub struct Generation {
     pub text: String,
     pub finish_reason: FinishReason,
     /// Sum of the model's (temperature 1) log-probs of the generated tokens, including the EOS
-    /// token when the row ended on one.
+    /// token when the row ended on one. With a [`Constraint`] these are still the model's
+    /// unconstrained log-probs (not renormalised over the allowed tokens).
     pub logprob: f64,
 }
 
@@ -84,7 +99,8 @@ pub struct Candidate {
     pub tokens: Vec<u32>,
     /// Decoded tokens (special tokens skipped), cut before a stop string.
     pub text: String,
-    /// Sum of token log-probs (EOS included when it ended on one) divided by that token count.
+    /// Sum of token log-probs (EOS included when it ended on one) divided by that token count;
+    /// the model's unconstrained log-probs, also under a [`Constraint`].
     pub score: f64,
 }
 
@@ -213,6 +229,53 @@ fn sample(logits: &[f32], temperature: f64, top_p: f64, rng: &mut StdRng) -> u32
     probs.last().map(|p| p.0).unwrap_or(0)
 }
 
+/// How a sampled row draws its tokens: [`GenerateParams::temperature`] (> 0) and
+/// [`GenerateParams::top_p`], from the row's own random stream.
+pub(crate) struct Sampler<'a> {
+    pub(crate) temperature: f64,
+    pub(crate) top_p: f64,
+    pub(crate) rng: &'a mut StdRng,
+}
+
+/// The one place where a decoding loop chooses a row's next token from its `logits`; then the
+/// row's constraint (if any) [accepts](Constraint::accept) it.
+///
+/// Greedy (`sampler` `None`): [`best_allowed`], i.e. [`argmax`] without a constraint.
+/// Sampling: without a constraint exactly [`sample`] as before; with one, the disallowed
+/// tokens are masked out ([`mask_disallowed`]) and the rest sampled with the same single draw
+/// from the row's stream. `None` when the constraint allows no token (the row ends with
+/// [`FinishReason::Constrained`]); never `None` without a constraint.
+pub(crate) fn pick_token(
+    logits: &[f32],
+    constraint: &mut Option<Box<dyn Constraint>>,
+    sampler: Option<Sampler<'_>>,
+) -> Option<u32> {
+    let tok = match (sampler, constraint.as_deref()) {
+        (None, c) => best_allowed(logits, c)?,
+        (Some(s), None) => sample(logits, s.temperature, s.top_p, s.rng),
+        (Some(s), Some(c)) => {
+            let mut masked = logits.to_vec();
+            mask_disallowed(&mut masked, c);
+            if !masked.iter().any(|v| v.is_finite()) {
+                return None;
+            }
+            sample(&masked, s.temperature, s.top_p, s.rng)
+        }
+    };
+    if let Some(c) = constraint.as_mut() {
+        c.accept(tok);
+    }
+    Some(tok)
+}
+
+/// A greedy row's next token: the best token its `constraint` allows ([`best_allowed`]; the
+/// [`argmax`] without one), which the constraint then [accepts](Constraint::accept). `None`
+/// when the constraint allows nothing. What the batched decoders do for a greedy row, for
+/// decoders outside this crate (the server's engine).
+pub fn choose_token(logits: &[f32], constraint: &mut Option<Box<dyn Constraint>>) -> Option<u32> {
+    pick_token(logits, constraint, None)
+}
+
 /// A stream seed that depends on the user's seed and the row's prompt only.
 fn row_seed(seed: u64, prompt: &[u32]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -242,7 +305,28 @@ struct Row {
     tokens: Vec<u32>,
     logprob: f64,
     rng: Option<StdRng>,
+    constraint: Option<Box<dyn Constraint>>,
     done: Option<(FinishReason, String)>,
+}
+
+/// One optional [`Constraint`] per row, as the `*_constrained` decoders take them: either one
+/// entry per row or none at all (no row constrained).
+pub type RowConstraints = Vec<Option<Box<dyn Constraint>>>;
+
+/// `constraints` spread over `rows` rows (empty: none for every row); an error when the count
+/// is neither 0 nor `rows`.
+pub(crate) fn per_row(
+    constraints: RowConstraints,
+    rows: usize,
+    what: &str,
+) -> Result<RowConstraints> {
+    match constraints.len() {
+        0 => Ok((0..rows).map(|_| None).collect()),
+        n if n == rows => Ok(constraints),
+        n => Err(ModelError::Generation(format!(
+            "{rows} {what} but {n} constraints"
+        ))),
+    }
 }
 
 /// Batched generation where row `i` uses the resident adapter `adapter_per_row[i]` (or none);
@@ -276,7 +360,30 @@ pub fn generate_with_adapters(
     params: &GenerateParams,
     adapters: Option<&AdapterBatch>,
 ) -> Result<Vec<Generation>> {
+    generate_constrained(model, info, prompts, params, adapters, Vec::new())
+}
+
+/// [`generate_with_adapters`] where row `i` generates only what `constraints[i]` allows (none:
+/// unconstrained). `constraints` holds one entry per prompt, or none at all.
+///
+/// A constrained row's greedy token is the best one its constraint allows; a sampled row
+/// samples among the allowed tokens only (same temperature, top-p and random stream). The
+/// chosen token is then [accepted](Constraint::accept), the end-of-sequence token included.
+/// When the constraint allows nothing the row ends with [`FinishReason::Constrained`].
+/// Log-probs are the model's unconstrained ones. Each row generates exactly what it generates
+/// alone; an unconstrained row gets the tokens [`generate_with_adapters`] gives it (its
+/// log-prob to rounding, as other rows may leave the batch at other steps), and with no row
+/// constrained (`constraints` empty or all `None`) the result is bit-identical to it.
+pub fn generate_constrained(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prompts: &[Vec<u32>],
+    params: &GenerateParams,
+    adapters: Option<&AdapterBatch>,
+    constraints: RowConstraints,
+) -> Result<Vec<Generation>> {
     check_params(params)?;
+    let constraints = per_row(constraints, prompts.len(), "prompts")?;
     if let Some(rows) = adapters.and_then(|a| a.rows()) {
         if rows != prompts.len() {
             return Err(ModelError::Generation(format!(
@@ -303,11 +410,13 @@ pub fn generate_with_adapters(
     let sampling = params.temperature > 0.0;
     let mut rows: Vec<Row> = prompts
         .iter()
-        .map(|p| Row {
+        .zip(constraints)
+        .map(|(p, constraint)| Row {
             prompt_len: p.len(),
             tokens: Vec::new(),
             logprob: 0.0,
             rng: sampling.then(|| StdRng::seed_from_u64(row_seed(params.seed, p))),
+            constraint,
             done: None,
         })
         .collect();
@@ -341,9 +450,15 @@ pub fn generate_with_adapters(
         for (k, &r) in active.iter().enumerate() {
             let row = &mut rows[r];
             let lg = &logits[k];
-            let tok = match row.rng.as_mut() {
-                Some(rng) => sample(lg, params.temperature, params.top_p, rng),
-                None => argmax(lg),
+            let sampler = row.rng.as_mut().map(|rng| Sampler {
+                temperature: params.temperature,
+                top_p: params.top_p,
+                rng,
+            });
+            let Some(tok) = pick_token(lg, &mut row.constraint, sampler) else {
+                let text = (info.decode)(&row.tokens)?;
+                row.done = Some((FinishReason::Constrained, text));
+                continue;
             };
             row.logprob += log_prob(lg, lses[k], tok);
             if params.stop_on_eos && info.eos_ids.contains(&tok) {
@@ -509,6 +624,7 @@ impl<'a> DecodeRows<'a> {
 struct Beam {
     tokens: Vec<u32>,
     logprob: f64,
+    constraint: Option<Box<dyn Constraint>>,
 }
 
 fn normalised(logprob: f64, len: usize) -> f64 {
@@ -534,6 +650,27 @@ pub fn n_best_with_adapters(
     n: usize,
     params: &GenerateParams,
     adapter: Option<&AdapterBatch>,
+) -> Result<Vec<Candidate>> {
+    n_best_constrained(model, info, prompt, n, params, adapter, None)
+}
+
+/// [`n_best_with_adapters`] where every beam generates only what `constraint` allows (`None`:
+/// exactly [`n_best_with_adapters`]).
+///
+/// Each beam carries its own copy of the constraint's state ([`Constraint::boxed_clone`] when
+/// a beam forks) and expands into its best `2n` allowed tokens ([`ranked_allowed`]); the
+/// scores stay the model's unconstrained log-probs. A beam whose constraint allows nothing is
+/// dropped; when no beam finished at all, those dead ends are returned instead (best first,
+/// with what they generated so far), as greedy decoding returns a row that ended with
+/// [`FinishReason::Constrained`].
+pub fn n_best_constrained(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prompt: &[u32],
+    n: usize,
+    params: &GenerateParams,
+    adapter: Option<&AdapterBatch>,
+    constraint: Option<Box<dyn Constraint>>,
 ) -> Result<Vec<Candidate>> {
     if adapter.is_some_and(|a| a.is_gathered()) {
         return Err(ModelError::Generation(
@@ -581,18 +718,40 @@ pub fn n_best_with_adapters(
     let mut beams = vec![Beam {
         tokens: Vec::new(),
         logprob: 0.0,
+        constraint,
     }];
+    // Beams whose constraint allowed nothing (returned only when nothing else finished).
+    let mut dead_ends: Vec<Candidate> = Vec::new();
     loop {
         // All expansions, best first (ties: lower beam, then lower id).
         let mut cands: Vec<(usize, u32, f64)> = Vec::new();
         for (bi, beam) in beams.iter().enumerate() {
             let lp = log_softmax(&logits[bi]);
-            let mut idx: Vec<u32> = (0..lp.len() as u32).collect();
-            let take = (2 * n).min(idx.len());
-            idx.select_nth_unstable_by(take.saturating_sub(1), |&a, &b| {
-                lp[b as usize].total_cmp(&lp[a as usize]).then(a.cmp(&b))
-            });
-            for &id in &idx[..take] {
+            let take = (2 * n).min(lp.len());
+            let idx: Vec<u32> = match beam.constraint.as_deref() {
+                None => {
+                    let mut idx: Vec<u32> = (0..lp.len() as u32).collect();
+                    idx.select_nth_unstable_by(take.saturating_sub(1), |&a, &b| {
+                        lp[b as usize].total_cmp(&lp[a as usize]).then(a.cmp(&b))
+                    });
+                    idx.truncate(take);
+                    idx
+                }
+                Some(c) => ranked_allowed(&logits[bi], c, take),
+            };
+            if idx.is_empty() {
+                let text = (info.decode)(&beam.tokens)?;
+                let score = normalised(beam.logprob, beam.tokens.len());
+                add_finished(
+                    &mut dead_ends,
+                    Candidate {
+                        tokens: beam.tokens.clone(),
+                        text,
+                        score,
+                    },
+                );
+            }
+            for id in idx {
                 cands.push((bi, id, beam.logprob + lp[id as usize]));
             }
         }
@@ -646,11 +805,17 @@ pub fn n_best_with_adapters(
                 );
                 continue;
             }
+            let constraint = parent.constraint.as_deref().map(|c| {
+                let mut c = c.boxed_clone();
+                c.accept(id);
+                c
+            });
             next.push((
                 bi,
                 Beam {
                     tokens,
                     logprob: lp,
+                    constraint,
                 },
             ));
         }
@@ -685,6 +850,9 @@ pub fn n_best_with_adapters(
         let hidden = model.forward_with(&input, &positions, None, Some(&mut cache), adapter)?;
         let last = hidden.i((.., 0, ..))?.contiguous()?;
         logits = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
+    }
+    if finished.is_empty() {
+        finished = dead_ends;
     }
     finished.sort_by(|a, b| b.score.total_cmp(&a.score));
     finished.truncate(n);

@@ -13,12 +13,17 @@
 //!
 //! The prefix cache depends on the adapter: LoRA changes the keys and values. Prefill it with
 //! the same adapter the rows then use (one adapter for every row, or none).
+//!
+//! [`generate_from_prefix_constrained`] gives each row an optional [`Constraint`], chosen
+//! through the same token choice as [`crate::generate::generate_constrained`].
 
 use candle_core::Tensor;
 
+use crate::constraint::Constraint;
 use crate::error::{ModelError, Result};
 use crate::generate::{
-    argmax, find_stop, finished, DecodeRows, FinishReason, GenerateParams, Generation, TokenInfo,
+    choose_token, find_stop, finished, per_row, DecodeRows, FinishReason, GenerateParams,
+    Generation, RowConstraints, TokenInfo,
 };
 use crate::llama::{Cache, Model};
 use crate::lora::AdapterBatch;
@@ -91,6 +96,7 @@ struct Row {
     suffix_len: usize,
     tokens: Vec<u32>,
     logprob: f64,
+    constraint: Option<Box<dyn Constraint>>,
     done: Option<(FinishReason, String)>,
 }
 
@@ -135,6 +141,37 @@ pub fn generate_from_prefix_until(
     adapters: Option<&AdapterBatch>,
     done: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Generation>> {
+    generate_from_prefix_constrained(
+        model,
+        info,
+        prefix_cache,
+        suffixes,
+        params,
+        adapters,
+        done,
+        Vec::new(),
+    )
+}
+
+/// [`generate_from_prefix_until`] where row `i` generates only what `constraints[i]` allows
+/// (none: unconstrained); `constraints` holds one entry per suffix, or none at all.
+///
+/// As in [`crate::generate::generate_constrained`]: a row's token is the best one its
+/// constraint allows, which the constraint then accepts; a row whose constraint allows nothing
+/// ends with [`FinishReason::Constrained`]; log-probs stay the model's unconstrained ones; each
+/// row generates exactly what it generates alone (and what `generate_constrained` gives
+/// `prefix + suffix` with the same constraint).
+#[allow(clippy::too_many_arguments)]
+pub fn generate_from_prefix_constrained(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prefix_cache: &Cache,
+    suffixes: &[Vec<u32>],
+    params: &GenerateParams,
+    adapters: Option<&AdapterBatch>,
+    done: &dyn Fn(&str) -> bool,
+    constraints: RowConstraints,
+) -> Result<Vec<Generation>> {
     if params.temperature != 0.0 {
         return Err(ModelError::Generation(format!(
             "generation from a shared prefix is greedy only (temperature 0), got {}",
@@ -149,6 +186,7 @@ pub fn generate_from_prefix_until(
             )));
         }
     }
+    let constraints = per_row(constraints, suffixes.len(), "suffixes")?;
     if suffixes.is_empty() {
         return Ok(Vec::new());
     }
@@ -182,10 +220,12 @@ pub fn generate_from_prefix_until(
     }
     let mut rows: Vec<Row> = suffixes
         .iter()
-        .map(|s| Row {
+        .zip(constraints)
+        .map(|(s, constraint)| Row {
             suffix_len: s.len(),
             tokens: Vec::new(),
             logprob: 0.0,
+            constraint,
             done: None,
         })
         .collect();
@@ -216,7 +256,11 @@ pub fn generate_from_prefix_until(
         for (k, &r) in active.iter().enumerate() {
             let row = &mut rows[r];
             let lg = &logits[k];
-            let tok = argmax(lg);
+            let Some(tok) = choose_token(lg, &mut row.constraint) else {
+                let text = (info.decode)(&row.tokens)?;
+                row.done = Some((FinishReason::Constrained, text));
+                continue;
+            };
             row.logprob += lg
                 .get(tok as usize)
                 .map(|&x| x as f64)

@@ -1,5 +1,6 @@
 //! Fixtures for tests and benchmarks: tiny random Llama/Qwen2 models built straight from
-//! tensors, written as Hugging Face folders, and LoRA adapters with random non-zero A and B.
+//! tensors, written as Hugging Face folders, LoRA adapters with random non-zero A and B, and
+//! toy [`Constraint`]s ([`AllowedSet`], [`ForcedSequence`], [`AllowNothing`]).
 //!
 //! Every test of the workspace that needs "a model" without a model file builds it here, so
 //! a change to the weight layout or the config format is made once. Values come from a seeded
@@ -19,6 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::Config;
+use crate::constraint::Constraint;
 use crate::llama::Model;
 use crate::lora::{LoraAdapter, LoraConfig};
 use crate::LoadedModel;
@@ -349,5 +351,79 @@ pub fn assert_greedy_fixture(m: &LoadedModel, fx: &serde_json::Value) {
     let batched = crate::generate(m, &prompts, &params).expect("generate");
     for (i, g) in batched.iter().enumerate() {
         assert_eq!(g.tokens, expected[i], "batched case {i}: {:?}", g.text);
+    }
+}
+
+/// A toy [`Constraint`]: only the tokens of the set (and any of them at any step).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowedSet(pub std::collections::BTreeSet<u32>);
+
+impl Constraint for AllowedSet {
+    fn allows(&self, token: u32) -> bool {
+        self.0.contains(&token)
+    }
+    /// Panics when `token` is not in the set (a decoder accepted a disallowed token).
+    fn accept(&mut self, token: u32) {
+        assert!(self.allows(token), "accepted the disallowed token {token}");
+    }
+    fn boxed_clone(&self) -> Box<dyn Constraint> {
+        Box::new(self.clone())
+    }
+}
+
+/// A toy [`Constraint`]: exactly the tokens of `seq` in order, then only `end` (an EOS id;
+/// one outside the vocabulary allows nothing after the sequence).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForcedSequence {
+    /// The tokens to force.
+    pub seq: Vec<u32>,
+    /// The one token allowed once `seq` is through.
+    pub end: u32,
+    /// How many tokens of `seq` were accepted.
+    pub at: usize,
+}
+
+impl ForcedSequence {
+    /// Forces `seq`, then `end`.
+    pub fn new(seq: &[u32], end: u32) -> ForcedSequence {
+        ForcedSequence {
+            seq: seq.to_vec(),
+            end,
+            at: 0,
+        }
+    }
+}
+
+impl Constraint for ForcedSequence {
+    fn allows(&self, token: u32) -> bool {
+        match self.seq.get(self.at) {
+            Some(&t) => token == t,
+            None => token == self.end,
+        }
+    }
+    /// Panics when `token` is not the one allowed.
+    fn accept(&mut self, token: u32) {
+        assert!(self.allows(token), "accepted the disallowed token {token}");
+        self.at += 1;
+    }
+    fn boxed_clone(&self) -> Box<dyn Constraint> {
+        Box::new(self.clone())
+    }
+}
+
+/// A toy [`Constraint`] that allows no token: a row under it ends before its first token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AllowNothing;
+
+impl Constraint for AllowNothing {
+    fn allows(&self, _: u32) -> bool {
+        false
+    }
+    /// Panics: nothing may be accepted.
+    fn accept(&mut self, token: u32) {
+        panic!("accepted {token} although nothing is allowed");
+    }
+    fn boxed_clone(&self) -> Box<dyn Constraint> {
+        Box::new(AllowNothing)
     }
 }

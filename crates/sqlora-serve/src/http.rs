@@ -296,6 +296,7 @@ fn new_request(
         max_new_tokens,
         candidates: 1,
         stop: Vec::new(),
+        constraint: None,
         deadline: Instant::now() + s.limits.timeout,
         stream: None,
         reply,
@@ -539,6 +540,8 @@ fn finish_str(f: Finish) -> &'static str {
     match f {
         Finish::Stop => "stop",
         Finish::Length => "length",
+        // The OpenAI endpoints are not constrained; were they, a dead end is where it stopped.
+        Finish::Constrained => "stop",
     }
 }
 

@@ -9,9 +9,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlora_model::generate::{generate_with_adapters, GenerateParams, TokenInfo};
+use sqlora_model::constraint::Constraint;
+use sqlora_model::generate::{
+    generate_constrained, generate_with_adapters, GenerateParams, TokenInfo,
+};
 use sqlora_model::lora::AdapterSet;
-use sqlora_serve::engine::{self, GenOutput, GenRequest, PrefixSpec};
+use sqlora_model::testing::{AllowNothing, AllowedSet, ForcedSequence};
+use sqlora_serve::engine::{self, Finish, GenOutput, GenRequest, PrefixSpec};
 use sqlora_serve::forward::{step, Feed, Rope, RowKv};
 use sqlora_serve::{EngineConfig, Metrics, ServeError};
 use tokio::sync::{mpsc, oneshot};
@@ -91,6 +95,7 @@ fn request(
             max_new_tokens: s.max_new,
             candidates: 1,
             stop: Vec::new(),
+            constraint: None,
             deadline: Instant::now() + Duration::from_secs(60),
             stream,
             reply,
@@ -290,6 +295,139 @@ fn request_mistakes_are_4xx_and_a_failed_step_is_a_5xx_with_its_cause() {
     // Only that step failed: the same request now gets the same answer.
     let again = run(vec![5, 6, 7], 6).unwrap();
     assert_eq!(again.texts, want.texts);
+    handle.shutdown();
+}
+
+const FORCED: [u32; 5] = [5, 9, 70, 3, 3];
+
+/// The constraint of request `i` of [`specs`] in the constrained test (a fresh one each call):
+/// rows with and without constraints, of both adapters and the base model.
+fn constraint_of(i: usize) -> Option<Box<dyn Constraint>> {
+    match i {
+        0 => Some(Box::new(AllowedSet(
+            (2..40).step_by(2).chain([1]).collect(),
+        ))),
+        1 => None,
+        2 => Some(Box::new(ForcedSequence::new(&FORCED, 1))),
+        3 => Some(Box::new(AllowNothing)),
+        4 => Some(Box::new(AllowedSet((60..90).chain([1]).collect()))),
+        _ => None,
+    }
+}
+
+#[test]
+fn constrained_rows_mix_with_others_in_the_continuous_batch() {
+    let (dir, m) = common::tiny_model(Kind::Random, 13);
+    let adir = tempfile::tempdir().unwrap();
+    let pa = common::write_adapter(adir.path(), "a", &m, &["q_proj", "v_proj", "up_proj"], 3);
+    let pb = common::write_adapter(adir.path(), "b", &m, &["k_proj", "o_proj"], 4);
+    let specs = specs();
+    let tok = &m.tokenizer;
+    let decode = |ids: &[u32]| tok.decode(ids, true);
+
+    // The model runtime's constrained generation, one row at a time (the reference).
+    let reference: Vec<sqlora_model::Generation> = {
+        let mut set = AdapterSet::new(&m.device);
+        set.insert(sqlora_model::peft::load_adapter(&pa, &m.model).unwrap())
+            .unwrap();
+        set.insert(sqlora_model::peft::load_adapter(&pb, &m.model).unwrap())
+            .unwrap();
+        let info = TokenInfo {
+            eos_ids: tok.eos_token_ids(),
+            pad_id: tok.pad_token_id(),
+            decode: &decode,
+        };
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let id = s.adapter.map(|n| set.id(n).unwrap());
+                let batch = set.batch(&[id]).unwrap();
+                let params = GenerateParams {
+                    max_new_tokens: s.max_new,
+                    ..GenerateParams::default()
+                };
+                let one = std::slice::from_ref(&s.prompt);
+                let c = constraint_of(i);
+                let constrained = c.is_some();
+                let g = generate_constrained(&m.model, &info, one, &params, Some(&batch), vec![c])
+                    .unwrap()
+                    .remove(0);
+                let free = generate_with_adapters(&m.model, &info, one, &params, Some(&batch))
+                    .unwrap()
+                    .remove(0);
+                // The constraint changes constrained rows, and only those.
+                assert_eq!(g.tokens != free.tokens, constrained, "row {i}");
+                g
+            })
+            .collect()
+    };
+    let allowed_0: Vec<u32> = (2..40).step_by(2).collect();
+    assert!(reference[0].tokens.iter().all(|t| allowed_0.contains(t)));
+    assert!(reference[4].tokens.iter().all(|t| (60..90).contains(t)));
+    assert_eq!(reference[2].tokens, FORCED);
+    assert!(reference[3].tokens.is_empty());
+
+    let model = Arc::new(sqlora_model::load(dir.path(), &candle_core::Device::Cpu).unwrap());
+    let cfg = EngineConfig {
+        max_batch: 4,
+        queue: 16,
+        max_adapters: 4,
+        prefix_cache_bytes: 64 << 20,
+    };
+    let (handle, _thread) = engine::start(
+        model,
+        vec![("a".to_string(), pa.clone()), ("b".to_string(), pb.clone())],
+        cfg,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let submit = |i: usize| {
+        let (mut req, rx) = request(&specs[i], None);
+        req.constraint = constraint_of(i);
+        handle.submit(req).unwrap();
+        rx
+    };
+
+    // Alone: one request at a time, exactly the runtime's constrained generation.
+    let alone: Vec<GenOutput> = (0..specs.len()).map(|i| recv(submit(i))).collect();
+    for (i, (a, r)) in alone.iter().zip(&reference).enumerate() {
+        assert_eq!(a.texts, std::slice::from_ref(&r.text), "request {i} alone");
+        assert_eq!(a.completion_tokens, r.tokens.len(), "request {i} alone");
+    }
+    assert_eq!(alone[2].texts[0], decode(&FORCED).unwrap());
+    assert_eq!(alone[2].finish, Finish::Stop);
+    assert_eq!(alone[3].finish, Finish::Constrained);
+    assert_eq!(
+        (alone[3].texts[0].as_str(), alone[3].completion_tokens),
+        ("", 0)
+    );
+    assert_eq!(alone[5].finish, Finish::Length);
+
+    // All at once (more rows than the batch holds, so rows join and leave): the same.
+    let rxs: Vec<_> = (0..specs.len()).map(submit).collect();
+    let mixed: Vec<GenOutput> = rxs.into_iter().map(recv).collect();
+    for (i, (mx, al)) in mixed.iter().zip(&alone).enumerate() {
+        assert_eq!(
+            mx.texts, al.texts,
+            "request {i}: batched differs from alone"
+        );
+        assert_eq!(mx.finish, al.finish, "request {i}");
+        assert_eq!(mx.completion_tokens, al.completion_tokens, "request {i}");
+    }
+
+    // Beam search under a constraint: each beam its own copy.
+    let beam = |i: usize, c: Box<dyn Constraint>| {
+        let (mut req, rx) = request(&specs[i], None);
+        req.candidates = 3;
+        req.constraint = Some(c);
+        handle.submit(req).unwrap();
+        recv(rx)
+    };
+    let forced = beam(1, Box::new(ForcedSequence::new(&FORCED, 1)));
+    assert_eq!(forced.texts, [decode(&FORCED).unwrap()]);
+    let nothing = beam(4, Box::new(AllowNothing));
+    assert_eq!(nothing.texts, [String::new()]);
     handle.shutdown();
 }
 

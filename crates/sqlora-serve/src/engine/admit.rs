@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use sqlora_model::generate::{n_best_with_adapters, GenerateParams, TokenInfo};
+use sqlora_model::generate::{n_best_constrained, GenerateParams, TokenInfo};
 use sqlora_model::lora::{AdapterBatch, AdapterId};
 
 use super::scheduler::{ms_since, Engine, Row};
@@ -157,7 +157,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Beam search for a request that wants several candidates.
+    /// Beam search for a request that wants several candidates (under a copy of its
+    /// constraint, if any).
     pub(super) fn beam(&mut self, req: &GenRequest, queue_ms: f64) -> Result<GenOutput> {
         let t0 = Instant::now();
         self.check_request(req)?;
@@ -180,13 +181,14 @@ impl Engine {
             stop_strings: req.stop.clone(),
             ..GenerateParams::default()
         };
-        let cands = n_best_with_adapters(
+        let cands = n_best_constrained(
             &self.model.model,
             &info,
             &req.prompt,
             req.candidates,
             &params,
             batch.as_ref(),
+            req.constraint.as_ref().map(|c| c.boxed_clone()),
         )?;
         let completion_tokens = cands.first().map(|c| c.tokens.len()).unwrap_or(0);
         self.metrics().add(

@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
+use sqlora_model::constraint::Constraint;
 use tokio::sync::oneshot;
 
 use crate::error::Result;
@@ -85,6 +86,9 @@ pub enum Finish {
     Stop,
     /// `max_new_tokens` reached.
     Length,
+    /// The request's [`Constraint`] allowed no next token (the text is what was generated
+    /// before).
+    Constrained,
 }
 
 /// One generation request.
@@ -101,6 +105,10 @@ pub struct GenRequest {
     pub candidates: usize,
     /// Stop strings (the text is cut before the first).
     pub stop: Vec<String>,
+    /// What the generated tokens must obey (`None`: anything the model likes). Greedy rows take
+    /// the best token it allows at every step, in the continuous batch with rows of any other
+    /// constraint or adapter; beam search gives each beam its own copy.
+    pub constraint: Option<Box<dyn Constraint>>,
     /// When the request gives up.
     pub deadline: Instant,
     /// Receives text deltas as they are generated (greedy requests only).

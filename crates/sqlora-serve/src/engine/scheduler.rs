@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-use sqlora_model::generate::argmax;
+use sqlora_model::generate::choose_token;
 use sqlora_model::lora::{AdapterId, LoraAdapter};
 use sqlora_model::LoadedModel;
 
@@ -375,12 +375,12 @@ impl Engine {
         step(&self.model.model, &self.rope, &mut feeds, Some(&batch))
     }
 
-    /// Takes row `i`'s next token; returns its result when it finished.
+    /// Takes row `i`'s next token (the best its constraint allows, [`choose_token`]); returns
+    /// its result when it finished.
     fn advance(&mut self, i: usize, logits: &[f32]) -> Option<Result<GenOutput>> {
-        let tok = argmax(logits);
-        let eos = self.eos.contains(&tok);
         let tokenizer = &self.model.tokenizer;
         let row = &mut self.rows[i];
+        let picked = choose_token(logits, &mut row.req.constraint);
         let finish = |row: &Row, text: String, finish: Finish| {
             Some(Ok(GenOutput {
                 texts: vec![text],
@@ -393,15 +393,24 @@ impl Engine {
             }))
         };
         let decode = |ids: &[u32]| tokenizer.decode(ids, true).map_err(ServeError::from);
-        if eos {
-            return match decode(&row.tokens) {
-                Ok(text) => {
-                    send_rest(row.req.stream.as_ref(), &mut row.sent_chars, &text);
-                    finish(row, text, Finish::Stop)
-                }
-                Err(e) => Some(Err(e)),
-            };
-        }
+        // An end-of-sequence token ends the text; so does a constraint that allows nothing.
+        let tok = match picked {
+            Some(tok) if !self.eos.contains(&tok) => tok,
+            other => {
+                let why = if other.is_some() {
+                    Finish::Stop
+                } else {
+                    Finish::Constrained
+                };
+                return match decode(&row.tokens) {
+                    Ok(text) => {
+                        send_rest(row.req.stream.as_ref(), &mut row.sent_chars, &text);
+                        finish(row, text, why)
+                    }
+                    Err(e) => Some(Err(e)),
+                };
+            }
+        };
         row.tokens.push(tok);
         let text = match decode(&row.tokens) {
             Ok(t) => t,
