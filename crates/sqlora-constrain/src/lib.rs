@@ -21,8 +21,8 @@
 //! expr [OFFSET expr | , expr]] [;]`, where a core is `SELECT [DISTINCT|ALL] items [FROM
 //! tables-and-joins] [WHERE expr] [GROUP BY exprs [HAVING expr]]`: items are `*`, `t.*` or
 //! expressions with an optional `[AS] alias`; tables are schema tables, CTEs or `(subquery)`,
-//! with an optional `[AS] alias`, joined by `,` or `[NATURAL] [LEFT|RIGHT|FULL [OUTER]|INNER|
-//! CROSS] JOIN` with `ON expr` or `USING (cols)`. Expressions: literals (strings, numbers,
+//! with an optional `[AS] alias`, joined by `,` or `[LEFT|RIGHT|FULL [OUTER]|INNER|CROSS]
+//! JOIN` with `ON expr` or `USING (cols)`. Expressions: literals (strings, numbers,
 //! `NULL`, `TRUE`, `FALSE`, `CURRENT_DATE`…), columns (`col`, `t.col`, quoted with `"…"`,
 //! `` `…` `` or `[…]`), unary and binary operators, `[NOT] LIKE/GLOB`, `IS [NOT] [DISTINCT
 //! FROM]`, `ISNULL`, `NOTNULL`, `NOT NULL`, `[NOT] BETWEEN … AND …`, `[NOT] IN (list |
@@ -34,7 +34,7 @@
 //! are free. The statement ends at end of text, at `;` (then only whitespace) or at a blank
 //! line (as `sqlora_sqlgen::sql::statement_complete` reads it).
 //!
-//! Not covered (refused): other statements, `VALUES`, window functions (`OVER`), `FILTER`,
+//! Not covered (refused): other statements, `NATURAL` joins, `VALUES`, window functions (`OVER`), `FILTER`,
 //! row values, comments, bound parameters, blob literals, `ESCAPE`, `REGEXP`/`MATCH`,
 //! table-valued functions, `INDEXED BY`, schema-qualified names (`main.t`), and double-quoted
 //! text used as a string.

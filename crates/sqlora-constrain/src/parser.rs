@@ -84,15 +84,6 @@ impl Expect {
         self.agg |= agg;
     }
 
-    /// Whether any name role is possible (a quoted identifier may start).
-    pub(crate) fn any_name(&self) -> bool {
-        self.col
-            || self.col_of.is_some()
-            || self.using_col
-            || self.qual
-            || self.table
-            || self.free
-    }
 }
 
 /// Where a SELECT's names stand.
@@ -156,8 +147,15 @@ impl Frame {
         }
     }
 
+    /// The table or alias `name`; `None` also when two tables go by that name (ambiguous).
     fn table(&self, name: &str) -> Option<&InScope> {
-        self.tables.iter().find(|t| &*t.name == name)
+        let mut found = self.tables.iter().filter(|t| &*t.name == name);
+        let first = found.next()?;
+        found.next().is_none().then_some(first)
+    }
+
+    fn has_name(&self, name: &str) -> bool {
+        self.tables.iter().any(|t| &*t.name == name)
     }
 }
 
@@ -189,7 +187,10 @@ enum TailPh {
     OrderDir,
     OrderNulls,
     OrderAfterNulls,
+    /// `LIMIT` and `OFFSET` take a number (an expression there may not name columns).
+    LimitNum,
     AfterLimit,
+    OffsetNum,
     AfterOffset,
 }
 
@@ -205,7 +206,6 @@ enum CorePh {
     TableAlias { join: bool },
     JoinLeft { natural: bool },
     JoinNeedJoin { natural: bool },
-    JoinNatural,
     UsingOpen,
     UsingName,
     UsingAfter,
@@ -759,7 +759,7 @@ impl Parser {
                     TailPh::OrderNulls => e.kw(&[Kw::FIRST, Kw::LAST]),
                     TailPh::OrderAfterNulls => e.kw(&[Kw::LIMIT]),
                     TailPh::AfterLimit => e.kw(&[Kw::OFFSET]),
-                    TailPh::AfterOffset => {}
+                    TailPh::AfterOffset | TailPh::LimitNum | TailPh::OffsetNum => {}
                 }
                 false
             }
@@ -801,7 +801,10 @@ impl Parser {
                         e.free = true;
                     }
                     if *join {
-                        e.kw(&[Kw::ON, Kw::USING]);
+                        e.kw(&[Kw::ON]);
+                        if self.using_possible() {
+                            e.kw(&[Kw::USING]);
+                        }
                     }
                     e.kw(&[
                         Kw::JOIN,
@@ -810,7 +813,6 @@ impl Parser {
                         Kw::FULL,
                         Kw::INNER,
                         Kw::CROSS,
-                        Kw::NATURAL,
                     ]);
                     if self.can_end_core() {
                         e.kw(&[Kw::WHERE, Kw::GROUP]);
@@ -825,17 +827,6 @@ impl Parser {
                 }
                 CorePh::JoinNeedJoin { .. } => {
                     e.kw(&[Kw::JOIN]);
-                    false
-                }
-                CorePh::JoinNatural => {
-                    e.kw(&[
-                        Kw::LEFT,
-                        Kw::RIGHT,
-                        Kw::FULL,
-                        Kw::INNER,
-                        Kw::CROSS,
-                        Kw::JOIN,
-                    ]);
                     false
                 }
                 CorePh::UsingName => {
@@ -1054,11 +1045,17 @@ impl Parser {
             }
         }
         if e.using_col {
-            if let Some(f) = self.frames.last() {
-                if f.tables.iter().any(|t| match &t.cols {
-                    Cols::Any => true,
-                    Cols::Known(c) => c.iter().any(|c| starts(c)),
-                }) {
+            if let Some((last, left)) = self.frames.last().and_then(|f| f.tables.split_last()) {
+                let ok = match &last.cols {
+                    Cols::Any => left.iter().any(|t| match &t.cols {
+                        Cols::Any => true,
+                        Cols::Known(c) => c.iter().any(|c| starts(c)),
+                    }),
+                    Cols::Known(cols) => cols.iter().any(|c| {
+                        starts(c) && left.iter().filter(|t| t.cols.has(c)).count() == 1
+                    }),
+                };
+                if ok {
                     return true;
                 }
             }
@@ -1406,16 +1403,10 @@ impl Parser {
                 | TailPh::OrderDir
                 | TailPh::OrderAfterNulls,
                 Tok::Kw(Kw::LIMIT),
-            ) => {
-                self.stack.push(St::Tail(TailPh::AfterLimit));
-                self.push_expr(false, Role::Plain);
-                return Consumed;
-            }
-            (TailPh::AfterLimit, Tok::Kw(Kw::OFFSET) | Tok::Comma) => {
-                self.stack.push(St::Tail(TailPh::AfterOffset));
-                self.push_expr(false, Role::Plain);
-                return Consumed;
-            }
+            ) => TailPh::LimitNum,
+            (TailPh::LimitNum, Tok::Num(_)) => TailPh::AfterLimit,
+            (TailPh::AfterLimit, Tok::Kw(Kw::OFFSET) | Tok::Comma) => TailPh::OffsetNum,
+            (TailPh::OffsetNum, Tok::Num(_)) => TailPh::AfterOffset,
             (
                 TailPh::Compound
                 | TailPh::OrderTerm
@@ -1483,9 +1474,6 @@ impl Parser {
                             None => return Fail,
                         },
                     };
-                    if self.frame().table(n).is_some() {
-                        return Fail;
-                    }
                     self.frame_mut().tables.push(InScope {
                         name: n.clone(),
                         cols,
@@ -1544,7 +1532,9 @@ impl Parser {
                     self.push_expr(false, Role::Plain);
                     Consumed
                 }
-                Tok::Kw(Kw::USING) if join => to(self, CorePh::UsingOpen),
+                Tok::Kw(Kw::USING) if join && self.using_possible() => {
+                    to(self, CorePh::UsingOpen)
+                }
                 Tok::Comma => to(self, CorePh::FromItem { join: false }),
                 Tok::Kw(Kw::JOIN) => to(self, CorePh::FromItem { join: true }),
                 Tok::Kw(Kw::LEFT | Kw::RIGHT | Kw::FULL) => {
@@ -1553,7 +1543,6 @@ impl Parser {
                 Tok::Kw(Kw::INNER | Kw::CROSS) => {
                     to(self, CorePh::JoinNeedJoin { natural: false })
                 }
-                Tok::Kw(Kw::NATURAL) => to(self, CorePh::JoinNatural),
                 _ => self.core_clause(tok),
             },
             CorePh::TableAlias { join } => match tok {
@@ -1580,14 +1569,6 @@ impl Parser {
                 Tok::Kw(Kw::JOIN) => to(self, CorePh::FromItem { join: !natural }),
                 _ => Fail,
             },
-            CorePh::JoinNatural => match tok {
-                Tok::Kw(Kw::LEFT | Kw::RIGHT | Kw::FULL) => {
-                    to(self, CorePh::JoinLeft { natural: true })
-                }
-                Tok::Kw(Kw::INNER | Kw::CROSS) => to(self, CorePh::JoinNeedJoin { natural: true }),
-                Tok::Kw(Kw::JOIN) => to(self, CorePh::FromItem { join: false }),
-                _ => Fail,
-            },
             CorePh::UsingOpen => match tok {
                 Tok::LParen => to(self, CorePh::UsingName),
                 _ => Fail,
@@ -1599,7 +1580,7 @@ impl Parser {
                     // The column must be in the joined table and in one on its left.
                     let ok = k >= 2
                         && f.tables[k - 1].cols.has(n)
-                        && f.tables[..k - 1].iter().any(|t| t.cols.has(n));
+                        && f.tables[..k - 1].iter().filter(|t| t.cols.has(n)).count() == 1;
                     if ok {
                         to(self, CorePh::UsingAfter)
                     } else {
@@ -1651,6 +1632,16 @@ impl Parser {
         }
     }
 
+    /// Whether the last table of the FROM clause shares a column with exactly one table on
+    /// its left (what `USING` needs).
+    fn using_possible(&self) -> bool {
+        let e = Expect {
+            using_col: true,
+            ..Expect::default()
+        };
+        self.name_prefix_ok(&e, b"", true)
+    }
+
     /// WHERE / GROUP BY / the end of a core, after the select list or the FROM clause.
     fn core_clause(&mut self, tok: &Tok) -> Step {
         match tok {
@@ -1690,7 +1681,7 @@ impl Parser {
 
     /// Names the last table of the FROM clause `n`.
     fn alias_table(&mut self, n: &Arc<str>) -> bool {
-        if self.frame().table(n).is_some() {
+        if self.frame().has_name(n) {
             return false;
         }
         let f = self.frame_mut();
@@ -1973,7 +1964,9 @@ impl Parser {
     /// a table or CTE name, or a short alias (`T1`, `c`, `emp`; at most
     /// [`FORWARD_ALIAS_MAX`] bytes), so that a misspelt column is not taken for an alias.
     fn forward_qual_ok(&self, q: &[u8]) -> bool {
-        q.len() <= FORWARD_ALIAS_MAX
+        q.len() < FORWARD_ALIAS_MAX
+            || (q.len() == FORWARD_ALIAS_MAX
+                && std::str::from_utf8(q).is_ok_and(free_name_ok))
             || self
                 .schema
                 .tables

@@ -19,6 +19,9 @@ enum Lex {
     Quoted(u8, Vec<u8>, Arc<Expect>),
     /// A string literal; `true` just after a `'` that may close it or start a `''`.
     Str(bool),
+    /// Just after a quoted name closed by this byte (a second one at once would be an escaped
+    /// quote inside the name, which is not read).
+    AfterQuoted(u8),
     /// A number: its text so far.
     Num(Vec<u8>),
     /// After an operator byte that a second byte may extend (`<`, `>`, `=`, `|`), or that must
@@ -135,7 +138,7 @@ impl SqlState {
     /// Completes the token in progress at a delimiter; false when it cannot end here.
     fn flush(&mut self) -> bool {
         match std::mem::replace(&mut self.lex, Lex::Gap) {
-            Lex::Gap | Lex::Str(true) => true,
+            Lex::Gap | Lex::Str(true) | Lex::AfterQuoted(_) => true,
             Lex::Str(false) | Lex::Quoted(..) => false,
             Lex::Op(b'!') => false,
             Lex::Op(_) => true,
@@ -204,7 +207,7 @@ impl SqlState {
                     if name.is_empty() {
                         return false;
                     }
-                    self.lex = Lex::Gap;
+                    self.lex = Lex::AfterQuoted(*close);
                     self.line_blank = false;
                     return self.parser.feed(&Tok::Name(name.into(), true));
                 }
@@ -248,7 +251,7 @@ impl SqlState {
                 let first = *first;
                 self.lex = Lex::Gap;
                 match (first, b) {
-                    (b'!', b'=') => return self.parser.feed(&Tok::Cmp),
+                    (b'!', b'=') => return true,
                     (b'!', _) => return false,
                     (b'-', b'-') | (b'/', b'*') => return false,
                     (b'<', b'=' | b'>' | b'<') | (b'>', b'=' | b'>') | (b'=', b'=') => {
@@ -257,6 +260,13 @@ impl SqlState {
                     (b'|', b'|') => return true,
                     _ => {}
                 }
+                self.gap_byte(b)
+            }
+            Lex::AfterQuoted(close) => {
+                if b == *close {
+                    return false;
+                }
+                self.lex = Lex::Gap;
                 self.gap_byte(b)
             }
             Lex::Gap => self.gap_byte(b),
@@ -284,7 +294,7 @@ impl SqlState {
             }
             b'"' | b'`' | b'[' => {
                 let e = self.parser.expect();
-                if !e.any_name() {
+                if !self.parser.name_prefix_ok(&e, b"", true) {
                     return false;
                 }
                 let close = if b == b'[' { b']' } else { b };
@@ -343,7 +353,7 @@ impl SqlState {
             }
             b'!' => {
                 self.lex = Lex::Op(b'!');
-                return true;
+                Tok::Cmp
             }
             _ => return false,
         };

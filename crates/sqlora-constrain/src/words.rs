@@ -55,7 +55,6 @@ keywords! {
     LEFT = "left",
     LIKE = "like",
     LIMIT = "limit",
-    NATURAL = "natural",
     NOT = "not",
     NOTNULL = "notnull",
     NULL = "null",
@@ -112,6 +111,7 @@ impl Kw {
 
 /// Words SQLite reserves that the grammar does not use: never accepted as an unquoted alias.
 const RESERVED_ELSEWHERE: &[&str] = &[
+    "natural",
     "add",
     "alter",
     "autoincrement",
