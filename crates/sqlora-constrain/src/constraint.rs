@@ -33,7 +33,12 @@ impl SqlConstraint {
         vocab: Arc<Vocab>,
         generated: &str,
     ) -> Result<SqlConstraint, ConstrainError> {
-        SqlConstraint::with_index(SchemaIndex::new(schema), vocab, generated, Options::default())
+        SqlConstraint::with_index(
+            SchemaIndex::new(schema),
+            vocab,
+            generated,
+            Options::default(),
+        )
     }
 
     /// [`new`](Self::new) with a schema index built once for many rows, and options.

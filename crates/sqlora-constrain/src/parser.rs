@@ -83,7 +83,6 @@ impl Expect {
         self.func = true;
         self.agg |= agg;
     }
-
 }
 
 /// Where a SELECT's names stand.
@@ -744,13 +743,9 @@ impl Parser {
             }
             St::Tail(ph) => {
                 match ph {
-                    TailPh::Compound => e.kw(&[
-                        Kw::UNION,
-                        Kw::INTERSECT,
-                        Kw::EXCEPT,
-                        Kw::ORDER,
-                        Kw::LIMIT,
-                    ]),
+                    TailPh::Compound => {
+                        e.kw(&[Kw::UNION, Kw::INTERSECT, Kw::EXCEPT, Kw::ORDER, Kw::LIMIT])
+                    }
                     TailPh::UnionAll => e.kw(&[Kw::ALL, Kw::SELECT]),
                     TailPh::NeedSelect => e.kw(&[Kw::SELECT]),
                     TailPh::OrderBy => e.kw(&[Kw::BY]),
@@ -955,7 +950,11 @@ impl Parser {
         }
         let starts = |n: &str| n.as_bytes().starts_with(prefix);
         if !quoted {
-            if e.func && FUNCS.iter().any(|f| (e.agg || !f.aggregate) && starts(f.name)) {
+            if e.func
+                && FUNCS
+                    .iter()
+                    .any(|f| (e.agg || !f.aggregate) && starts(f.name))
+            {
                 return true;
             }
             if e.collation && COLLATIONS.iter().any(|c| starts(c)) {
@@ -975,11 +974,11 @@ impl Parser {
             if self.any_select_list() && self.forward_qual_ok(prefix) {
                 return true;
             }
-            if self
-                .frames
-                .iter()
-                .any(|f| f.tables.iter().any(|t| !t.name.is_empty() && starts(&t.name)))
-            {
+            if self.frames.iter().any(|f| {
+                f.tables
+                    .iter()
+                    .any(|t| !t.name.is_empty() && starts(&t.name))
+            }) {
                 return true;
             }
         }
@@ -1051,9 +1050,9 @@ impl Parser {
                         Cols::Any => true,
                         Cols::Known(c) => c.iter().any(|c| starts(c)),
                     }),
-                    Cols::Known(cols) => cols.iter().any(|c| {
-                        starts(c) && left.iter().filter(|t| t.cols.has(c)).count() == 1
-                    }),
+                    Cols::Known(cols) => cols
+                        .iter()
+                        .any(|c| starts(c) && left.iter().filter(|t| t.cols.has(c)).count() == 1),
                 };
                 if ok {
                     return true;
@@ -1376,9 +1375,8 @@ impl Parser {
     fn step_tail(&mut self, ph: TailPh, tok: &Tok) -> Step {
         let next = match (ph, tok) {
             (TailPh::Compound, Tok::Kw(Kw::UNION)) => TailPh::UnionAll,
-            (TailPh::Compound, Tok::Kw(Kw::INTERSECT | Kw::EXCEPT)) | (TailPh::UnionAll, Tok::Kw(Kw::ALL)) => {
-                TailPh::NeedSelect
-            }
+            (TailPh::Compound, Tok::Kw(Kw::INTERSECT | Kw::EXCEPT))
+            | (TailPh::UnionAll, Tok::Kw(Kw::ALL)) => TailPh::NeedSelect,
             (TailPh::UnionAll | TailPh::NeedSelect, Tok::Kw(Kw::SELECT)) => {
                 self.start_core();
                 return Consumed;
@@ -1398,10 +1396,7 @@ impl Parser {
                 return Consumed;
             }
             (
-                TailPh::Compound
-                | TailPh::OrderTerm
-                | TailPh::OrderDir
-                | TailPh::OrderAfterNulls,
+                TailPh::Compound | TailPh::OrderTerm | TailPh::OrderDir | TailPh::OrderAfterNulls,
                 Tok::Kw(Kw::LIMIT),
             ) => TailPh::LimitNum,
             (TailPh::LimitNum, Tok::Num(_)) => TailPh::AfterLimit,
@@ -1440,7 +1435,8 @@ impl Parser {
                     to(self, CorePh::AfterItem { aliased: true })
                 }
                 _ => {
-                    self.stack.push(St::Core(CorePh::AfterItem { aliased: false }));
+                    self.stack
+                        .push(St::Core(CorePh::AfterItem { aliased: false }));
                     self.push_expr(true, Role::SelectItem);
                     Redispatch
                 }
@@ -1532,17 +1528,13 @@ impl Parser {
                     self.push_expr(false, Role::Plain);
                     Consumed
                 }
-                Tok::Kw(Kw::USING) if join && self.using_possible() => {
-                    to(self, CorePh::UsingOpen)
-                }
+                Tok::Kw(Kw::USING) if join && self.using_possible() => to(self, CorePh::UsingOpen),
                 Tok::Comma => to(self, CorePh::FromItem { join: false }),
                 Tok::Kw(Kw::JOIN) => to(self, CorePh::FromItem { join: true }),
                 Tok::Kw(Kw::LEFT | Kw::RIGHT | Kw::FULL) => {
                     to(self, CorePh::JoinLeft { natural: false })
                 }
-                Tok::Kw(Kw::INNER | Kw::CROSS) => {
-                    to(self, CorePh::JoinNeedJoin { natural: false })
-                }
+                Tok::Kw(Kw::INNER | Kw::CROSS) => to(self, CorePh::JoinNeedJoin { natural: false }),
                 _ => self.core_clause(tok),
             },
             CorePh::TableAlias { join } => match tok {
@@ -1965,8 +1957,7 @@ impl Parser {
     /// [`FORWARD_ALIAS_MAX`] bytes), so that a misspelt column is not taken for an alias.
     fn forward_qual_ok(&self, q: &[u8]) -> bool {
         q.len() < FORWARD_ALIAS_MAX
-            || (q.len() == FORWARD_ALIAS_MAX
-                && std::str::from_utf8(q).is_ok_and(free_name_ok))
+            || (q.len() == FORWARD_ALIAS_MAX && std::str::from_utf8(q).is_ok_and(free_name_ok))
             || self
                 .schema
                 .tables

@@ -169,7 +169,6 @@ impl SqlState {
         }
     }
 
-
     fn byte(&mut self, b: u8) -> bool {
         if self.ended {
             return b.is_ascii_whitespace();
@@ -254,9 +253,7 @@ impl SqlState {
                     (b'!', b'=') => return true,
                     (b'!', _) => return false,
                     (b'-', b'-') | (b'/', b'*') => return false,
-                    (b'<', b'=' | b'>' | b'<') | (b'>', b'=' | b'>') | (b'=', b'=') => {
-                        return true
-                    }
+                    (b'<', b'=' | b'>' | b'<') | (b'>', b'=' | b'>') | (b'=', b'=') => return true,
                     (b'|', b'|') => return true,
                     _ => {}
                 }

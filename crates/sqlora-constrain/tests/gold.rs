@@ -47,6 +47,9 @@ fn every_gold_query_is_accepted() {
     );
     // Only select lists that name a FROM subquery's output columns need `forward_names`.
     for sql in &strict_refused {
-        assert!(sql.contains("FROM ("), "refused without forward names: {sql}");
+        assert!(
+            sql.contains("FROM ("),
+            "refused without forward names: {sql}"
+        );
     }
 }

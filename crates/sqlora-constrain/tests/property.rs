@@ -14,7 +14,9 @@ use sqlora_constrain::{SchemaIndex, SqlConstraint, Vocab};
 use sqlora_model::constraint::Constraint;
 use sqlora_sql::schema::Schema;
 
-const SYLLABLES: &[&str] = &["ka", "lo", "mi", "zu", "ver", "tos", "pa", "ne", "rub", "ix"];
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "zu", "ver", "tos", "pa", "ne", "rub", "ix",
+];
 
 fn name(rng: &mut StdRng, parts: usize) -> String {
     (0..parts)
@@ -55,11 +57,51 @@ fn random_schema(rng: &mut StdRng) -> (String, Vec<String>, Vec<String>) {
 fn vocab_for(rng: &mut StdRng, tables: &[String], cols: &[String]) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for kw in [
-        "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "ORDER", "LIMIT", "OFFSET", "AS",
-        "JOIN", "LEFT", "ON", "USING", "AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "BETWEEN",
-        "EXISTS", "CASE", "WHEN", "THEN", "ELSE", "END", "DISTINCT", "UNION", "ALL", "INTERSECT",
-        "EXCEPT", "WITH", "ASC", "DESC", "count", "sum", "max", "lower", "coalesce", "CAST",
-        "INTEGER", "COLLATE", "NOCASE",
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "BY",
+        "HAVING",
+        "ORDER",
+        "LIMIT",
+        "OFFSET",
+        "AS",
+        "JOIN",
+        "LEFT",
+        "ON",
+        "USING",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "IS",
+        "NULL",
+        "LIKE",
+        "BETWEEN",
+        "EXISTS",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "DISTINCT",
+        "UNION",
+        "ALL",
+        "INTERSECT",
+        "EXCEPT",
+        "WITH",
+        "ASC",
+        "DESC",
+        "count",
+        "sum",
+        "max",
+        "lower",
+        "coalesce",
+        "CAST",
+        "INTEGER",
+        "COLLATE",
+        "NOCASE",
     ] {
         v.push(format!(" {kw}"));
         v.push(kw.to_string());
@@ -77,9 +119,48 @@ fn vocab_for(rng: &mut StdRng, tables: &[String], cols: &[String]) -> Vec<String
         v.push(format!(" {}", name(rng, 2)));
     }
     for p in [
-        " (", "(", ")", " )", ",", ", ", ".", " =", "=", " <", ">", " <>", " !=", " +", "-", " *",
-        "*", " /", " ||", ";", "\n", " ", "\n\n", " 1", "2", " 0", "3.5", " 'a'", " '", "x'",
-        "'", "''", " T1", " T2", "T1.", "T2.", " t", " cnt", "_", " SELECT *", " --", " ?",
+        " (",
+        "(",
+        ")",
+        " )",
+        ",",
+        ", ",
+        ".",
+        " =",
+        "=",
+        " <",
+        ">",
+        " <>",
+        " !=",
+        " +",
+        "-",
+        " *",
+        "*",
+        " /",
+        " ||",
+        ";",
+        "\n",
+        " ",
+        "\n\n",
+        " 1",
+        "2",
+        " 0",
+        "3.5",
+        " 'a'",
+        " '",
+        "x'",
+        "'",
+        "''",
+        " T1",
+        " T2",
+        "T1.",
+        "T2.",
+        " t",
+        " cnt",
+        "_",
+        " SELECT *",
+        " --",
+        " ?",
     ] {
         v.push(p.to_string());
     }
@@ -183,6 +264,10 @@ fn forced_token_sequences_never_end_with_unknown_names() {
         .collect();
     assert!(unknown.is_empty(), "unknown names: {unknown:?}");
     assert!(ended > 200, "only {ended} statements ended");
-    assert!(errors.is_empty(), "{} statements refused by SQLite", errors.len());
+    assert!(
+        errors.is_empty(),
+        "{} statements refused by SQLite",
+        errors.len()
+    );
     assert_eq!(stuck, 0, "walks with nothing allowed");
 }

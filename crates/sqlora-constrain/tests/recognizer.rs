@@ -223,7 +223,10 @@ fn forward_names_let_a_select_list_name_a_subquery_column() {
         "SELECT x.n FROM (SELECT name AS n FROM products) AS x",
         "SELECT avg(n) FROM (SELECT count(*) AS n FROM orders GROUP BY customer_id)",
     ] {
-        assert!(!complete(&idx, sql), "accepted without forward names: {sql}");
+        assert!(
+            !complete(&idx, sql),
+            "accepted without forward names: {sql}"
+        );
         assert!(complete_with(&idx, sql, forward), "refused: {sql}");
     }
     // Still checked once the FROM clause is there.
