@@ -45,9 +45,10 @@ pub struct SqlState {
 
 /// Whether some keyword in `e` or some name `e` allows starts with `prefix`.
 fn word_prefix_ok(parser: &Parser, e: &Expect, prefix: &[u8]) -> bool {
-    KEYWORDS
-        .iter()
-        .any(|(t, k)| e.kws & k.bit() != 0 && t.as_bytes().starts_with(prefix))
+    e.free
+        || KEYWORDS
+            .iter()
+            .any(|(t, k)| e.kws & k.bit() != 0 && t.as_bytes().starts_with(prefix))
         || parser.name_prefix_ok(e, prefix, false)
 }
 
@@ -55,7 +56,7 @@ fn is_word_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_'
 }
 
-fn is_word_byte(b: u8) -> bool {
+pub(crate) fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
@@ -89,6 +90,28 @@ impl SqlState {
     /// Whether the state is inside a string literal (any byte but `'` keeps it alive).
     pub fn in_string(&self) -> bool {
         !self.dead && matches!(self.lex, Lex::Str(false))
+    }
+
+    /// The word being read and what it may be, if the state is inside a word.
+    pub(crate) fn word(&self) -> Option<(&[u8], &Arc<Expect>)> {
+        match &self.lex {
+            Lex::Word(w, e) if !self.dead => Some((w, e)),
+            _ => None,
+        }
+    }
+
+    /// Whether `word` (lowercase) may be the beginning of a word here, given what the word
+    /// in progress may be (`e`, from [`word`](Self::word)).
+    pub(crate) fn word_ok(&self, e: &Expect, word: &[u8]) -> bool {
+        word_prefix_ok(&self.parser, e, word)
+    }
+
+    /// This state with the word in progress replaced by `word` (one that
+    /// [`word_ok`](Self::word_ok) accepted).
+    pub(crate) fn with_word(&self, word: Vec<u8>, e: Arc<Expect>) -> SqlState {
+        let mut s = self.clone();
+        s.lex = Lex::Word(word, e);
+        s
     }
 
     /// Reads `text`; returns whether the state is still alive.

@@ -16,6 +16,13 @@ pub enum TokenText {
     Never,
 }
 
+fn bytes_of(tokens: &[TokenText], id: u32) -> &[u8] {
+    match tokens.get(id as usize) {
+        Some(TokenText::Bytes(b)) => b,
+        _ => &[],
+    }
+}
+
 /// Per token: what is cheap to know before any state is asked about it.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TokenInfo {
@@ -30,6 +37,10 @@ pub(crate) struct TokenInfo {
 pub struct Vocab {
     tokens: Vec<TokenText>,
     info: Vec<TokenInfo>,
+    /// The ids of the text tokens sorted by their bytes: a trie without nodes (the tokens
+    /// under a prefix are a range), walked by [`crate::SqlConstraint`] to decide the whole
+    /// vocabulary at once, one state per live prefix instead of one per token.
+    sorted: Vec<u32>,
 }
 
 impl Vocab {
@@ -59,7 +70,15 @@ impl Vocab {
                 _ => TokenInfo::default(),
             })
             .collect();
-        Vocab { tokens, info }
+        let mut sorted: Vec<u32> = (0..tokens.len() as u32)
+            .filter(|&id| matches!(tokens[id as usize], TokenText::Bytes(_)))
+            .collect();
+        sorted.sort_by(|&a, &b| bytes_of(&tokens, a).cmp(bytes_of(&tokens, b)));
+        Vocab {
+            tokens,
+            info,
+            sorted,
+        }
     }
 
     /// The vocabulary of a byte-level BPE tokenizer (Qwen2, SmolLM2): every token's raw bytes
@@ -81,6 +100,16 @@ impl Vocab {
     /// What `id` stands for; `None` outside the vocabulary.
     pub fn get(&self, id: u32) -> Option<&TokenText> {
         self.tokens.get(id as usize)
+    }
+
+    /// The text tokens' ids, sorted by their bytes.
+    pub(crate) fn sorted(&self) -> &[u32] {
+        &self.sorted
+    }
+
+    /// The bytes of `id` (empty for a special token).
+    pub(crate) fn bytes(&self, id: u32) -> &[u8] {
+        bytes_of(&self.tokens, id)
     }
 
     pub(crate) fn info(&self, id: u32) -> TokenInfo {
