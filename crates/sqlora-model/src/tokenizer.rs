@@ -402,6 +402,26 @@ impl Tokenizer {
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }
+
+    /// The raw bytes of every id's token, indexed by id (length [`vocab_size`](Self::vocab_size)):
+    /// a byte-level BPE token's text is spelled in GPT-2's byte alphabet ([`byte_to_unicode`]),
+    /// so `"Ġcust"` is the bytes `b" cust"`, and a piece of a multi-byte character is the bytes it
+    /// stands for (not valid UTF-8 on its own). Added tokens (special or user-defined, such as
+    /// `<|im_end|>`), ids without a token and tokens spelled outside the byte alphabet are
+    /// `None`.
+    pub fn vocab_bytes(&self) -> Vec<Option<Vec<u8>>> {
+        let table: HashMap<char, u8> = byte_to_unicode().into_iter().map(|(b, c)| (c, b)).collect();
+        let added = self.inner.get_added_tokens_decoder();
+        (0..self.vocab_size() as u32)
+            .map(|id| {
+                if added.contains_key(&id) {
+                    return None;
+                }
+                let text = self.inner.id_to_token(id)?;
+                text.chars().map(|c| table.get(&c).copied()).collect()
+            })
+            .collect()
+    }
 }
 
 /// `bos_token` etc. in a `tokenizer_config.json`: a string or an `AddedToken` object.
@@ -591,6 +611,35 @@ mod tests {
             let ids = tok.encode(text, false).unwrap();
             assert_eq!(tok.decode(&ids, false).unwrap(), text);
         }
+    }
+
+    #[test]
+    fn vocab_bytes_are_the_raw_bytes_and_added_tokens_are_none() {
+        let tok = Tokenizer::from_gguf(&toy_gguf("smollm", false)).unwrap();
+        let bytes = tok.vocab_bytes();
+        assert_eq!(bytes.len(), tok.vocab_size());
+        // The three control tokens are added tokens.
+        assert_eq!(&bytes[..3], &[None, None, None]);
+        // Every single byte, in the byte alphabet, comes back as itself.
+        for b in 0..=255u8 {
+            assert_eq!(bytes[3 + b as usize].as_deref(), Some(&[b][..]), "byte {b}");
+        }
+        assert_eq!(
+            bytes[tok.token_to_id("Ġs").unwrap() as usize].as_deref(),
+            Some(&b" s"[..])
+        );
+        assert_eq!(
+            bytes[tok.token_to_id("select").unwrap() as usize].as_deref(),
+            Some(&b"select"[..])
+        );
+        // The concatenated bytes of an encoding are the text, even for multi-byte characters.
+        let text = "SELECT 'é北' FROM t\n";
+        let ids = tok.encode(text, false).unwrap();
+        let joined: Vec<u8> = ids
+            .iter()
+            .flat_map(|&id| bytes[id as usize].clone().unwrap())
+            .collect();
+        assert_eq!(joined, text.as_bytes());
     }
 
     #[test]

@@ -1,0 +1,273 @@
+//! Random schemas, random token sequences forced through the constraint: every statement the
+//! constraint lets end is prepared by SQLite over that schema, and none names an unknown
+//! table or column.
+
+mod common;
+
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rusqlite::Connection;
+use sqlora_constrain::{SchemaIndex, SqlConstraint, Vocab};
+use sqlora_model::constraint::Constraint;
+use sqlora_sql::schema::Schema;
+
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "zu", "ver", "tos", "pa", "ne", "rub", "ix",
+];
+
+fn name(rng: &mut StdRng, parts: usize) -> String {
+    (0..parts)
+        .map(|_| *SYLLABLES.choose(rng).unwrap())
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// A random schema as DDL, with its table and column names.
+fn random_schema(rng: &mut StdRng) -> (String, Vec<String>, Vec<String>) {
+    let mut tables: Vec<String> = Vec::new();
+    let mut all_cols: Vec<String> = Vec::new();
+    let mut ddl = String::new();
+    for _ in 0..rng.gen_range(2..=4) {
+        let t = name(rng, 2);
+        if tables.contains(&t) {
+            continue;
+        }
+        let mut cols: Vec<String> = vec!["id".into()];
+        for _ in 0..rng.gen_range(1..=4) {
+            let parts = rng.gen_range(1..=2);
+            let c = name(rng, parts);
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+        ddl.push_str(&format!("CREATE TABLE {t} ({});\n", cols.join(", ")));
+        tables.push(t);
+        all_cols.extend(cols);
+    }
+    all_cols.sort();
+    all_cols.dedup();
+    (ddl, tables, all_cols)
+}
+
+/// A vocabulary of SQL pieces: keywords, the schema's names (whole, split, misspelt, and
+/// names from no table), punctuation, literals, whitespace.
+fn vocab_for(rng: &mut StdRng, tables: &[String], cols: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for kw in [
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "BY",
+        "HAVING",
+        "ORDER",
+        "LIMIT",
+        "OFFSET",
+        "AS",
+        "JOIN",
+        "LEFT",
+        "ON",
+        "USING",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "IS",
+        "NULL",
+        "LIKE",
+        "BETWEEN",
+        "EXISTS",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "DISTINCT",
+        "UNION",
+        "ALL",
+        "INTERSECT",
+        "EXCEPT",
+        "WITH",
+        "ASC",
+        "DESC",
+        "count",
+        "sum",
+        "max",
+        "lower",
+        "coalesce",
+        "CAST",
+        "INTEGER",
+        "COLLATE",
+        "NOCASE",
+    ] {
+        v.push(format!(" {kw}"));
+        v.push(kw.to_string());
+    }
+    for n in tables.iter().chain(cols) {
+        v.push(format!(" {n}"));
+        v.push(n.clone());
+        let cut = n.len() / 2;
+        v.push(format!(" {}", &n[..cut]));
+        v.push(n[cut..].to_string());
+        v.push(format!("{n}x"));
+        v.push(format!("\"{n}\""));
+    }
+    for _ in 0..6 {
+        v.push(format!(" {}", name(rng, 2)));
+    }
+    for p in [
+        " (",
+        "(",
+        ")",
+        " )",
+        ",",
+        ", ",
+        ".",
+        " =",
+        "=",
+        " <",
+        ">",
+        " <>",
+        " !=",
+        " +",
+        "-",
+        " *",
+        "*",
+        " /",
+        " ||",
+        ";",
+        "\n",
+        " ",
+        "\n\n",
+        " 1",
+        "2",
+        " 0",
+        "3.5",
+        " 'a'",
+        " '",
+        "x'",
+        "'",
+        "''",
+        " T1",
+        " T2",
+        "T1.",
+        "T2.",
+        " t",
+        " cnt",
+        "_",
+        " SELECT *",
+        " --",
+        " ?",
+    ] {
+        v.push(p.to_string());
+    }
+    // Every printable byte on its own, as a byte-level BPE vocabulary has: any valid prefix
+    // can then be completed, so a walk with nothing allowed is a real dead end.
+    for b in b' '..=b'~' {
+        v.push((b as char).to_string());
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// What SQLite says about `sql` over the schema of `conn`.
+fn prepare_error(conn: &Connection, sql: &str) -> Option<String> {
+    conn.prepare(sql).err().map(|e| e.to_string())
+}
+
+#[test]
+fn forced_token_sequences_never_end_with_unknown_names() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_c0de);
+    let mut ended = 0;
+    let mut stuck = 0;
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut longest = 0;
+    for _schema in 0..30 {
+        let (ddl, tables, cols) = random_schema(&mut rng);
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&ddl).unwrap();
+        let schema = Schema::from_connection(&conn, 0).unwrap();
+        let index = SchemaIndex::new(&schema);
+        let texts = vocab_for(&mut rng, &tables, &cols);
+        let eos = texts.len() as u32;
+        let mut bytes: Vec<Option<Vec<u8>>> =
+            texts.iter().map(|t| Some(t.as_bytes().to_vec())).collect();
+        bytes.push(None);
+        let vocab = Arc::new(Vocab::from_parts(bytes, &[eos]));
+        for _walk in 0..50 {
+            let mut c = SqlConstraint::with_index(
+                index.clone(),
+                vocab.clone(),
+                "SELECT",
+                Default::default(),
+            )
+            .unwrap();
+            let mut text = String::from("SELECT");
+            for step in 0..100 {
+                let allowed: Vec<u32> = (0..=eos).filter(|&t| c.allows(t)).collect();
+                if allowed.is_empty() {
+                    stuck += 1;
+                    if stuck <= 15 {
+                        eprintln!("stuck after {text:?}\n  over {ddl:?}");
+                    }
+                    break;
+                }
+                let end_ok = allowed.contains(&eos);
+                let pick = if end_ok && (step > 30 || rng.gen_bool(0.3)) {
+                    eos
+                } else {
+                    // Mostly the longer pieces (keywords, names, punctuation), sometimes a
+                    // single byte.
+                    let long = rng.gen_bool(0.8);
+                    let others: Vec<u32> = allowed
+                        .iter()
+                        .copied()
+                        .filter(|&t| t != eos && (!long || texts[t as usize].len() > 1))
+                        .collect();
+                    let others = if others.is_empty() {
+                        allowed.iter().copied().filter(|&t| t != eos).collect()
+                    } else {
+                        others
+                    };
+                    match others.choose(&mut rng) {
+                        Some(&t) => t,
+                        None => eos,
+                    }
+                };
+                c.accept(pick);
+                if pick == eos {
+                    ended += 1;
+                    longest = longest.max(text.len());
+                    if let Some(e) = prepare_error(&conn, &text) {
+                        errors.push((text.clone(), e));
+                    }
+                    break;
+                }
+                text.push_str(&texts[pick as usize]);
+            }
+        }
+    }
+    eprintln!(
+        "{ended} statements ended (longest {longest} bytes), {stuck} walks stuck, {} refused by SQLite",
+        errors.len()
+    );
+    for (sql, e) in errors.iter().take(40) {
+        eprintln!("  {e}: {sql}");
+    }
+    let unknown: Vec<_> = errors
+        .iter()
+        .filter(|(_, e)| e.contains("no such table") || e.contains("no such column"))
+        .collect();
+    assert!(unknown.is_empty(), "unknown names: {unknown:?}");
+    assert!(ended > 200, "only {ended} statements ended");
+    assert!(
+        errors.is_empty(),
+        "{} statements refused by SQLite",
+        errors.len()
+    );
+    assert_eq!(stuck, 0, "walks with nothing allowed");
+}
