@@ -24,11 +24,30 @@ It does two things, both on SmolLM2-135M-Instruct loaded by transformers from th
    (OUT/<prompt>.sqlora_made.bin) and the check results (OUT/sqlora_made_check.json).
 
 Logits are little-endian f32, one vocabulary-sized vector per file.
+
+With `--base qwen2.5-coder-0.5b` it makes the Qwen fixture instead (checked by
+crates/sqlora-model/tests/qwen.rs), on Qwen2.5-Coder-0.5B-Instruct loaded from its GGUF (f32):
+
+    /work/venvs/ref/bin/python tools/reference/make_peft_fixture.py --base qwen2.5-coder-0.5b \
+        --gguf "$SQLORA_HOME/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" \
+        --out tests/fixtures/reference/qwen2.5-coder-0.5b/peft_lora
+
+3. PEFT -> sqlora on qwen2. A LoRA adapter made by PEFT as a user would make one for
+   `Qwen/Qwen2.5-Coder-0.5B-Instruct` (its `base_model_name_or_path`): r=8 / alpha=16 on
+   q,k,v,o,gate,up,down of all 24 layers, B redrawn from N(0, QWEN_B_STD); A and B are rounded
+   to float16 values and saved as float16 (`save_pretrained`, 8.8 MB instead of 17.6 MB in f32),
+   so the file holds exactly the values PEFT computed with in f32. The prompts are those of the
+   Qwen fixtures next to OUT (`../logits.json`, `../generations.json`, made by
+   make_qwen_fixtures.py): OUT/logits.json holds, per prompt, the records of make_qwen_fixtures
+   (argmax, top 64, every 297th id) of PEFT's final-position logits with the adapter, OUT/<prompt>.bin
+   the full vectors of FULL_ROWS prompts, OUT/generations.json the greedy continuations with the
+   adapter (same procedure as make_qwen_fixtures.py).
 """
 
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -45,6 +64,11 @@ PROMPTS = {
 
 SEED = 1234
 B_STD = 0.05
+
+QWEN_REPO = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
+QWEN_B_STD = 0.02
+QWEN_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+FULL_ROWS = ["plain_sql", "chat_sql"]
 
 
 def write_f32(path, values):
@@ -66,19 +90,47 @@ def load_base(gguf):
     return model
 
 
-def main():
+def redraw_b(pm, std, gen):
+    """B of every LoRA layer from N(0, std), so the adapter changes the logits."""
+    with torch.no_grad():
+        for _, module in pm.named_modules():
+            if hasattr(module, "lora_B") and "default" in module.lora_B:
+                w = module.lora_B["default"].weight
+                w.copy_(torch.randn(w.shape, generator=gen) * std)
+
+
+def versions(extra):
     import peft
     import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "numpy": np.__version__,
+        **extra,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gguf", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--base", choices=["smollm2", "qwen2.5-coder-0.5b"], default="smollm2")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    if args.base == "smollm2":
+        smollm2(args)
+    else:
+        qwen(args)
+
+
+def smollm2(args):
     from peft import LoraConfig, PeftModel, get_peft_model
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--gguf", required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
     out = args.out
-    os.makedirs(out, exist_ok=True)
 
     folder, name = os.path.split(os.path.abspath(args.gguf))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -105,12 +157,7 @@ def main():
         task_type="CAUSAL_LM",
     )
     pm = get_peft_model(base, cfg)
-    gen = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for mod_name, module in pm.named_modules():
-            if hasattr(module, "lora_B") and "default" in module.lora_B:
-                w = module.lora_B["default"].weight
-                w.copy_(torch.randn(w.shape, generator=gen) * B_STD)
+    redraw_b(pm, B_STD, torch.Generator().manual_seed(SEED))
     pm.eval()
     summary = {}
     for k, v in ids.items():
@@ -172,18 +219,107 @@ def main():
             raise SystemExit("the sqlora-made adapter did not load cleanly in PEFT")
 
     with open(os.path.join(out, "versions.json"), "w") as f:
-        json.dump(
-            {
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-                "peft": peft.__version__,
-                "numpy": np.__version__,
-                "seed": SEED,
-                "b_std": B_STD,
-            },
-            f,
-            indent=1,
+        json.dump(versions({"seed": SEED, "b_std": B_STD}), f, indent=1)
+
+
+def qwen(args):
+    """3. A PEFT-made adapter on Qwen2.5-Coder-0.5B-Instruct (see the module docs)."""
+    from peft import LoraConfig, get_peft_model
+
+    # The records and the greedy procedure of the Qwen fixtures, not a copy of them.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_qwen_fixtures import dump, greedy, logits_record
+
+    out = args.out
+    fixtures = os.path.dirname(os.path.abspath(out))
+    with open(os.path.join(fixtures, "logits.json")) as f:
+        base_logits = json.load(f)["prompts"]
+    with open(os.path.join(fixtures, "generations.json")) as f:
+        base_gens = json.load(f)
+
+    base = load_base(args.gguf)
+    # What a model loaded from the publisher's repository carries: PEFT records it as
+    # base_model_name_or_path (loaded from a GGUF file it would be the file's folder).
+    base.config._name_or_path = QWEN_REPO
+    base.name_or_path = QWEN_REPO
+    torch.manual_seed(SEED)
+    cfg = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=QWEN_TARGETS,
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    pm = get_peft_model(base, cfg)
+    redraw_b(pm, QWEN_B_STD, torch.Generator().manual_seed(SEED))
+    # float16 values, computed with in float32 and stored as float16.
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_" in n:
+                p.copy_(p.half().float())
+    pm.eval()
+
+    records = {}
+    for key, rec in base_logits.items():
+        ids = rec["input_ids"]
+        lg = last_logits(pm, ids)
+        with pm.disable_adapter():
+            lg_base = last_logits(pm, ids)
+        r = logits_record(ids, lg)
+        r["base_argmax"] = int(lg_base.argmax())
+        r["max_abs_change_vs_base"] = float(np.abs(lg - lg_base).max())
+        # The base model here is the fixture's base model (same weights, same library).
+        r["base_top_diff_vs_fixture"] = float(
+            max(abs(lg_base[t["id"]] - t["logit"]) for t in rec["top"])
         )
+        records[key] = r
+        if key in FULL_ROWS:
+            write_f32(os.path.join(out, f"{key}.bin"), lg)
+        print(
+            f"logits {key}: argmax {r['argmax']} (base {r['base_argmax']}), adapter moves logits by "
+            f"up to {r['max_abs_change_vs_base']:.3f}",
+            file=sys.stderr,
+        )
+    dump(
+        os.path.join(out, "logits.json"),
+        {"dtype": "f32", "full_rows": FULL_ROWS, "prompts": records},
+    )
+
+    n = base_gens["new_tokens"]
+    gens = []
+    for case in base_gens["cases"]:
+        tokens, gaps = greedy(pm, case["prompt_ids"], n)
+        gens.append(
+            {
+                "messages": case["messages"],
+                "prompt_ids": case["prompt_ids"],
+                "generated_ids": tokens,
+                "base_generated_ids": case["generated_ids"],
+                "top2_gaps": gaps,
+            }
+        )
+        print(f"generation: {tokens} (smallest top-1/top-2 gap {min(gaps):.3f})", file=sys.stderr)
+    dump(
+        os.path.join(out, "generations.json"),
+        {"procedure": base_gens["procedure"], "new_tokens": n, "cases": gens},
+    )
+
+    with torch.no_grad():
+        for n_, module in pm.named_modules():
+            if hasattr(module, "lora_A") and "default" in module.lora_A:
+                module.lora_A["default"].half()
+                module.lora_B["default"].half()
+    pm.peft_config["default"].base_model_name_or_path = QWEN_REPO
+    # No embedding layers are adapted; "auto" would look the repository id up online.
+    pm.save_pretrained(out, save_embedding_layers=False)
+    card = os.path.join(out, "README.md")
+    if os.path.exists(card):
+        os.remove(card)
+    with open(os.path.join(out, "adapter_config.json")) as f:
+        saved = json.load(f)
+    assert saved["base_model_name_or_path"] == QWEN_REPO, saved["base_model_name_or_path"]
+    dump(os.path.join(out, "versions.json"), versions({"seed": SEED, "b_std": QWEN_B_STD}))
 
 
 if __name__ == "__main__":

@@ -227,6 +227,41 @@ pub fn random_adapter(
     LoraAdapter::new(name, config, modules).expect("random_adapter: shapes from init")
 }
 
+/// Final-position logits of each row of `rows` (all of one length, no padding) run together in
+/// one forward pass with `adapters` unmerged (e.g. [`crate::lora::AdapterBatch::single`], or a
+/// gathered batch of [`crate::lora::AdapterSet::batch`] with one entry per row).
+pub fn adapted_last_logits(
+    model: &Model,
+    rows: &[Vec<u32>],
+    adapters: Option<&crate::lora::AdapterBatch>,
+) -> Vec<Vec<f32>> {
+    use candle_core::IndexOp;
+    let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
+    assert!(
+        b > 0 && t > 0 && rows.iter().all(|r| r.len() == t),
+        "adapted_last_logits: rows of one non-zero length"
+    );
+    let ids = Tensor::from_vec(rows.concat(), (b, t), model.device()).expect("ids");
+    let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+    let pos = Tensor::from_vec(pos, (b, t), model.device()).expect("positions");
+    let h = model
+        .forward_with(&ids, &pos, None, None, adapters)
+        .expect("forward with adapters");
+    let last = h.i((.., t - 1)).expect("last position");
+    model
+        .logits(&last)
+        .and_then(|l| Ok(l.to_dtype(DType::F32)?.to_vec2()?))
+        .expect("logits")
+}
+
+/// Final-position logits of `ids` with `adapter` merged into a copy of `model` (the weights
+/// it adapts are dequantized and replaced by `W0 + scale·B·A`; `model` is untouched).
+pub fn merged_last_logits(model: &Model, adapter: &LoraAdapter, ids: &[u32]) -> Vec<f32> {
+    let mut m = model.clone();
+    crate::lora::merge_adapter(&mut m, adapter).expect("merging the adapter");
+    m.last_logits(ids).expect("logits of the merged model")
+}
+
 /// The real model for tests that need it: `SQLORA_MODEL` (a `.gguf` file, a Hugging Face
 /// folder, or a model name of [`crate::fetch::MODELS`] that is fetched), else the fetched test
 /// model ([`crate::fetch::TEST_MODEL_NAME`], SmolLM2). Absent: `None` after a skip line on

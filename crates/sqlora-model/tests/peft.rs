@@ -18,11 +18,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sqlora_model::config::Config;
 use sqlora_model::llama::Model;
-use sqlora_model::lora::{merge_adapter, AdapterError, LoraAdapter, LoraConfig, TargetModules};
+use sqlora_model::lora::{AdapterError, LoraAdapter, LoraConfig, TargetModules};
 use sqlora_model::peft::{
     inspect, load_adapter, read_adapter, save_adapter, CONFIG_FILE, WEIGHTS_FILE,
 };
-use sqlora_model::testing::real_model;
+use sqlora_model::testing::{adapted_last_logits, merged_last_logits, real_model};
 
 // ---------------------------------------------------------------- tiny model
 
@@ -430,13 +430,6 @@ fn check_parity(label: &str, ours: &[f32], ours_base: &[f32], theirs: &[f32], th
     assert_eq!(argmax(ours), argmax(theirs), "{label}: argmax");
 }
 
-/// Our final-position logits for `ids` with `adapter` merged into a copy of the model.
-fn merged_logits(model: &Model, adapter: &LoraAdapter, ids: &[u32]) -> Vec<f32> {
-    let mut m = model.clone();
-    merge_adapter(&mut m, adapter).unwrap();
-    m.last_logits(ids).unwrap()
-}
-
 #[test]
 fn a_peft_made_adapter_gives_peft_logits() {
     let Some(lm) = real_model() else { return };
@@ -465,7 +458,7 @@ fn a_peft_made_adapter_gives_peft_logits() {
         let base = lm.model.last_logits(&ids).unwrap();
         let theirs_base = read_f32(&dir.join(format!("{name}.base.bin")));
         let theirs = read_f32(&dir.join(format!("{name}.peft_made.bin")));
-        let merged = merged_logits(&lm.model, &adapter, &ids);
+        let merged = merged_last_logits(&lm.model, &adapter, &ids);
         check_parity(
             &format!("{name} (merged)"),
             &merged,
@@ -525,7 +518,7 @@ fn a_sqlora_written_adapter_gives_in_peft_the_logits_it_gives_here() {
         let base = lm.model.last_logits(&ids).unwrap();
         let theirs_base = read_f32(&dir.join(format!("{name}.base.bin")));
         let theirs = read_f32(&dir.join(format!("{name}.sqlora_made.bin")));
-        let merged = merged_logits(&lm.model, &adapter, &ids);
+        let merged = merged_last_logits(&lm.model, &adapter, &ids);
         check_parity(
             &format!("{name} (merged)"),
             &merged,
@@ -534,23 +527,6 @@ fn a_sqlora_written_adapter_gives_in_peft_the_logits_it_gives_here() {
             &theirs_base,
         );
     }
-}
-
-/// Final-position logits of each row of `rows` (equal lengths) with `adapters`, unmerged.
-fn adapted_logits(
-    model: &Model,
-    rows: &[Vec<u32>],
-    adapters: Option<&sqlora_model::lora::AdapterBatch>,
-) -> Vec<Vec<f32>> {
-    let (b, t) = (rows.len(), rows[0].len());
-    let ids = Tensor::from_vec(rows.concat(), (b, t), &Device::Cpu).unwrap();
-    let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
-    let pos = Tensor::from_vec(pos, (b, t), &Device::Cpu).unwrap();
-    let h = model
-        .forward_with(&ids, &pos, None, None, adapters)
-        .unwrap();
-    let last = h.narrow(1, t - 1, 1).unwrap().squeeze(1).unwrap();
-    model.logits(&last).unwrap().to_vec2().unwrap()
 }
 
 #[test]
@@ -566,7 +542,7 @@ fn both_adapters_in_one_mixed_batch_give_peft_logits_row_by_row() {
         let theirs_sq = read_f32(&dir.join(format!("{name}.sqlora_made.bin")));
         let base = lm.model.last_logits(&ids).unwrap();
         // Each adapter alone, unmerged.
-        let one = adapted_logits(
+        let one = adapted_last_logits(
             &lm.model,
             std::slice::from_ref(&ids),
             Some(&AdapterBatch::single(&peft_made)),
@@ -585,7 +561,7 @@ fn both_adapters_in_one_mixed_batch_give_peft_logits_row_by_row() {
         let batch = set.batch(&[Some(s), None, Some(p)]).unwrap();
         assert!(batch.is_gathered());
         let rows = vec![ids.clone(), ids.clone(), ids.clone()];
-        let mixed = adapted_logits(&lm.model, &rows, Some(&batch));
+        let mixed = adapted_last_logits(&lm.model, &rows, Some(&batch));
         check_parity(
             &format!("{name} (batch row 0)"),
             &mixed[0],

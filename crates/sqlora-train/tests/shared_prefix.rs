@@ -88,7 +88,30 @@ fn zero_grads(a: &LoraAdapter) -> Vec<Tensor> {
 
 #[test]
 fn shared_prefix_loss_and_gradients_equal_the_plain_computation() {
-    let model = common::tiny_model(1);
+    shared_prefix_matches_the_plain_computation(&common::tiny_model(1));
+}
+
+/// Qwen2's q/k/v biases sit inside the adapted projections: the trainer's frozen product adds
+/// them as inference does, and they shift the keys and values the suffix rows attend to.
+#[test]
+fn shared_prefix_loss_and_gradients_equal_the_plain_computation_on_qwen2() {
+    let model = common::tiny_qwen2(1);
+    let biased: Vec<&str> = model
+        .linears()
+        .into_iter()
+        .filter(|l| l.bias().is_some())
+        .map(|l| l.name())
+        .collect();
+    assert_eq!(
+        biased.len(),
+        2 * 3,
+        "q, k and v of both layers have biases: {biased:?}"
+    );
+    shared_prefix_matches_the_plain_computation(&model);
+}
+
+fn shared_prefix_matches_the_plain_computation(model: &sqlora_model::llama::Model) {
+    let model = model.clone();
     let adapter = adapter(&model, 4);
     let examples = rows();
     let refs: Vec<&TokenizedExample> = examples.iter().collect();
