@@ -72,6 +72,8 @@ pub struct AppState {
     pub databases: BTreeMap<String, Arc<Database>>,
     /// The prompt templates.
     pub builder: PromptBuilder,
+    /// Schema-constrained decoding for `/v1/query` (the model's vocabulary as bytes).
+    pub constrainer: sqlora_sqlgen::Constrainer,
     /// Request limits.
     pub limits: Limits,
     /// The base model's id in `/v1/models` and the `model` field.
@@ -254,6 +256,9 @@ struct QueryBody {
     max_rows: Option<i64>,
     #[serde(default)]
     candidates: Option<i64>,
+    /// Constrain the answer to SQL over the database's schema (default true).
+    #[serde(default)]
+    constrain: Option<bool>,
 }
 
 /// The adapter a request names (`None` = the base model). The base model's id, `base` and the
@@ -381,8 +386,17 @@ async fn query(
         name: db.name.clone(),
         len: db.prefix_tokens.len(),
     });
+    let constrain = b.constrain.unwrap_or(true);
     let mut req = new_request(&s, ids, prefix, adapter.clone(), s.limits.query_max_tokens);
     req.candidates = candidates as usize;
+    if constrain {
+        let row = s
+            .constrainer
+            .for_schema(&db.schema, true)
+            .row()
+            .map_err(ServeError::from)?;
+        req.constraint = Some(row);
+    }
     let out = generate(&s, req).await?;
     let opts = AnswerOptions {
         primed: true,
@@ -405,6 +419,7 @@ async fn query(
         "adapter": adapter,
         "database": db.name,
         "valid": ans.valid,
+        "constrained": constrain,
         "error": ans.error,
         "columns": ans.columns,
         "rows": ans.rows,

@@ -137,6 +137,8 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "base".to_string())
         });
+        // The vocabulary as bytes, for `/v1/query`'s schema-constrained decoding.
+        let constrainer = sqlora_sqlgen::Constrainer::new(&model);
         let metrics = Arc::new(Metrics::new());
         let (engine, thread) = engine::start(
             model,
@@ -153,6 +155,7 @@ impl App {
                 engine,
                 databases: dbs,
                 builder,
+                constrainer,
                 limits: cfg.limits,
                 model_id,
                 metrics,

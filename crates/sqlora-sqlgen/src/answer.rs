@@ -11,12 +11,13 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use sqlora_model::generate::{
-    generate_with_adapters, n_best_with_adapters, GenerateParams, Generation,
+    generate_constrained, generate_with_adapters, n_best_constrained, GenerateParams, Generation,
 };
 use sqlora_model::lora::{AdapterBatch, LoraAdapter};
 use sqlora_model::LoadedModel;
 use sqlora_sql::exec::{ExecError, ExecLimits, ReadOnlyDb, Value};
 
+use crate::constrain::{Constrainer, SchemaConstraints};
 use crate::error::Result;
 use crate::prompt::{primed_answer, PromptBuilder};
 use crate::sql::extract_sql;
@@ -155,21 +156,33 @@ pub fn generate(
 }
 
 /// `n` candidate continuations of `prompt`, best first: the greedy one for `n` ≤ 1, else beam
-/// search's n-best.
+/// search's n-best; each constrained to SQL over the schema by `constraint` (the beams fork
+/// it), or free when `None`.
 pub fn candidates(
     model: &LoadedModel,
     adapter: Option<&LoraAdapter>,
     prompt: &[u32],
     n: usize,
     params: &GenerateParams,
+    constraint: Option<&SchemaConstraints>,
 ) -> Result<Vec<String>> {
+    let batch = adapter.map(AdapterBatch::single);
+    let row = constraint.map(SchemaConstraints::row).transpose()?;
     if n <= 1 {
-        let gens = generate(model, adapter, &[prompt.to_vec()], params)?;
+        let gens = model.with_token_info(|info| {
+            generate_constrained(
+                &model.model,
+                info,
+                &[prompt.to_vec()],
+                params,
+                batch.as_ref(),
+                vec![row],
+            )
+        })?;
         return Ok(gens.into_iter().map(|g| g.text).collect());
     }
-    let batch = adapter.map(AdapterBatch::single);
     let cands = model.with_token_info(|info| {
-        n_best_with_adapters(&model.model, info, prompt, n, params, batch.as_ref())
+        n_best_constrained(&model.model, info, prompt, n, params, batch.as_ref(), row)
     })?;
     Ok(cands.into_iter().map(|c| c.text).collect())
 }
@@ -185,6 +198,9 @@ pub struct AskOptions {
     pub max_new_tokens: usize,
     /// Priming, execution and budgets (the prompt is primed when `answer.primed`).
     pub answer: AnswerOptions,
+    /// Constrain the answer to SQL over the database's schema (default: none; callers make
+    /// one per model with [`Constrainer::new`], `--no-constrain` leaves it out).
+    pub constrain: Option<Constrainer>,
 }
 
 impl Default for AskOptions {
@@ -194,6 +210,7 @@ impl Default for AskOptions {
             candidates: 1,
             max_new_tokens: 128,
             answer: AnswerOptions::default(),
+            constrain: None,
         }
     }
 }
@@ -227,7 +244,18 @@ pub fn ask(
         ..GenerateParams::default()
     };
     let t0 = Instant::now();
-    let texts = candidates(model, adapter, &ids, opts.candidates, &params)?;
+    let constraint = opts
+        .constrain
+        .as_ref()
+        .map(|c| c.for_schema(schema, opts.answer.primed));
+    let texts = candidates(
+        model,
+        adapter,
+        &ids,
+        opts.candidates,
+        &params,
+        constraint.as_ref(),
+    )?;
     let generate_ms = t0.elapsed().as_secs_f64() * 1e3;
     let answer = answer(db, &texts, &opts.answer, |_| {});
     Ok(Asked {

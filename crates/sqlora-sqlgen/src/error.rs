@@ -26,6 +26,9 @@ pub enum SqlgenError {
         #[source]
         source: minijinja::Error,
     },
+    /// A constraint could not be started (the answer prime is not a valid SQL beginning).
+    #[error(transparent)]
+    Constrain(#[from] sqlora_constrain::ConstrainError),
     /// The model runtime (chat template, tokenizer, generation) failed.
     #[error(transparent)]
     Model(#[from] sqlora_model::ModelError),

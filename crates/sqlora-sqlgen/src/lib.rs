@@ -13,12 +13,17 @@
 //! * [`answer`] — candidates → guard → read-only execution, first that passes wins
 //!   ([`answer()`]); candidate generation ([`candidates`]) and the whole pipeline for one
 //!   question ([`ask`]).
+//! * [`constrain`] — schema-constrained decoding ([`Constrainer`], per database
+//!   [`SchemaConstraints`]): every row's tokens keep the answer a valid prefix of one SQLite
+//!   statement over the schema (`sqlora-constrain`).
 //! * [`predict`] — batch prediction with one prefix prefill per database ([`predict()`]).
 //!
-//! The crate builds on `sqlora-model` (the model knows nothing about SQL) and `sqlora-sql`
-//! (schema, guard, executor); it knows nothing about datasets.
+//! The crate builds on `sqlora-model` (the model knows nothing about SQL), `sqlora-sql`
+//! (schema, guard, executor) and `sqlora-constrain` (the SQL recognizer); it knows nothing
+//! about datasets.
 
 pub mod answer;
+pub mod constrain;
 pub mod error;
 pub mod predict;
 pub mod prompt;
@@ -28,6 +33,7 @@ pub use answer::{
     answer, ask, candidates, error_json, generate, Answer, AnswerOptions, AskOptions, Asked,
     Attempt,
 };
+pub use constrain::{Constrainer, SchemaConstraints};
 pub use error::{Result, SqlgenError};
 pub use predict::{predict, progress_bar, PredictOptions, Prediction, Question};
 pub use prompt::{

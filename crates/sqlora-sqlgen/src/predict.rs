@@ -14,14 +14,15 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use sqlora_model::generate::{generate_with_adapters, GenerateParams};
+use sqlora_model::generate::{generate_constrained, GenerateParams};
 use sqlora_model::lora::{AdapterBatch, LoraAdapter};
 use sqlora_model::prefix::{
-    common_prefix_len, generate_from_prefix_until, prefill_prefix_with_room,
+    common_prefix_len, generate_from_prefix_constrained, prefill_prefix_with_room,
 };
 use sqlora_model::LoadedModel;
 use sqlora_sql::schema::Schema;
 
+use crate::constrain::Constrainer;
 use crate::error::{Result, SqlgenError};
 use crate::prompt::{primed_answer, PromptBuilder};
 use crate::sql::{extract_sql, statement_complete};
@@ -43,6 +44,9 @@ pub struct PredictOptions {
     /// (default true). The extracted SQL is the same ([`extract_sql`] cuts there anyway);
     /// what follows, e.g. a base model repeating itself, is never generated.
     pub stop_at_statement_end: bool,
+    /// Constrain every answer to SQL over its database's schema (default: none; see
+    /// [`Constrainer`]).
+    pub constrain: Option<Constrainer>,
 }
 
 impl Default for PredictOptions {
@@ -53,6 +57,7 @@ impl Default for PredictOptions {
             prime: true,
             prompts: PromptBuilder::builtin(),
             stop_at_statement_end: true,
+            constrain: None,
         }
     }
 }
@@ -173,6 +178,10 @@ pub fn predict(
             path: path.clone(),
             source,
         })?;
+        let constraints = opts
+            .constrain
+            .as_ref()
+            .map(|c| c.for_schema(&schema, opts.prime));
         let mut prompts = Vec::with_capacity(members.len());
         for &i in &members {
             let q = &questions[i];
@@ -219,8 +228,12 @@ pub fn predict(
         for chunk in by_len.chunks(opts.batch_size) {
             let t0 = Instant::now();
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&k| suffixes[k].clone()).collect();
+            let constraints = match &constraints {
+                Some(c) => c.rows(rows.len())?,
+                None => Vec::new(),
+            };
             let gens = model.with_token_info(|info| match &cache {
-                Some(cache) => generate_from_prefix_until(
+                Some(cache) => generate_from_prefix_constrained(
                     &model.model,
                     info,
                     cache,
@@ -228,8 +241,16 @@ pub fn predict(
                     &params,
                     batch.as_ref(),
                     &done,
+                    constraints,
                 ),
-                None => generate_with_adapters(&model.model, info, &rows, &params, batch.as_ref()),
+                None => generate_constrained(
+                    &model.model,
+                    info,
+                    &rows,
+                    &params,
+                    batch.as_ref(),
+                    constraints,
+                ),
             })?;
             let each_ms = t0.elapsed().as_secs_f64() * 1e3 / chunk.len() as f64;
             for (&k, g) in chunk.iter().zip(gens) {

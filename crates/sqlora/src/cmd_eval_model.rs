@@ -71,6 +71,10 @@ pub struct EvalModelArgs {
     /// default: the bundled ones.
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
+    /// Generate freely instead of constraining each answer, token by token, to one SQLite
+    /// query over the database's tables and columns.
+    #[arg(long)]
+    pub no_constrain: bool,
     #[command(flatten)]
     pub model: ModelArg,
     /// Write report.json, predictions.jsonl and ex_by_difficulty.svg into this folder.
@@ -232,6 +236,7 @@ fn one_run(
         prime: !a.no_prime,
         stop_at_statement_end: !a.no_early_stop,
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
+        constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(m)),
     };
     let bar = progress_bar(examples.len());
     let t0 = Instant::now();
@@ -265,6 +270,8 @@ fn one_run(
         "max_tokens": a.max_tokens,
         "primed": !a.no_prime,
         "early_stop": !a.no_early_stop,
+        "constrained": !a.no_constrain,
+        "prompts": a.prompts.as_ref().map(|p| p.display().to_string()),
     });
     let mut summary = serde_json::to_value(&report)?;
     if let Some(obj) = summary.as_object_mut() {

@@ -90,6 +90,10 @@ pub struct AskArgs {
     /// default: the bundled ones.
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
+    /// Generate freely instead of constraining the answer, token by token, to one SQLite query
+    /// over the database's tables and columns.
+    #[arg(long)]
+    pub no_constrain: bool,
     /// Print one JSON object: sql, valid, error, columns, rows, attempts.
     #[arg(long)]
     pub json: bool,
@@ -248,6 +252,7 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
             },
         },
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
+        constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(&m)),
     };
     let asked = sqlora_sqlgen::ask(&m, adapter.as_ref(), &db, &a.question, &opts)?;
     let ans = &asked.answer;

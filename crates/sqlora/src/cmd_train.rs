@@ -288,7 +288,8 @@ fn first_per_database(examples: &[Example], n: usize) -> Vec<Example> {
         .collect()
 }
 
-/// Generates SQL for `examples` with `adapter` and scores it (Spider test-suite EX).
+/// Generates SQL for `examples` with `adapter`, constrained to the schema as `eval` does by
+/// default, and scores it (Spider test-suite EX).
 fn score(
     model: &LoadedModel,
     adapter: &LoraAdapter,
@@ -304,7 +305,10 @@ fn score(
         Some(adapter),
         examples,
         |e: &Example| dbs.get(&e.db_id).cloned().unwrap_or_default(),
-        &PredictOptions::default(),
+        &PredictOptions {
+            constrain: Some(sqlora_sqlgen::Constrainer::new(model)),
+            ..PredictOptions::default()
+        },
         Some(&bar),
     )?;
     bar.finish_and_clear();
