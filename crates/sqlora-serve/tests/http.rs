@@ -173,6 +173,21 @@ fn a_question_gets_checked_sql_and_a_table() {
     assert_eq!(v["adapter"], json!(null));
     assert_eq!(v["truncated"], false);
     assert_eq!(v["attempts"], json!([]));
+    // Answers are constrained to the schema unless the request says otherwise; the scripted
+    // answer is valid SQL over `shop`, so both ways give it.
+    assert_eq!(v["constrained"], true);
+    let free = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many customers are there?", "constrain": false}),
+    );
+    assert_eq!(free.status, 200, "{}", free.body);
+    assert_eq!(free.json()["constrained"], false);
+    assert_eq!(free.json()["sql"], v["sql"]);
+    let bad = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many?", "constrain": "yes"}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
     for k in ["queue_ms", "generate_ms", "execute_ms"] {
         assert!(v["timings"][k].as_f64().unwrap() >= 0.0, "{k}");
     }
