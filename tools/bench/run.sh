@@ -6,7 +6,8 @@
 # REF_PY (torch + transformers + peft; skipped with PEFT=0, e.g. for the Qwen models, whose
 # PEFT peer is not part of the generation benchmark). LORA=0 skips sqlora's LoRA modes.
 # Run on an otherwise idle machine: llama.cpp's threads spin while waiting and collapse under
-# contention.
+# contention. REPS (default 3) repetitions after a warm-up; CONSTRAIN (default retail) the
+# database whose schema constrains the constrained decode.
 set -euo pipefail
 model=${1:?usage: run.sh MODEL [OUT]}
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
@@ -18,8 +19,10 @@ out=${2:-target/bench/$name}
 mkdir -p "$out"
 lora=()
 [ "${LORA:-1}" = 0 ] || lora=(--lora)
-"$sqlora" bench generate --model "$gguf" "${lora[@]}" --json | tee "$out/sqlora.json"
-"${LLAMA_PY:-/work/venvs/llama/bin/python}" tools/bench/llamacpp_bench.py --gguf "$gguf" | tee "$out/llamacpp.json"
+# Decode constrained to SQL over a bundled schema, beside the free decode (issue 13's cost).
+lora+=(--constrain "${CONSTRAIN:-retail}")
+"$sqlora" bench generate --model "$gguf" --reps "${REPS:-3}" "${lora[@]}" --json | tee "$out/sqlora.json"
+"${LLAMA_PY:-/work/venvs/llama/bin/python}" tools/bench/llamacpp_bench.py --gguf "$gguf" --repeats "${REPS:-3}" | tee "$out/llamacpp.json"
 if [ "${PEFT:-1}" != 0 ]; then
   "${REF_PY:-/work/venvs/ref/bin/python}" tools/bench/peft_bench.py --gguf "$gguf" | tee "$out/peft.json"
 fi
@@ -37,4 +40,9 @@ for what, key, lk in [("prefill", ("prefill", 1), "prefill_tok_s"),
     sv, lv = mine.get(key), l.get(lk)
     ratio = f"{sv / lv:.2f}x" if sv and lv else "?"
     print(f"{what}: sqlora {sv and round(sv, 1)} tok/s, llama.cpp {lv} tok/s, ratio {ratio}")
+for r in s["results"]:
+    if r["what"] == "decode_constrained":
+        free = mine.get(("decode", r["batch"]))
+        print(f"decode b{r['batch']} constrained: {r['tokens_per_s']:.1f} tok/s, "
+              f"{r['tokens_per_s'] / free:.2f}x the free decode")
 PY

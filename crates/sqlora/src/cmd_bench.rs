@@ -1,5 +1,6 @@
-//! `sqlora bench generate`: prefill and decode throughput of the model runtime, and with
-//! `--lora` the multi-adapter modes (8 rows on 8 adapters, on one adapter, merged, bare base).
+//! `sqlora bench generate`: prefill and decode throughput of the model runtime, with
+//! `--lora` the multi-adapter modes (8 rows on 8 adapters, on one adapter, merged, bare base),
+//! and with `--constrain DB` decode with every row constrained to SQL over DB's schema.
 //! The peers (llama.cpp, PEFT) are measured by the scripts in `tools/bench/`, run in the same
 //! session by `tools/bench/run.sh`.
 
@@ -12,12 +13,14 @@ use candle_core::Tensor;
 use clap::Subcommand;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
-use sqlora_model::generate::argmax;
+use sqlora_model::constraint::Constraint;
+use sqlora_model::generate::{argmax, choose_token};
 use sqlora_model::llama::{Cache, Model};
 use sqlora_model::lora::{
     merge_adapter, targeted_linears, AdapterBatch, AdapterId, AdapterSet, LoraAdapter, LoraConfig,
     PROJECTIONS,
 };
+use sqlora_sqlgen::{Constrainer, SchemaConstraints};
 
 use crate::cmd_model::{load_model, ModelArg};
 
@@ -41,6 +44,10 @@ pub enum BenchCmd {
         /// Also measure the LoRA modes (random rank-8 adapters on all seven projections).
         #[arg(long)]
         lora: bool,
+        /// Also measure decode with every row constrained to SQL over this database's schema
+        /// (a SQLite file or a bundled domain), against the same decode unconstrained.
+        #[arg(long, value_name = "DB")]
+        constrain: Option<String>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -116,24 +123,42 @@ impl Runner {
         rows: usize,
         n: usize,
         adapters: Option<&AdapterBatch>,
+        constraint: Option<&SchemaConstraints>,
     ) -> Result<f64> {
         let dev = model.device().clone();
         let t = prompt.len();
+        // The prompt is prefilled once (one row when every row is the same model, else every
+        // row with its adapter); each repetition decodes from its own copy of that cache
+        // (`select_rows` copies), so no time goes to prefilling again.
+        let prefill_rows = if adapters.is_some() { rows } else { 1 };
+        let flat: Vec<u32> = (0..prefill_rows)
+            .flat_map(|_| prompt.iter().copied())
+            .collect();
+        let pos: Vec<u32> = (0..prefill_rows).flat_map(|_| 0..t as u32).collect();
+        let mut prefilled = Cache::with_capacity(model.config(), t + n + 1);
+        let h = model.forward_with(
+            &Tensor::from_vec(flat, (prefill_rows, t), &dev)?,
+            &Tensor::from_vec(pos, (prefill_rows, t), &dev)?,
+            None,
+            Some(&mut prefilled),
+            adapters,
+        )?;
+        let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
+        let logits: Vec<Vec<f32>> = model.logits(&last)?.to_vec2()?;
+        let first: Vec<u32> = logits.iter().map(|l| argmax(l)).collect();
+        let pick: Vec<u32> = (0..rows as u32)
+            .map(|r| if prefill_rows == 1 { 0 } else { r })
+            .collect();
         let mut times = Vec::new();
         for rep in 0..=self.reps.max(1) {
-            let flat: Vec<u32> = (0..rows).flat_map(|_| prompt.iter().copied()).collect();
-            let pos: Vec<u32> = (0..rows).flat_map(|_| 0..t as u32).collect();
-            let mut cache = Cache::with_capacity(model.config(), t + n + 1);
-            let h = model.forward_with(
-                &Tensor::from_vec(flat, (rows, t), &dev)?,
-                &Tensor::from_vec(pos, (rows, t), &dev)?,
-                None,
-                Some(&mut cache),
-                adapters,
-            )?;
-            let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
-            let logits: Vec<Vec<f32>> = model.logits(&last)?.to_vec2()?;
-            let mut next: Vec<u32> = logits.iter().map(|l| argmax(l)).collect();
+            let mut cache = prefilled.clone();
+            cache.select_rows(&pick)?;
+            let mut next: Vec<u32> = pick.iter().map(|&r| first[r as usize]).collect();
+            // Constrained rows start right after the prime, whatever the prompt's argmax was.
+            let mut rows_c: Vec<Option<Box<dyn Constraint>>> = match constraint {
+                Some(c) => c.rows(rows)?,
+                None => Vec::new(),
+            };
             let start = Instant::now();
             for step in 0..n {
                 let h = model.forward_with(
@@ -144,7 +169,17 @@ impl Runner {
                     adapters,
                 )?;
                 let logits: Vec<Vec<f32>> = model.logits(&h.squeeze(1)?)?.to_vec2()?;
-                next = logits.iter().map(|l| argmax(l)).collect();
+                next = if rows_c.is_empty() {
+                    logits.iter().map(|l| argmax(l)).collect()
+                } else {
+                    // A row whose constraint allows nothing more (a finished statement) goes
+                    // on with the plain argmax, so every row decodes `n` tokens.
+                    logits
+                        .iter()
+                        .zip(rows_c.iter_mut())
+                        .map(|(l, c)| choose_token(l, c).unwrap_or_else(|| argmax(l)))
+                        .collect()
+                };
             }
             if rep > 0 {
                 times.push(start.elapsed().as_secs_f64());
@@ -155,7 +190,7 @@ impl Runner {
 }
 
 pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
-    let (model, prompt_tokens, decode_tokens, reps, lora, json) = match cmd {
+    let (model, prompt_tokens, decode_tokens, reps, lora, constrain, json) = match cmd {
         BenchCmd::Serve(a) => {
             crate::cmd_bench_serve::run(&a)?;
             return Ok(ExitCode::SUCCESS);
@@ -166,8 +201,17 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
             decode_tokens,
             reps,
             lora,
+            constrain,
             json,
-        } => (model, prompt_tokens, decode_tokens, reps, lora, json),
+        } => (
+            model,
+            prompt_tokens,
+            decode_tokens,
+            reps,
+            lora,
+            constrain,
+            json,
+        ),
     };
     let m = load_model(&model)?;
     let r = Runner { reps };
@@ -188,8 +232,19 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
     // Decode after the long prompt, as the llama.cpp peer measures it (attention then reads a
     // ~400-position cache at every step).
     for batch in [1usize, 8] {
-        let rate = r.decode_rate(&m.model, &long, batch, decode_tokens, None)?;
+        let rate = r.decode_rate(&m.model, &long, batch, decode_tokens, None, None)?;
         results.push(json!({"what": "decode", "batch": batch, "context": prompt_tokens, "tokens": decode_tokens, "tokens_per_s": rate}));
+    }
+    if let Some(db) = &constrain {
+        let path = crate::paths::resolve_db(db)?;
+        let schema = sqlora_sql::schema::Schema::introspect(&path)
+            .with_context(|| format!("reading the schema of {}", path.display()))?;
+        let constrainer = Constrainer::new(&m);
+        let sc = constrainer.for_schema(&schema, true);
+        for batch in [1usize, 8] {
+            let rate = r.decode_rate(&m.model, &long, batch, decode_tokens, None, Some(&sc))?;
+            results.push(json!({"what": "decode_constrained", "batch": batch, "context": prompt_tokens, "tokens": decode_tokens, "tokens_per_s": rate, "database": db}));
+        }
     }
     if lora {
         let mut set = AdapterSet::new(m.model.device());
@@ -211,7 +266,7 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
             ("lora_merged", &merged, None),
             ("lora_base", &m.model, None),
         ] {
-            let rate = r.decode_rate(model, &short, 8, decode_tokens, batch)?;
+            let rate = r.decode_rate(model, &short, 8, decode_tokens, batch, None)?;
             results.push(
                 json!({"what": what, "batch": 8, "tokens": decode_tokens, "tokens_per_s": rate}),
             );
