@@ -8,7 +8,8 @@
 # Environment: SQLORA (binary, default target/release/sqlora), SPLIT (default test), N
 # (questions per domain, default 10), DOMAINS (default: all six), BATCH (default 8), PROMPTS
 # (a templates folder for --prompts; default: the bundled templates), EXTRA (more eval flags),
-# FIXTURES (default: $SQLORA_HOME/fixtures).
+# FIXTURES (default: $SQLORA_HOME/fixtures), TAG (results go to runs/zero_shot/<split>-<TAG>,
+# e.g. TAG=free EXTRA=--no-constrain for the unconstrained column of an ablation).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -17,6 +18,7 @@ models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct)
 read -r -a domains <<< "${DOMAINS:-retail hr library flights clinic music}"
 split=${SPLIT:-test}
+runs="runs/zero_shot/$split${TAG:+-$TAG}"
 fixtures=${FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
 flags=()
 [ -z "${PROMPTS:-}" ] || flags+=(--prompts "$PROMPTS")
@@ -25,17 +27,17 @@ flags+=("${extra[@]}")
 for d in "${domains[@]}"; do
   [ -d "$fixtures/$d" ] || { "$SQLORA" fixtures build --out "$fixtures" >/dev/null; break; }
 done
-mkdir -p "runs/zero_shot/$split"
+mkdir -p "$runs"
 for m in "${models[@]}"; do
   "$SQLORA" model fetch "$m" >/dev/null
   for d in "${domains[@]}"; do
-    out="runs/zero_shot/$split/${m}_$d.json"
+    out="$runs/${m}_$d.json"
     "$SQLORA" eval --base --model "$m" --dataset "datasets/$d/$split.jsonl" --db-dir "$fixtures" \
       --limit "$N" --batch "${BATCH:-8}" --train "datasets/$d/train.jsonl" --json "${flags[@]}" \
-      --details "runs/zero_shot/$split/${m}_$d.details.jsonl" \
-      > "$out" 2> "runs/zero_shot/$split/${m}_$d.log"
+      --details "$runs/${m}_$d.details.jsonl" \
+      > "$out" 2> "$runs/${m}_$d.log"
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], round(100*r['ex'],1), round(r.get('mean_latency_ms',0)))" \
       "$out" "$m" "$d"
   done
 done
-python3 tools/eval/zero_shot_table.py "$split"
+python3 tools/eval/zero_shot_table.py "$split${TAG:+-$TAG}"

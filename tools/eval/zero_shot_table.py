@@ -4,7 +4,7 @@
 question, per model and domain, then one pooled row per model (p50/p95 over every question's
 latency, from the matching .details.jsonl) and EX by difficulty.
 
-    python3 tools/eval/zero_shot_table.py [SPLIT]     (default: test)
+    python3 tools/eval/zero_shot_table.py [FOLDER]     (under runs/zero_shot; default: test)
 """
 import glob
 import json
@@ -40,7 +40,7 @@ def main():
             with open(det) as f:
                 lat = [json.loads(l).get("latency_ms", 0.0) for l in f if l.strip()]
         by_model.setdefault(model, {})[domain] = (r, lat)
-    print(f"Split: {split}\n")
+    print(f"Runs: runs/zero_shot/{split}\n")
     print("| model | domain | questions | EX % | valid SQL % | exec. errors % | seen / unseen skeleton EX % | latency s, mean / p50 / p95 |")
     print("|---|---|---:|---:|---:|---:|---|---:|")
     pooled = {}
