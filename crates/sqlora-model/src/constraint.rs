@@ -34,9 +34,14 @@ pub trait Constraint: Send + Sync {
 /// Without a constraint this is the argmax. Only the tokens that are better than the chosen
 /// one are asked about.
 pub fn best_allowed(logits: &[f32], constraint: Option<&dyn Constraint>) -> Option<u32> {
+    let best = crate::generate::argmax(logits);
     let Some(c) = constraint else {
-        return Some(crate::generate::argmax(logits));
+        return Some(best);
     };
+    // Most steps the model's own choice is allowed: one question, no ranking.
+    if logits.get(best as usize).is_some_and(|v| v.is_finite()) && c.allows(best) {
+        return Some(best);
+    }
     ranked_allowed(logits, c, 1).into_iter().next()
 }
 
