@@ -22,7 +22,8 @@
 //! tables-and-joins] [WHERE expr] [GROUP BY exprs [HAVING expr]]`: items are `*`, `t.*` or
 //! expressions with an optional `[AS] alias`; tables are schema tables, CTEs or `(subquery)`,
 //! with an optional `[AS] alias`, joined by `,` or `[LEFT|RIGHT|FULL [OUTER]|INNER|CROSS]
-//! JOIN` with `ON expr` or `USING (cols)`. Expressions: literals (strings, numbers,
+//! JOIN` with `ON expr` (its columns qualified: SQLite reads an ON clause's names against the
+//! whole FROM clause, tables joined later included) or `USING (cols)`. Expressions: literals (strings, numbers,
 //! `NULL`, `TRUE`, `FALSE`, `CURRENT_DATE`…), columns (`col`, `t.col`, quoted with `"…"`,
 //! `` `…` `` or `[…]`), unary and binary operators, `[NOT] LIKE/GLOB`, `IS [NOT] [DISTINCT
 //! FROM]`, `ISNULL`, `NOTNULL`, `NOT NULL`, `[NOT] BETWEEN … AND …`, `[NOT] IN (list |

@@ -139,6 +139,14 @@ fn wrong_shapes_are_refused() {
         "SELECT 1a",
         "SELECT 1e",
         "SELECT name FROM products ORDER BY name NULLS",
+        "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY country",
+        "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY customers.city",
+        "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY 2",
+        // SQLite reads these as positions (out of range).
+        "SELECT name FROM products ORDER BY -1",
+        "SELECT name FROM products ORDER BY (2)",
+        "SELECT name FROM products ORDER BY 0 AND name",
+        "SELECT name FROM products GROUP BY name AND 0",
     ] {
         refused(sql);
     }
