@@ -130,6 +130,8 @@ struct Frame {
     phase: Phase,
     /// Names do not resolve beyond this frame (a FROM subquery's, a CTE body's).
     barrier: bool,
+    /// The SELECT aggregates (an aggregate call, GROUP BY).
+    aggregate: bool,
     tables: Vec<InScope>,
     aliases: Vec<Arc<str>>,
     deferred: Vec<Ref>,
@@ -143,6 +145,7 @@ impl Frame {
         Frame {
             phase: Phase::SelectList,
             barrier: false,
+            aggregate: false,
             tables: Vec::new(),
             aliases: Vec::new(),
             deferred: Vec::new(),
@@ -1175,7 +1178,9 @@ impl Parser {
     /// Pushes an ORDER BY term.
     fn push_order_term(&mut self) {
         let compound = self.stmts.last().is_some_and(|c| c.cores > 1);
-        self.push_expr(true, Role::Positional);
+        // Aggregates in ORDER BY only where the SELECT aggregates already.
+        let agg = self.frames.last().is_some_and(|f| f.aggregate);
+        self.push_expr(agg, Role::Positional);
         if let Some(St::Expr(x)) = self.stack.last_mut() {
             x.compound = compound;
         }
@@ -1651,6 +1656,18 @@ impl Parser {
                 }
                 _ => Fail,
             },
+            CorePh::AfterTable { aliased: false, .. }
+                if !matches!(tok, Tok::Kw(Kw::AS) | Tok::Name(..))
+                    && !self
+                        .frame()
+                        .tables
+                        .last()
+                        .is_some_and(|t| self.binds(&t.name, &t.cols)) =>
+            {
+                // The table keeps its own name, and the select list read a column it lacks
+                // under that name.
+                Fail
+            }
             CorePh::AfterTable { aliased, join } => match tok {
                 Tok::Kw(Kw::AS) if !aliased => to(self, CorePh::TableAlias { join }),
                 Tok::Name(n, q) if !aliased && (*q || free_name_ok(n)) => {
@@ -1760,6 +1777,7 @@ impl Parser {
             },
             CorePh::GroupBy => match tok {
                 Tok::Kw(Kw::BY) => {
+                    self.frame_mut().aggregate = true;
                     self.stack.push(St::Core(CorePh::GroupList));
                     self.push_expr(false, Role::Positional);
                     Consumed
@@ -1808,6 +1826,16 @@ impl Parser {
         }
     }
 
+    /// Whether the select list's references qualified with `name` are columns of `cols` (the
+    /// table that takes that name).
+    fn binds(&self, name: &str, cols: &Cols) -> bool {
+        self.frame()
+            .deferred
+            .iter()
+            .filter(|r| r.qual.as_deref() == Some(name))
+            .all(|r| r.col.as_ref().is_none_or(|c| cols.has(c)))
+    }
+
     /// Adds a table to the FROM clause.
     fn add_table(&mut self, name: Arc<str>, cols: Cols) -> bool {
         self.frame_mut().tables.push(InScope { name, cols });
@@ -1826,6 +1854,10 @@ impl Parser {
     fn alias_table(&mut self, n: &Arc<str>) -> bool {
         if self.frame().has_name(n) {
             return false;
+        }
+        match self.frame().tables.last() {
+            Some(t) if self.binds(n, &t.cols) => {}
+            _ => return false,
         }
         let f = self.frame_mut();
         match f.tables.last_mut() {
@@ -1944,6 +1976,9 @@ impl Parser {
             } => match tok {
                 Tok::LParen if is_func => {
                     let Some(f) = func(&name) else { return Fail };
+                    if f.aggregate && !self.frame().aggregate {
+                        self.frame_mut().aggregate = true;
+                    }
                     x.ph = ExPh::After;
                     x.first = false;
                     let agg = x.agg;

@@ -69,6 +69,8 @@ fn plain_selects_joins_and_clauses() {
         "SELECT \"name\" FROM \"products\" WHERE [unit_price] > 2 AND `discontinued` = 0",
         "SELECT name FROM products WHERE added_date >= date('now', '-30 days')",
         "SELECT name FROM products ORDER BY name COLLATE NOCASE ASC NULLS LAST",
+        "SELECT category_id FROM products GROUP BY category_id ORDER BY count(*) DESC",
+        "SELECT max(unit_price) FROM products ORDER BY min(unit_price)",
         "SELECT name FROM products WHERE discontinued IS NOT 1 AND stock_quantity NOT BETWEEN 1 AND 5",
         "SELECT name FROM products WHERE name ISNULL OR name NOTNULL OR name NOT NULL",
         "SELECT o.order_id FROM orders o JOIN order_items oi USING (order_id)",
@@ -142,6 +144,7 @@ fn wrong_shapes_are_refused() {
         "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY country",
         "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY customers.city",
         "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY 2",
+        "SELECT name FROM products ORDER BY max(unit_price)",
         // SQLite reads these as positions (out of range).
         "SELECT name FROM products ORDER BY -1",
         "SELECT name FROM products ORDER BY (2)",
@@ -214,6 +217,13 @@ fn before_from_the_select_list_checks_names_against_the_whole_schema() {
     assert!(prefix(&idx, "SELECT T1.email, T1."));
     assert!(!prefix(&idx, "SELECT T1.email, T1.unit"));
     assert!(!prefix(&idx, "SELECT T1.email, T1.unit_price"));
+    // A table cannot take a name under which the select list read a column it lacks.
+    assert!(!prefix(&idx, "SELECT T1.email FROM products AS T1 "));
+    assert!(!prefix(&idx, "SELECT products.email FROM products,"));
+    assert!(complete(
+        &idx,
+        "SELECT T1.email FROM products AS T2 JOIN customers AS T1 ON 1"
+    ));
     // A qualifier not declared yet is a table name or a short alias, and `.` follows it.
     assert!(prefix(&idx, "SELECT emp."));
     assert!(prefix(&idx, "SELECT customers.email"));
