@@ -93,7 +93,7 @@ mod state;
 mod vocab;
 mod words;
 
-pub use constraint::{SqlConstraint, DEFAULT_PRIME};
+pub use constraint::{SqlConstraint, DEFAULT_PRIME, MASK_AFTER};
 pub use parser::{Options, FORWARD_ALIAS_MAX};
 pub use state::SqlState;
 pub use vocab::{TokenText, Vocab};

@@ -675,6 +675,12 @@ impl Parser {
                     if f.tables.is_empty() {
                         return false; // `SELECT *` without FROM
                     }
+                    let dup = f.tables.iter().enumerate().any(|(i, t)| {
+                        !t.name.is_empty() && f.tables[..i].iter().any(|u| u.name == t.name)
+                    });
+                    if dup {
+                        return false; // SQLite: ambiguous column name
+                    }
                     f.tables
                         .iter()
                         .map(|t| t.cols.count())

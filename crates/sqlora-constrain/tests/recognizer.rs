@@ -53,6 +53,7 @@ fn plain_selects_joins_and_clauses() {
         "SELECT\n  name\nFROM\n  products\nWHERE\n  unit_price > 1.5e2",
         "SELECT name FROM products\n\n",
         "SELECT p.* FROM products AS p",
+        "SELECT * FROM products, products AS p2",
         "SELECT name FROM products WHERE unit_price = (SELECT max(unit_price) FROM products)",
         "SELECT email FROM customers AS c WHERE EXISTS (SELECT 1 FROM orders AS o WHERE o.customer_id = c.customer_id)",
         "SELECT email FROM customers WHERE NOT EXISTS (SELECT * FROM orders WHERE orders.customer_id = customers.customer_id)",
@@ -145,6 +146,7 @@ fn wrong_shapes_are_refused() {
         "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY customers.city",
         "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY 2",
         "SELECT name FROM products ORDER BY max(unit_price)",
+        "SELECT * FROM products, products",
         // SQLite reads these as positions (out of range).
         "SELECT name FROM products ORDER BY -1",
         "SELECT name FROM products ORDER BY (2)",
