@@ -266,6 +266,9 @@ struct Expr {
     qualified: bool,
     /// Only unary operators so far.
     signed: bool,
+    /// An ORDER BY / GROUP BY term: the frame it belongs to, beyond which SQLite resolves no
+    /// name inside it (subqueries in it included).
+    floor: usize,
     /// A term of a compound's ORDER BY: a result column's number or name, nothing else.
     compound: bool,
     /// The expression is one integer literal.
@@ -499,7 +502,17 @@ impl Parser {
 
     /// The index of the outermost frame whose names the current one sees.
     fn visible(&self) -> usize {
-        self.frames.iter().rposition(|f| f.barrier).unwrap_or(0)
+        let barrier = self.frames.iter().rposition(|f| f.barrier).unwrap_or(0);
+        let floor = self
+            .stack
+            .iter()
+            .filter_map(|s| match s {
+                St::Expr(x) if x.role == Role::Positional => Some(x.floor),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(0);
+        barrier.max(floor)
     }
 
     fn any_select_list(&self) -> bool {
@@ -1163,6 +1176,7 @@ impl Parser {
             simple: None,
             qualified: false,
             signed: false,
+            floor: self.frames.len().saturating_sub(1),
             compound: false,
             int: None,
         }));

@@ -8,6 +8,7 @@ fn retail() -> std::sync::Arc<sqlora_constrain::SchemaIndex> {
     domain_index("retail")
 }
 
+/// Accepted by the recognizer, and (the independent check) prepared by SQLite.
 #[track_caller]
 fn accepted(sql: &str) {
     let idx = retail();
@@ -16,6 +17,10 @@ fn accepted(sql: &str) {
         "refused (dies at {:?}): {sql}",
         dies_at(&idx, sql)
     );
+    let sql = sql.trim_end().trim_end_matches(';');
+    if let Err(e) = domain_db("retail").prepare(sql) {
+        panic!("accepted, but SQLite says {e}: {sql}");
+    }
 }
 
 #[track_caller]
@@ -60,6 +65,7 @@ fn plain_selects_joins_and_clauses() {
         "SELECT first_name || ' ' || last_name AS fullname FROM customers ORDER BY fullname",
         "SELECT name FROM products WHERE name = 'it''s; SELECT FROM \"x\"'",
         "SELECT x.name FROM (SELECT name FROM products) AS x",
+        "SELECT name FROM products AS p WHERE product_id IN (SELECT product_id FROM order_items GROUP BY product_id HAVING count(*) > p.unit_price)",
         "SELECT * FROM (SELECT name AS n FROM products) WHERE n LIKE 'a%' ORDER BY n",
         "SELECT unit_price FROM products UNION SELECT unit_price FROM order_items",
         "SELECT city FROM customers INTERSECT SELECT city FROM suppliers EXCEPT SELECT shipping_city FROM orders ORDER BY 1",
@@ -100,6 +106,9 @@ fn unknown_tables_and_columns_are_refused() {
         "SELECT big.total_amount FROM orders",
         // The subquery's alias is not visible outside it.
         "SELECT o.total_amount FROM customers WHERE customer_id IN (SELECT customer_id FROM orders AS o)",
+        // ORDER BY and GROUP BY of a subquery see only its own tables.
+        "SELECT name FROM products AS p WHERE EXISTS (SELECT 1 FROM order_items ORDER BY p.name)",
+        "SELECT name FROM products AS p WHERE product_id IN (SELECT product_id FROM order_items GROUP BY p.name)",
         // CTEs are scoped to their statement.
         "SELECT name FROM products WHERE product_id IN (WITH t AS (SELECT 1 AS x) SELECT x FROM t) AND product_id IN (SELECT x FROM t)",
     ] {
