@@ -646,6 +646,13 @@ impl Parser {
             for j in (self.visible()..n).rev() {
                 let f = &self.frames[j];
                 if f.phase == Phase::SelectList {
+                    // Passed on to an enclosing select list: its qualifier must still have a
+                    // table with all the columns read under it there.
+                    if let Some(q) = &r.qual {
+                        if !self.deferred_qual_ok(j, q, r.col.as_deref()) {
+                            return false;
+                        }
+                    }
                     Arc::make_mut(&mut self.frames[j]).deferred.push(r.clone());
                     done = true;
                     break;
