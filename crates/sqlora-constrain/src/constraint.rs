@@ -17,11 +17,17 @@ pub const DEFAULT_PRIME: &str = "SELECT";
 
 /// After this many `allows` calls at one position the whole vocabulary is decided at once
 /// (sampling asks about every token; a greedy step about one or two).
-const MASK_AFTER: u32 = 48;
+pub const MASK_AFTER: u32 = 48;
 
 /// A token is allowed when the text so far plus the token's bytes is still a valid prefix of
 /// one read-only statement over the schema; an end-of-sequence token when the text is a
-/// complete statement.
+/// complete statement (after `;` or a blank line, only whitespace tokens and the end).
+///
+/// `allows` clones the recognizer's state and feeds it the token's bytes (a token inside a
+/// string literal without a `'` needs nothing); after [`MASK_AFTER`] calls at one position
+/// (sampling asks about every token) it decides the whole vocabulary at once
+/// ([`allowed_mask`](Self::allowed_mask)) and answers from that. If a token that was not
+/// allowed is accepted anyway, only the end-of-sequence tokens are allowed from then on.
 #[derive(Debug)]
 pub struct SqlConstraint {
     state: SqlState,

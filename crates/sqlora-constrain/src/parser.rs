@@ -56,6 +56,8 @@ pub(crate) struct Expect {
     pub free: bool,
     pub collation: bool,
     pub typename: bool,
+    /// A result column's name (a compound's ORDER BY).
+    pub out_names: bool,
 }
 
 impl Expect {
@@ -126,6 +128,10 @@ struct InScope {
 #[derive(Clone, Debug)]
 struct Frame {
     phase: Phase,
+    /// Names do not resolve beyond this frame (a FROM subquery's, a CTE body's).
+    barrier: bool,
+    /// The SELECT aggregates (an aggregate call, GROUP BY).
+    aggregate: bool,
     tables: Vec<InScope>,
     aliases: Vec<Arc<str>>,
     deferred: Vec<Ref>,
@@ -138,6 +144,8 @@ impl Frame {
     fn new() -> Frame {
         Frame {
             phase: Phase::SelectList,
+            barrier: false,
+            aggregate: false,
             tables: Vec::new(),
             aliases: Vec::new(),
             deferred: Vec::new(),
@@ -169,6 +177,9 @@ struct Cte {
 #[derive(Clone, Debug)]
 struct StmtCtx {
     cte_mark: usize,
+    /// `WITH RECURSIVE`: a CTE is in scope inside its own body.
+    recursive: bool,
+    barrier: bool,
     /// The number of result columns every core must have (a scalar subquery: 1).
     want: Option<usize>,
     /// The output columns of the first core.
@@ -251,6 +262,15 @@ struct Expr {
     first: bool,
     /// The expression is one column reference (its name).
     simple: Option<Arc<str>>,
+    /// `simple` was written qualified (`t.col`).
+    qualified: bool,
+    /// Only unary operators so far.
+    signed: bool,
+    /// An ORDER BY / GROUP BY term: the frame it belongs to, beyond which SQLite resolves no
+    /// name inside it (subqueries in it included).
+    floor: usize,
+    /// A term of a compound's ORDER BY: a result column's number or name, nothing else.
+    compound: bool,
     /// The expression is one integer literal.
     int: Option<u64>,
 }
@@ -300,8 +320,10 @@ enum St {
         cols: Option<Arc<[Arc<str>]>>,
     },
     CteBodyClose {
-        idx: usize,
-        explicit: bool,
+        name: Arc<str>,
+        cols: Option<Arc<[Arc<str>]>>,
+        /// Registered before its body (WITH RECURSIVE): its index.
+        idx: Option<usize>,
     },
     CteNext,
     Tail(TailPh),
@@ -353,6 +375,8 @@ pub(crate) struct Parser {
     ctes: Arc<Vec<Cte>>,
     /// The output columns of the statement that ended last (for a CTE or FROM subquery).
     last_outputs: Option<Cols>,
+    /// The integer literal the expression that ended last was, if it was one.
+    last_int: Option<u64>,
 }
 
 /// The result of one state's handling of a token.
@@ -395,8 +419,9 @@ impl Parser {
             stmts: Vec::new(),
             ctes: Arc::new(Vec::new()),
             last_outputs: None,
+            last_int: None,
         };
-        p.begin_stmt(None);
+        p.begin_stmt(None, false);
         p
     }
 
@@ -410,9 +435,13 @@ impl Parser {
         Arc::make_mut(self.frames.last_mut().expect("a frame while in a SELECT"))
     }
 
-    fn begin_stmt(&mut self, want: Option<usize>) {
+    /// Starts a statement; `barrier`: it cannot see the names of the statements around it
+    /// (a FROM subquery, a CTE body).
+    fn begin_stmt(&mut self, want: Option<usize>, barrier: bool) {
         self.stmts.push(StmtCtx {
             cte_mark: self.ctes.len(),
+            recursive: false,
+            barrier,
             want,
             outputs: None,
             cores: 0,
@@ -427,7 +456,9 @@ impl Parser {
             }
             ctx.cores += 1;
         }
-        self.frames.push(Arc::new(Frame::new()));
+        let mut frame = Frame::new();
+        frame.barrier = self.stmts.last().is_some_and(|c| c.barrier);
+        self.frames.push(Arc::new(frame));
         self.stack.push(St::Tail(TailPh::Compound));
         self.stack.push(St::Core(CorePh::SelectStart));
     }
@@ -455,31 +486,57 @@ impl Parser {
             || self.ctes.iter().any(|c| c.cols.has(name))
     }
 
+    /// Whether some column of the schema or a CTE starting with `prefix` could be read here
+    /// (deferred to a select list).
     fn global_col_prefix(&self, prefix: &[u8]) -> bool {
+        let ok = |c: &Arc<str>| {
+            c.as_bytes().starts_with(prefix) && !matches!(self.lookup(c), Lookup::Missing)
+        };
         self.opts.forward_names
-            || self
-                .schema
-                .all_columns
-                .iter()
-                .any(|c| c.as_bytes().starts_with(prefix))
+            || self.schema.all_columns.iter().any(ok)
             || self.ctes.iter().any(|c| match &c.cols {
                 Cols::Any => true,
-                Cols::Known(cols) => cols.iter().any(|n| n.as_bytes().starts_with(prefix)),
+                Cols::Known(cols) => cols.iter().any(ok),
             })
     }
 
+    /// The index of the outermost frame whose names the current one sees.
+    fn visible(&self) -> usize {
+        let barrier = self.frames.iter().rposition(|f| f.barrier).unwrap_or(0);
+        let floor = self
+            .stack
+            .iter()
+            .filter_map(|s| match s {
+                St::Expr(x) if x.role == Role::Positional => Some(x.floor),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(0);
+        barrier.max(floor)
+    }
+
     fn any_select_list(&self) -> bool {
-        self.frames.iter().any(|f| f.phase == Phase::SelectList)
+        self.frames[self.visible()..]
+            .iter()
+            .any(|f| f.phase == Phase::SelectList)
     }
 
     /// An unqualified column `name` from the innermost frame.
     fn lookup(&self, name: &str) -> Lookup {
         let n = self.frames.len();
         let mut defer = None;
-        for j in (0..n).rev() {
+        for j in (self.visible()..n).rev() {
             let f = &self.frames[j];
             if f.phase == Phase::SelectList {
                 defer.get_or_insert(j);
+                continue;
+            }
+            if f.phase == Phase::From {
+                // An ON clause: SQLite resolves its names against the whole FROM clause,
+                // tables joined later included, so only qualified names are read there.
+                if f.tables.iter().any(|t| t.cols.has(name)) {
+                    return Lookup::Missing;
+                }
                 continue;
             }
             match f.tables.iter().filter(|t| t.cols.has(name)).count() {
@@ -487,7 +544,7 @@ impl Parser {
                 0 => {}
                 _ => return Lookup::Missing, // ambiguous
             }
-            if j + 1 == n && f.aliases.iter().any(|a| &**a == name) {
+            if j + 1 == n && f.phase == Phase::Closed && f.aliases.iter().any(|a| &**a == name) {
                 return Lookup::Found;
             }
         }
@@ -500,7 +557,7 @@ impl Parser {
     /// The table `qual` of the innermost frame that has it, or where to defer it.
     fn lookup_qual(&self, qual: &str) -> (Option<&InScope>, Option<usize>) {
         let mut defer = None;
-        for j in (0..self.frames.len()).rev() {
+        for j in (self.visible()..self.frames.len()).rev() {
             let f = &self.frames[j];
             if f.phase == Phase::SelectList {
                 defer.get_or_insert(j);
@@ -586,9 +643,16 @@ impl Parser {
         self.frame_mut().phase = Phase::Closed;
         for r in refs {
             let mut done = false;
-            for j in (0..n).rev() {
+            for j in (self.visible()..n).rev() {
                 let f = &self.frames[j];
                 if f.phase == Phase::SelectList {
+                    // Passed on to an enclosing select list: its qualifier must still have a
+                    // table with all the columns read under it there.
+                    if let Some(q) = &r.qual {
+                        if !self.deferred_qual_ok(j, q, r.col.as_deref()) {
+                            return false;
+                        }
+                    }
                     Arc::make_mut(&mut self.frames[j]).deferred.push(r.clone());
                     done = true;
                     break;
@@ -630,6 +694,12 @@ impl Parser {
                 Out::Star => {
                     if f.tables.is_empty() {
                         return false; // `SELECT *` without FROM
+                    }
+                    let dup = f.tables.iter().enumerate().any(|(i, t)| {
+                        !t.name.is_empty() && f.tables[..i].iter().any(|u| u.name == t.name)
+                    });
+                    if dup {
+                        return false; // SQLite: ambiguous column name
                     }
                     f.tables
                         .iter()
@@ -842,6 +912,13 @@ impl Parser {
                 }
                 CorePh::AfterHaving => true,
             },
+            St::Expr(x) if x.compound => match &x.ph {
+                ExPh::Operand => {
+                    e.out_names = true;
+                    false
+                }
+                _ => self.term_ok(x),
+            },
             St::Expr(x) => match &x.ph {
                 ExPh::Operand => {
                     e.operand(x.agg);
@@ -926,8 +1003,11 @@ impl Parser {
             e.kw(&[Kw::AND]);
             return false;
         }
+        let ok = self.term_ok(x);
+        if !self.in_positional_term() {
+            e.kw(&[Kw::AND]);
+        }
         e.kw(&[
-            Kw::AND,
             Kw::OR,
             Kw::IS,
             Kw::NOT,
@@ -939,7 +1019,7 @@ impl Parser {
             Kw::NOTNULL,
             Kw::COLLATE,
         ]);
-        true
+        ok
     }
 
     /// Whether some name allowed by `e` starts with `prefix` (lowercase); `quoted`: the name
@@ -974,10 +1054,10 @@ impl Parser {
             if self.any_select_list() && self.forward_qual_ok(prefix) {
                 return true;
             }
-            if self.frames.iter().any(|f| {
-                f.tables
-                    .iter()
-                    .any(|t| !t.name.is_empty() && starts(&t.name))
+            if self.frames[self.visible()..].iter().any(|f| {
+                f.tables.iter().any(|t| {
+                    !t.name.is_empty() && starts(&t.name) && self.lookup_qual(&t.name).0.is_some()
+                })
             }) {
                 return true;
             }
@@ -987,8 +1067,8 @@ impl Parser {
                 return true;
             }
             let n = self.frames.len();
-            for (j, f) in self.frames.iter().enumerate() {
-                if f.phase == Phase::SelectList {
+            for (j, f) in self.frames.iter().enumerate().skip(self.visible()) {
+                if f.phase != Phase::Closed {
                     continue;
                 }
                 for t in &f.tables {
@@ -1003,7 +1083,12 @@ impl Parser {
                         }
                     }
                 }
-                if j + 1 == n && f.aliases.iter().any(|a| starts(a)) {
+                if j + 1 == n
+                    && f.phase == Phase::Closed
+                    && f.aliases
+                        .iter()
+                        .any(|a| starts(a) && !matches!(self.lookup(a), Lookup::Missing))
+                {
                     return true;
                 }
             }
@@ -1041,6 +1126,16 @@ impl Parser {
                     }
                 }
                 (None, None) => {}
+            }
+        }
+        if e.out_names {
+            match self.out_names() {
+                None => return true,
+                Some(cols) => {
+                    if cols.iter().any(|c| starts(c)) {
+                        return true;
+                    }
+                }
             }
         }
         if e.using_col {
@@ -1086,8 +1181,74 @@ impl Parser {
             role,
             first: true,
             simple: None,
+            qualified: false,
+            signed: false,
+            floor: self.frames.len().saturating_sub(1),
+            compound: false,
             int: None,
         }));
+    }
+
+    /// Whether the innermost expression is (inside) an ORDER BY or GROUP BY term, where SQLite
+    /// folds `0 AND x` into the integer 0, a position: AND is not read there.
+    fn in_positional_term(&self) -> bool {
+        for st in self.stack.iter().rev() {
+            match st {
+                St::Expr(x) if x.role == Role::Positional => return true,
+                St::Core(_) | St::Tail(_) => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Pushes an ORDER BY term.
+    fn push_order_term(&mut self) {
+        let compound = self.stmts.last().is_some_and(|c| c.cores > 1);
+        // Aggregates in ORDER BY only where the SELECT aggregates already.
+        let agg = self.frames.last().is_some_and(|f| f.aggregate);
+        self.push_expr(agg, Role::Positional);
+        if let Some(St::Expr(x)) = self.stack.last_mut() {
+            x.compound = compound;
+        }
+    }
+
+    /// The names of the current statement's result columns (`None`: any).
+    fn out_names(&self) -> Option<&[Arc<str>]> {
+        match self.stmts.last().and_then(|c| c.outputs.as_ref()) {
+            Some(Cols::Known(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether the complete expression `x` may end here (positional terms in range; a
+    /// compound's ORDER BY names a result column).
+    fn term_ok(&self, x: &Expr) -> bool {
+        if x.role != Role::Positional {
+            return true;
+        }
+        if x.compound && x.int.is_none() {
+            let named = match (&x.simple, self.out_names()) {
+                (Some(n), Some(cols)) => !x.qualified && cols.iter().any(|c| c == n),
+                (Some(_), None) => !x.qualified,
+                _ => false,
+            };
+            if !named {
+                return false;
+            }
+        }
+        if let Some(k) = x.int {
+            let ncols = self
+                .stmts
+                .last()
+                .and_then(|c| c.want)
+                .or_else(|| self.frames.last().and_then(|f| f.ncols));
+            return match ncols {
+                Some(n) => k >= 1 && (k as usize) <= n,
+                None => k >= 1,
+            };
+        }
+        true
     }
 
     fn step(&mut self, st: St, tok: &Tok) -> Step {
@@ -1116,6 +1277,9 @@ impl Parser {
             },
             St::CteName { first } => match tok {
                 Tok::Kw(Kw::RECURSIVE) if first => {
+                    if let Some(ctx) = self.stmts.last_mut() {
+                        ctx.recursive = true;
+                    }
                     self.stack.push(St::CteName { first: false });
                     Consumed
                 }
@@ -1180,27 +1344,33 @@ impl Parser {
             },
             St::CteNeedParen { name, cols } => match tok {
                 Tok::LParen => {
-                    let explicit = cols.is_some();
                     let want = cols.as_ref().map(|c| c.len());
-                    let idx = self.ctes.len();
-                    Arc::make_mut(&mut self.ctes).push(Cte {
-                        name,
-                        cols: cols.map_or(Cols::Any, Cols::Known),
-                    });
-                    self.stack.push(St::CteBodyClose { idx, explicit });
-                    self.begin_stmt(want);
+                    let idx = if self.stmts.last().is_some_and(|c| c.recursive) {
+                        Arc::make_mut(&mut self.ctes).push(Cte {
+                            name: name.clone(),
+                            cols: cols.clone().map_or(Cols::Any, Cols::Known),
+                        });
+                        Some(self.ctes.len() - 1)
+                    } else {
+                        None
+                    };
+                    self.stack.push(St::CteBodyClose { name, cols, idx });
+                    self.begin_stmt(want, true);
                     Consumed
                 }
                 _ => Fail,
             },
-            St::CteBodyClose { idx, explicit } => match tok {
+            St::CteBodyClose { name, cols, idx } => match tok {
                 Tok::RParen => {
-                    if !explicit {
-                        if let Some(out) = self.last_outputs.take() {
-                            if let Some(c) = Arc::make_mut(&mut self.ctes).get_mut(idx) {
-                                c.cols = out;
-                            }
-                        }
+                    let out = self.last_outputs.take();
+                    let cols = match cols {
+                        Some(c) => Cols::Known(c),
+                        None => out.unwrap_or(Cols::Any),
+                    };
+                    let ctes = Arc::make_mut(&mut self.ctes);
+                    match idx.and_then(|i| ctes.get_mut(i)) {
+                        Some(c) => c.cols = cols,
+                        None => ctes.push(Cte { name, cols }),
                     }
                     self.stack.push(St::CteNext);
                     Consumed
@@ -1229,7 +1399,7 @@ impl Parser {
                             agg,
                             list,
                         });
-                        self.begin_stmt(Some(1));
+                        self.begin_stmt(Some(1), false);
                         Redispatch
                     }
                     Tok::RParen if list => Consumed,
@@ -1249,7 +1419,16 @@ impl Parser {
                         self.push_expr(agg, Role::Plain);
                         Consumed
                     }
-                    Tok::RParen => Consumed,
+                    Tok::RParen => {
+                        // SQLite reads `(1)` as the integer 1 (a positional term).
+                        let int = self.last_int;
+                        if let Some(St::Expr(p)) = self.stack.last_mut() {
+                            if p.first && !list && p.role == Role::Positional {
+                                p.int = int;
+                            }
+                        }
+                        Consumed
+                    }
                     _ => Fail,
                 },
                 SubPh::Close => match tok {
@@ -1265,7 +1444,7 @@ impl Parser {
                 }
                 (SubPh::Open, Tok::Kw(Kw::SELECT | Kw::WITH)) => {
                     self.stack.push(St::Exists(SubPh::Close));
-                    self.begin_stmt(None);
+                    self.begin_stmt(None, false);
                     Redispatch
                 }
                 (SubPh::Close, Tok::RParen) => Consumed,
@@ -1384,7 +1563,7 @@ impl Parser {
             (TailPh::Compound, Tok::Kw(Kw::ORDER)) => TailPh::OrderBy,
             (TailPh::OrderBy, Tok::Kw(Kw::BY)) => {
                 self.stack.push(St::Tail(TailPh::OrderTerm));
-                self.push_expr(true, Role::Positional);
+                self.push_order_term();
                 return Consumed;
             }
             (TailPh::OrderTerm, Tok::Kw(Kw::ASC | Kw::DESC)) => TailPh::OrderDir,
@@ -1392,7 +1571,7 @@ impl Parser {
             (TailPh::OrderNulls, Tok::Kw(Kw::FIRST | Kw::LAST)) => TailPh::OrderAfterNulls,
             (TailPh::OrderTerm | TailPh::OrderDir | TailPh::OrderAfterNulls, Tok::Comma) => {
                 self.stack.push(St::Tail(TailPh::OrderTerm));
-                self.push_expr(true, Role::Positional);
+                self.push_order_term();
                 return Consumed;
             }
             (
@@ -1470,10 +1649,9 @@ impl Parser {
                             None => return Fail,
                         },
                     };
-                    self.frame_mut().tables.push(InScope {
-                        name: n.clone(),
-                        cols,
-                    });
+                    if !self.add_table(n.clone(), cols) {
+                        return Fail;
+                    }
                     to(
                         self,
                         CorePh::AfterTable {
@@ -1484,7 +1662,7 @@ impl Parser {
                 }
                 Tok::LParen => {
                     self.stack.push(St::Core(CorePh::FromSubClose { join }));
-                    self.begin_stmt(None);
+                    self.begin_stmt(None, true);
                     Consumed
                 }
                 _ => Fail,
@@ -1492,10 +1670,9 @@ impl Parser {
             CorePh::FromSubClose { join } => match tok {
                 Tok::RParen => {
                     let cols = self.last_outputs.take().unwrap_or(Cols::Any);
-                    self.frame_mut().tables.push(InScope {
-                        name: Arc::from(""),
-                        cols,
-                    });
+                    if !self.add_table(Arc::from(""), cols) {
+                        return Fail;
+                    }
                     to(
                         self,
                         CorePh::AfterTable {
@@ -1506,6 +1683,18 @@ impl Parser {
                 }
                 _ => Fail,
             },
+            CorePh::AfterTable { aliased: false, .. }
+                if !matches!(tok, Tok::Kw(Kw::AS) | Tok::Name(..))
+                    && !self
+                        .frame()
+                        .tables
+                        .last()
+                        .is_some_and(|t| self.binds(&t.name, &t.cols)) =>
+            {
+                // The table keeps its own name, and the select list read a column it lacks
+                // under that name.
+                Fail
+            }
             CorePh::AfterTable { aliased, join } => match tok {
                 Tok::Kw(Kw::AS) if !aliased => to(self, CorePh::TableAlias { join }),
                 Tok::Name(n, q) if !aliased && (*q || free_name_ok(n)) => {
@@ -1615,6 +1804,7 @@ impl Parser {
             },
             CorePh::GroupBy => match tok {
                 Tok::Kw(Kw::BY) => {
+                    self.frame_mut().aggregate = true;
                     self.stack.push(St::Core(CorePh::GroupList));
                     self.push_expr(false, Role::Positional);
                     Consumed
@@ -1663,6 +1853,22 @@ impl Parser {
         }
     }
 
+    /// Whether the select list's references qualified with `name` are columns of `cols` (the
+    /// table that takes that name).
+    fn binds(&self, name: &str, cols: &Cols) -> bool {
+        self.frame()
+            .deferred
+            .iter()
+            .filter(|r| r.qual.as_deref() == Some(name))
+            .all(|r| r.col.as_ref().is_none_or(|c| cols.has(c)))
+    }
+
+    /// Adds a table to the FROM clause.
+    fn add_table(&mut self, name: Arc<str>, cols: Cols) -> bool {
+        self.frame_mut().tables.push(InScope { name, cols });
+        true
+    }
+
     fn alias_item(&mut self, n: &Arc<str>) {
         let f = self.frame_mut();
         if let Some(last) = f.outputs.last_mut() {
@@ -1676,6 +1882,10 @@ impl Parser {
         if self.frame().has_name(n) {
             return false;
         }
+        match self.frame().tables.last() {
+            Some(t) if self.binds(n, &t.cols) => {}
+            _ => return false,
+        }
         let f = self.frame_mut();
         match f.tables.last_mut() {
             Some(t) => {
@@ -1687,14 +1897,40 @@ impl Parser {
     }
 
     fn step_expr(&mut self, mut x: Expr, tok: &Tok) -> Step {
+        if x.compound {
+            // A number or a result column's name, then the end of the term.
+            return match (&x.ph, tok) {
+                (ExPh::Operand, Tok::Num(v)) => {
+                    x.int = *v;
+                    x.ph = ExPh::After;
+                    self.stack.push(St::Expr(x));
+                    Consumed
+                }
+                (ExPh::Operand, Tok::Name(n, _))
+                    if self.out_names().is_none_or(|c| c.iter().any(|c| c == n)) =>
+                {
+                    x.simple = Some(n.clone());
+                    x.ph = ExPh::After;
+                    self.stack.push(St::Expr(x));
+                    Consumed
+                }
+                (ExPh::After, _) => self.end_expr(x),
+                _ => Fail,
+            };
+        }
         match x.ph.clone() {
             ExPh::Operand => {
                 match tok {
                     Tok::Minus | Tok::Plus | Tok::Tilde | Tok::Kw(Kw::NOT) => {
+                        x.signed = x.first || x.signed;
                         x.first = false;
                     }
                     Tok::Num(v) => {
                         x.int = if x.first { *v } else { None };
+                        if x.signed && x.role == Role::Positional {
+                            // SQLite reads `-1` as the integer -1: out of range.
+                            x.int = Some(0);
+                        }
                         x.ph = ExPh::After;
                     }
                     Tok::Str
@@ -1767,6 +2003,9 @@ impl Parser {
             } => match tok {
                 Tok::LParen if is_func => {
                     let Some(f) = func(&name) else { return Fail };
+                    if f.aggregate && !self.frame().aggregate {
+                        self.frame_mut().aggregate = true;
+                    }
                     x.ph = ExPh::After;
                     x.first = false;
                     let agg = x.agg;
@@ -1805,6 +2044,7 @@ impl Parser {
                     }
                     if x.first {
                         x.simple = Some(c.clone());
+                        x.qualified = true;
                     }
                     x.ph = ExPh::After;
                     self.stack.push(St::Expr(x));
@@ -1827,6 +2067,7 @@ impl Parser {
             ExPh::StarDone => Redispatch,
             ExPh::After => {
                 let cont = match tok {
+                    Tok::Kw(Kw::AND) if self.in_positional_term() && !x.between => return Fail,
                     Tok::Kw(Kw::AND) if x.between => {
                         x.between = false;
                         ExPh::Operand
@@ -1852,10 +2093,16 @@ impl Parser {
                     Tok::Kw(Kw::COLLATE) => ExPh::Collate,
                     _ => return self.end_expr(x),
                 };
+                let collate = matches!(cont, ExPh::Collate);
                 x.ph = cont;
-                x.first = false;
-                x.simple = None;
-                x.int = None;
+                if !collate {
+                    x.first = false;
+                    x.signed = false;
+                    x.simple = None;
+                    x.int = None;
+                } else if x.role == Role::SelectItem {
+                    x.simple = None;
+                }
                 self.stack.push(St::Expr(x));
                 Consumed
             }
@@ -1925,6 +2172,7 @@ impl Parser {
 
     /// The expression `x` is complete: record what its parent needs and hand the token on.
     fn end_expr(&mut self, x: Expr) -> Step {
+        self.last_int = x.int;
         match x.role {
             Role::SelectItem => {
                 let out = match x.simple {
@@ -1934,17 +2182,8 @@ impl Parser {
                 self.frame_mut().outputs.push(out);
             }
             Role::Positional => {
-                if let Some(k) = x.int {
-                    let ncols = self
-                        .stmts
-                        .last()
-                        .and_then(|c| c.want)
-                        .or_else(|| self.frames.last().and_then(|f| f.ncols));
-                    match ncols {
-                        Some(n) if k >= 1 && (k as usize) <= n => {}
-                        None if k >= 1 => {}
-                        _ => return Fail,
-                    }
+                if !self.term_ok(&x) {
+                    return Fail;
                 }
             }
             Role::Plain => {}

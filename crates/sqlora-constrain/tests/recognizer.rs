@@ -8,6 +8,7 @@ fn retail() -> std::sync::Arc<sqlora_constrain::SchemaIndex> {
     domain_index("retail")
 }
 
+/// Accepted by the recognizer, and (the independent check) prepared by SQLite.
 #[track_caller]
 fn accepted(sql: &str) {
     let idx = retail();
@@ -16,6 +17,10 @@ fn accepted(sql: &str) {
         "refused (dies at {:?}): {sql}",
         dies_at(&idx, sql)
     );
+    let sql = sql.trim_end().trim_end_matches(';');
+    if let Err(e) = domain_db("retail").prepare(sql) {
+        panic!("accepted, but SQLite says {e}: {sql}");
+    }
 }
 
 #[track_caller]
@@ -53,12 +58,14 @@ fn plain_selects_joins_and_clauses() {
         "SELECT\n  name\nFROM\n  products\nWHERE\n  unit_price > 1.5e2",
         "SELECT name FROM products\n\n",
         "SELECT p.* FROM products AS p",
+        "SELECT * FROM products, products AS p2",
         "SELECT name FROM products WHERE unit_price = (SELECT max(unit_price) FROM products)",
         "SELECT email FROM customers AS c WHERE EXISTS (SELECT 1 FROM orders AS o WHERE o.customer_id = c.customer_id)",
         "SELECT email FROM customers WHERE NOT EXISTS (SELECT * FROM orders WHERE orders.customer_id = customers.customer_id)",
         "SELECT first_name || ' ' || last_name AS fullname FROM customers ORDER BY fullname",
         "SELECT name FROM products WHERE name = 'it''s; SELECT FROM \"x\"'",
         "SELECT x.name FROM (SELECT name FROM products) AS x",
+        "SELECT name FROM products AS p WHERE product_id IN (SELECT product_id FROM order_items GROUP BY product_id HAVING count(*) > p.unit_price)",
         "SELECT * FROM (SELECT name AS n FROM products) WHERE n LIKE 'a%' ORDER BY n",
         "SELECT unit_price FROM products UNION SELECT unit_price FROM order_items",
         "SELECT city FROM customers INTERSECT SELECT city FROM suppliers EXCEPT SELECT shipping_city FROM orders ORDER BY 1",
@@ -69,6 +76,8 @@ fn plain_selects_joins_and_clauses() {
         "SELECT \"name\" FROM \"products\" WHERE [unit_price] > 2 AND `discontinued` = 0",
         "SELECT name FROM products WHERE added_date >= date('now', '-30 days')",
         "SELECT name FROM products ORDER BY name COLLATE NOCASE ASC NULLS LAST",
+        "SELECT category_id FROM products GROUP BY category_id ORDER BY count(*) DESC",
+        "SELECT max(unit_price) FROM products ORDER BY min(unit_price)",
         "SELECT name FROM products WHERE discontinued IS NOT 1 AND stock_quantity NOT BETWEEN 1 AND 5",
         "SELECT name FROM products WHERE name ISNULL OR name NOTNULL OR name NOT NULL",
         "SELECT o.order_id FROM orders o JOIN order_items oi USING (order_id)",
@@ -97,6 +106,9 @@ fn unknown_tables_and_columns_are_refused() {
         "SELECT big.total_amount FROM orders",
         // The subquery's alias is not visible outside it.
         "SELECT o.total_amount FROM customers WHERE customer_id IN (SELECT customer_id FROM orders AS o)",
+        // ORDER BY and GROUP BY of a subquery see only its own tables.
+        "SELECT name FROM products AS p WHERE EXISTS (SELECT 1 FROM order_items ORDER BY p.name)",
+        "SELECT name FROM products AS p WHERE product_id IN (SELECT product_id FROM order_items GROUP BY p.name)",
         // CTEs are scoped to their statement.
         "SELECT name FROM products WHERE product_id IN (WITH t AS (SELECT 1 AS x) SELECT x FROM t) AND product_id IN (SELECT x FROM t)",
     ] {
@@ -139,6 +151,16 @@ fn wrong_shapes_are_refused() {
         "SELECT 1a",
         "SELECT 1e",
         "SELECT name FROM products ORDER BY name NULLS",
+        "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY country",
+        "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY customers.city",
+        "SELECT city FROM customers UNION SELECT city FROM suppliers ORDER BY 2",
+        "SELECT name FROM products ORDER BY max(unit_price)",
+        "SELECT * FROM products, products",
+        // SQLite reads these as positions (out of range).
+        "SELECT name FROM products ORDER BY -1",
+        "SELECT name FROM products ORDER BY (2)",
+        "SELECT name FROM products ORDER BY 0 AND name",
+        "SELECT name FROM products GROUP BY name AND 0",
     ] {
         refused(sql);
     }
@@ -206,6 +228,13 @@ fn before_from_the_select_list_checks_names_against_the_whole_schema() {
     assert!(prefix(&idx, "SELECT T1.email, T1."));
     assert!(!prefix(&idx, "SELECT T1.email, T1.unit"));
     assert!(!prefix(&idx, "SELECT T1.email, T1.unit_price"));
+    // A table cannot take a name under which the select list read a column it lacks.
+    assert!(!prefix(&idx, "SELECT T1.email FROM products AS T1 "));
+    assert!(!prefix(&idx, "SELECT products.email FROM products,"));
+    assert!(complete(
+        &idx,
+        "SELECT T1.email FROM products AS T2 JOIN customers AS T1 ON 1"
+    ));
     // A qualifier not declared yet is a table name or a short alias, and `.` follows it.
     assert!(prefix(&idx, "SELECT emp."));
     assert!(prefix(&idx, "SELECT customers.email"));
