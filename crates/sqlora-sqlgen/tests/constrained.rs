@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 
 use sqlora_data::list_domains;
 use sqlora_model::fetch::QWEN_CODER_0_5B;
+use sqlora_model::generate::{generate_constrained, GenerateParams};
 use sqlora_model::testing::{named_real_model, real_model};
 use sqlora_model::LoadedModel;
 use sqlora_sql::exec::ReadOnlyDb;
-use sqlora_sqlgen::{predict, Constrainer, PredictOptions, Prediction, Question};
+use sqlora_sql::schema::Schema;
+use sqlora_sqlgen::{
+    predict, Constrainer, PredictOptions, Prediction, PromptBuilder, Question, ANSWER_PRIME,
+};
 
 /// The first `n` test questions of each named bundled domain, with their built databases.
 fn questions(out: &Path, domains: &[&str], n: usize) -> Vec<(String, String, String, PathBuf)> {
@@ -100,4 +104,62 @@ fn qwen_0_5b_constrained_answers_never_name_what_does_not_exist() {
     };
     let (c, f) = check(m, &["hr", "flights"], 4);
     assert!(c >= f, "the constraint lost valid answers: {c} < {f}");
+}
+
+/// One batch of rows about different databases, each constrained by its own schema (and one
+/// free row): every row generates exactly what it generates alone.
+#[test]
+fn a_batch_mixing_databases_gives_each_row_what_it_gives_alone() {
+    let Some(m) = real_model() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let qs = questions(out.path(), &["retail", "hr", "flights"], 2);
+    let pb = PromptBuilder::builtin();
+    let constrainer = Constrainer::new(m);
+    let mut prompts = Vec::new();
+    let mut schemas = Vec::new();
+    for (_, _, q, path) in &qs {
+        let schema = Schema::introspect(path).unwrap();
+        let text = pb.prompt(m, &schema, q, true).unwrap();
+        prompts.push(m.tokenizer.encode(&text, false).unwrap());
+        schemas.push(constrainer.for_schema(&schema, true));
+    }
+    let params = GenerateParams {
+        max_new_tokens: 40,
+        ..GenerateParams::default()
+    };
+    // The last row stays free.
+    let rows = |idx: &[usize]| {
+        idx.iter()
+            .map(|&i| (i + 1 < qs.len()).then(|| schemas[i].row().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let all: Vec<usize> = (0..qs.len()).collect();
+    let batch: Vec<Vec<u32>> = all.iter().map(|&i| prompts[i].clone()).collect();
+    let together = m
+        .with_token_info(|info| {
+            generate_constrained(&m.model, info, &batch, &params, None, rows(&all))
+        })
+        .unwrap();
+    for i in all {
+        let alone = m
+            .with_token_info(|info| {
+                generate_constrained(
+                    &m.model,
+                    info,
+                    &[prompts[i].clone()],
+                    &params,
+                    None,
+                    rows(&[i]),
+                )
+            })
+            .unwrap();
+        assert_eq!(together[i].tokens, alone[0].tokens, "row {i} ({})", qs[i].0);
+        if i + 1 < qs.len() {
+            let text = format!("{ANSWER_PRIME}{}", together[i].text);
+            assert!(
+                !text.contains("```"),
+                "a constrained row left SQL: {text:?}"
+            );
+        }
+    }
 }
