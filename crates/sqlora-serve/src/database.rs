@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use sqlora_model::LoadedModel;
 use sqlora_sql::exec::ReadOnlyDb;
 use sqlora_sql::schema::Schema;
-use sqlora_sqlgen::{prefix_tokens, PromptBuilder};
+use sqlora_sqlgen::{prefix_tokens, Constrainer, PromptBuilder, SchemaConstraints};
 
 use crate::error::{Result, ServeError};
 
@@ -26,6 +26,8 @@ pub struct Database {
     db: Mutex<ReadOnlyDb>,
     /// Token ids every prompt about this database starts with.
     pub prefix_tokens: Vec<u32>,
+    /// Schema-constrained decoding over this database (its schema index, built once).
+    pub constraints: SchemaConstraints,
 }
 
 impl std::fmt::Debug for Database {
@@ -39,12 +41,14 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// Opens `path` read-only, introspects it and computes its prompt prefix.
+    /// Opens `path` read-only, introspects it, computes its prompt prefix and its constraints
+    /// (for answers primed with `SELECT`, as `/v1/query` primes them).
     pub fn open(
         name: &str,
         path: &Path,
         model: &LoadedModel,
         builder: &PromptBuilder,
+        constrainer: &Constrainer,
     ) -> Result<Database> {
         let db = ReadOnlyDb::open(path).map_err(|e| ServeError::Database {
             path: path.to_path_buf(),
@@ -52,12 +56,14 @@ impl Database {
         })?;
         let schema = db.guard().schema().clone();
         let prefix_tokens = prefix_tokens(model, builder, &schema)?;
+        let constraints = constrainer.for_schema(&schema, true);
         Ok(Database {
             name: name.to_string(),
             path: path.to_path_buf(),
             schema,
             db: Mutex::new(db),
             prefix_tokens,
+            constraints,
         })
     }
 

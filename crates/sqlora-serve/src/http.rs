@@ -72,8 +72,6 @@ pub struct AppState {
     pub databases: BTreeMap<String, Arc<Database>>,
     /// The prompt templates.
     pub builder: PromptBuilder,
-    /// Schema-constrained decoding for `/v1/query` (the model's vocabulary as bytes).
-    pub constrainer: sqlora_sqlgen::Constrainer,
     /// Request limits.
     pub limits: Limits,
     /// The base model's id in `/v1/models` and the `model` field.
@@ -390,11 +388,7 @@ async fn query(
     let mut req = new_request(&s, ids, prefix, adapter.clone(), s.limits.query_max_tokens);
     req.candidates = candidates as usize;
     if constrain {
-        let row = s
-            .constrainer
-            .for_schema(&db.schema, true)
-            .row()
-            .map_err(ServeError::from)?;
+        let row = db.constraints.row().map_err(ServeError::from)?;
         req.constraint = Some(row);
     }
     let out = generate(&s, req).await?;

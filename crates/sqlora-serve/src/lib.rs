@@ -119,6 +119,8 @@ impl App {
     ) -> Result<App> {
         let model = Arc::new(model);
         let builder = PromptBuilder::builtin();
+        // The vocabulary as bytes, for `/v1/query`'s schema-constrained decoding.
+        let constrainer = sqlora_sqlgen::Constrainer::new(&model);
         let mut dbs = BTreeMap::new();
         for d in &databases {
             if dbs.contains_key(&d.name) {
@@ -127,7 +129,7 @@ impl App {
                     d.name
                 )));
             }
-            let db = Database::open(&d.name, &d.path, &model, &builder)?;
+            let db = Database::open(&d.name, &d.path, &model, &builder, &constrainer)?;
             dbs.insert(d.name.clone(), Arc::new(db));
         }
         let model_id = cfg.model_id.clone().unwrap_or_else(|| {
@@ -137,8 +139,6 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "base".to_string())
         });
-        // The vocabulary as bytes, for `/v1/query`'s schema-constrained decoding.
-        let constrainer = sqlora_sqlgen::Constrainer::new(&model);
         let metrics = Arc::new(Metrics::new());
         let (engine, thread) = engine::start(
             model,
@@ -155,7 +155,6 @@ impl App {
                 engine,
                 databases: dbs,
                 builder,
-                constrainer,
                 limits: cfg.limits,
                 model_id,
                 metrics,
