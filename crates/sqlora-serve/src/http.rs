@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 use sqlora_sql::exec::{ExecError, ExecLimits};
-use sqlora_sqlgen::{answer, render_chat, AnswerOptions, ChatMessage, PromptBuilder};
+use sqlora_sqlgen::{answer, render_chat, AnswerOptions, ChatMessage, PromptBuilder, Selection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -257,6 +257,10 @@ struct QueryBody {
     /// Constrain the answer to SQL over the database's schema (default true).
     #[serde(default)]
     constrain: Option<bool>,
+    /// With several candidates, answer with the result most of them agree on (default true);
+    /// false: the first candidate that passes the guard.
+    #[serde(default)]
+    vote: Option<bool>,
 }
 
 /// The adapter a request names (`None` = the base model). The base model's id, `base` and the
@@ -399,6 +403,11 @@ async fn query(
             max_rows: max_rows as usize,
             ..ExecLimits::default()
         },
+        select: if b.vote.unwrap_or(true) {
+            Selection::Vote
+        } else {
+            Selection::FirstValid
+        },
     };
     let metrics = s.metrics.clone();
     let texts = out.texts.clone();
@@ -419,6 +428,7 @@ async fn query(
         "rows": ans.rows,
         "truncated": ans.truncated,
         "attempts": ans.attempts,
+        "candidates": ans.candidates,
         "timings": {
             "queue_ms": out.queue_ms,
             "generate_ms": out.generate_ms,

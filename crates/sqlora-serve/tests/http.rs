@@ -216,8 +216,43 @@ fn a_question_gets_checked_sql_and_a_table() {
         json!({"database": "shop", "question": "How many customers?", "candidates": 3}),
     );
     assert_eq!(r4.status, 200, "{}", r4.body);
-    assert_eq!(r4.json()["valid"], true);
-    assert_eq!(r4.json()["rows"], json!([[3]]));
+    let v4 = r4.json();
+    assert_eq!(v4["valid"], true);
+    assert_eq!(v4["rows"], json!([[3]]));
+    // Every candidate is reported with its votes; the chosen one is the answer and no
+    // candidate has more votes.
+    let ballots = v4["candidates"].as_array().unwrap();
+    assert!(!ballots.is_empty() && ballots.len() <= 3, "{v4}");
+    let chosen: Vec<&serde_json::Value> = ballots.iter().filter(|b| b["chosen"] == true).collect();
+    assert_eq!(chosen.len(), 1, "{v4}");
+    assert_eq!(chosen[0]["sql"], v4["sql"]);
+    let most = ballots
+        .iter()
+        .filter_map(|b| b["votes"].as_u64())
+        .max()
+        .unwrap();
+    assert_eq!(chosen[0]["votes"].as_u64(), Some(most));
+    // First-valid selection instead of the vote.
+    let r5 = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many customers?", "candidates": 3,
+               "vote": false}),
+    );
+    assert_eq!(r5.status, 200, "{}", r5.body);
+    let v5 = r5.json();
+    let first = v5["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|b| b["valid"] == true);
+    assert_eq!(
+        v5["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|b| b["chosen"] == true),
+        first
+    );
     // The page, the database list and health.
     let page = get(s.addr, "/");
     assert_eq!(page.status, 200);

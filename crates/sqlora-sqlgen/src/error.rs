@@ -44,6 +44,15 @@ pub enum SqlgenError {
         #[source]
         source: sqlora_sql::schema::SchemaError,
     },
+    /// A database could not be opened to run candidates on.
+    #[error("opening {} to run candidates: {source}", path.display())]
+    Exec {
+        /// The SQLite file.
+        path: PathBuf,
+        /// The executor's error.
+        #[source]
+        source: sqlora_sql::exec::ExecError,
+    },
     /// Something went wrong for one question of a batch (the id names it).
     #[error("{what} of {id}: {source}")]
     Question {

@@ -30,8 +30,8 @@ pub mod prompt;
 pub mod sql;
 
 pub use answer::{
-    answer, ask, candidates, error_json, generate, Answer, AnswerOptions, AskOptions, Asked,
-    Attempt,
+    answer, ask, candidates, error_json, generate, result_key, Answer, AnswerOptions, AskOptions,
+    Asked, Attempt, Ballot, Selection,
 };
 pub use constrain::{Constrainer, SchemaConstraints};
 pub use error::{Result, SqlgenError};

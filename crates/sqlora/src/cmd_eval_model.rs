@@ -75,6 +75,11 @@ pub struct EvalModelArgs {
     /// query over the database's tables and columns.
     #[arg(long)]
     pub no_constrain: bool,
+    /// Candidates per question (default 1: greedy). With more: beam search's n-best, each
+    /// run on the question's database, the prediction is the result most of them agree on
+    /// (as `/v1/query` with `candidates`).
+    #[arg(long, default_value_t = 1)]
+    pub candidates: usize,
     #[command(flatten)]
     pub model: ModelArg,
     /// Write report.json, predictions.jsonl and ex_by_difficulty.svg into this folder.
@@ -237,6 +242,7 @@ fn one_run(
         stop_at_statement_end: !a.no_early_stop,
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(m)),
+        candidates: a.candidates.max(1),
     };
     let bar = progress_bar(examples.len());
     let t0 = Instant::now();
@@ -271,6 +277,7 @@ fn one_run(
         "primed": !a.no_prime,
         "early_stop": !a.no_early_stop,
         "constrained": !a.no_constrain,
+        "candidates": a.candidates.max(1),
         "prompts": a.prompts.as_ref().map(|p| p.display().to_string()),
     });
     let mut summary = serde_json::to_value(&report)?;
@@ -320,6 +327,9 @@ fn write_details(path: &Path, report: &Report, preds: &[Prediction]) -> Result<(
             obj.insert("raw".into(), json!(p.raw));
             obj.insert("new_tokens".into(), json!(p.new_tokens));
             obj.insert("latency_ms".into(), json!(p.latency_ms));
+            if !p.candidates.is_empty() {
+                obj.insert("candidates".into(), serde_json::to_value(&p.candidates)?);
+            }
         }
         text.push_str(&serde_json::to_string(&v)?);
         text.push('\n');

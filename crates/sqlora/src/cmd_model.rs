@@ -73,9 +73,14 @@ pub struct AskArgs {
     /// A PEFT-format LoRA adapter folder to apply.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// Candidates to try in order until one passes the guard and executes (beam search).
+    /// Candidates to generate (beam search when more than 1): every one the guard accepts is
+    /// run, and the answer is the result most of them agree on (ties: the best-ranked).
     #[arg(long, default_value_t = 1)]
     pub candidates: usize,
+    /// With several candidates, answer with the first one that passes the guard and runs
+    /// instead of voting.
+    #[arg(long)]
+    pub first_valid: bool,
     #[arg(long, default_value_t = 128)]
     pub max_tokens: usize,
     /// Row budget for the answer.
@@ -250,6 +255,11 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
                 max_rows: a.max_rows,
                 ..ExecLimits::default()
             },
+            select: if a.first_valid {
+                sqlora_sqlgen::Selection::FirstValid
+            } else {
+                sqlora_sqlgen::Selection::Vote
+            },
         },
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(&m)),
@@ -261,11 +271,27 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
             "{}",
             json!({"sql": ans.sql, "valid": ans.valid, "error": ans.error,
                    "columns": ans.columns, "rows": ans.rows, "truncated": ans.truncated,
-                   "attempts": ans.attempts, "generate_ms": asked.generate_ms})
+                   "attempts": ans.attempts, "candidates": ans.candidates,
+                   "generate_ms": asked.generate_ms})
         );
     } else {
         println!("{}", ans.sql);
         println!();
+        if ans.candidates.len() > 1 {
+            for (i, b) in ans.candidates.iter().enumerate() {
+                let outcome = match (&b.error, b.rows) {
+                    (Some(e), _) => format!(
+                        "refused: {}",
+                        e.get("message").and_then(|m| m.as_str()).unwrap_or("?")
+                    ),
+                    (None, Some(n)) => format!("{n} rows, {} votes", b.votes),
+                    (None, None) => format!("{} votes", b.votes),
+                };
+                let mark = if b.chosen { "*" } else { " " };
+                eprintln!("{mark} candidate {}: {outcome}: {}", i + 1, b.sql);
+            }
+            eprintln!();
+        }
         if ans.valid {
             print!("{}", table::render(&ans.columns, &ans.rows, 40));
             println!(
