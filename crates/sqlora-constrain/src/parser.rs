@@ -54,13 +54,58 @@ pub(crate) struct Expect {
     pub table: bool,
     /// A new name (alias, CTE name).
     pub free: bool,
+    /// The new name would be an alias without `AS` (`FROM t x`, `SELECT a x`): it may not
+    /// start with a clause keyword ([`glued_keyword`]).
+    pub implicit_alias: bool,
     pub collation: bool,
     pub typename: bool,
     /// A result column's name (a compound's ORDER BY).
     pub out_names: bool,
 }
 
+/// Clause keywords an alias without `AS` may not start with. A model that wants `GROUP BY`
+/// where the grammar refuses it (e.g. the select list reads a column no table of the FROM
+/// clause has yet) otherwise slips into an alias glued to the keyword, `FROM t
+/// GROUPBYcol…`, and wanders on until its token budget ends; refused here, it has to write
+/// what the grammar takes (join the table it needs). Two-letter keywords (`ON`, `OR`) are left
+/// out: too many real aliases start with them.
+const GLUE_KEYWORDS: [&str; 21] = [
+    "where",
+    "group",
+    "order",
+    "having",
+    "limit",
+    "union",
+    "except",
+    "intersect",
+    "join",
+    "inner",
+    "left",
+    "right",
+    "full",
+    "cross",
+    "natural",
+    "outer",
+    "using",
+    "window",
+    "from",
+    "select",
+    "offset",
+];
+
+/// Whether a name starting with `prefix` (lowercase) starts with a [`GLUE_KEYWORDS`] keyword.
+pub(crate) fn glued_keyword(prefix: &[u8]) -> bool {
+    GLUE_KEYWORDS
+        .iter()
+        .any(|k| prefix.starts_with(k.as_bytes()))
+}
+
 impl Expect {
+    /// Whether a new name ([`Expect::free`]) may start with `prefix` (lowercase): always,
+    /// except an alias without `AS` written unquoted that starts with a clause keyword.
+    pub(crate) fn free_name_prefix_ok(&self, prefix: &[u8], quoted: bool) -> bool {
+        self.free && (quoted || !self.implicit_alias || !glued_keyword(prefix))
+    }
     fn kw(&mut self, kws: &[Kw]) {
         for k in kws {
             self.kws |= k.bit();
@@ -842,6 +887,7 @@ impl Parser {
                     if !aliased {
                         e.kw(&[Kw::AS]);
                         e.free = true;
+                        e.implicit_alias = true;
                     }
                     e.kw(&[Kw::FROM]);
                     if self.can_end_core() {
@@ -864,6 +910,7 @@ impl Parser {
                     if !aliased {
                         e.kw(&[Kw::AS]);
                         e.free = true;
+                        e.implicit_alias = true;
                     }
                     if *join {
                         e.kw(&[Kw::ON]);
@@ -1025,7 +1072,7 @@ impl Parser {
     /// Whether some name allowed by `e` starts with `prefix` (lowercase); `quoted`: the name
     /// is being written between quotes (no keyword, no function).
     pub(crate) fn name_prefix_ok(&self, e: &Expect, prefix: &[u8], quoted: bool) -> bool {
-        if e.free {
+        if e.free_name_prefix_ok(prefix, quoted) {
             return true;
         }
         let starts = |n: &str| n.as_bytes().starts_with(prefix);
