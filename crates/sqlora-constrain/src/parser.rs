@@ -1092,8 +1092,15 @@ impl Parser {
             }
         }
         if e.table
-            && (self.schema.tables.iter().any(|t| starts(&t.name))
-                || self.ctes.iter().any(|c| starts(&c.name)))
+            && (self
+                .schema
+                .tables
+                .iter()
+                .any(|t| starts(&t.name) && self.joinable(&t.cols))
+                || self
+                    .ctes
+                    .iter()
+                    .any(|c| starts(&c.name) && self.joinable(&c.cols)))
         {
             return true;
         }
@@ -1910,10 +1917,34 @@ impl Parser {
             .all(|r| r.col.as_ref().is_none_or(|c| cols.has(c)))
     }
 
-    /// Adds a table to the FROM clause.
+    /// Adds a table to the FROM clause; false when it would make a column the select list
+    /// reads unqualified ambiguous ([`Parser::joinable`]).
     fn add_table(&mut self, name: Arc<str>, cols: Cols) -> bool {
+        if !self.joinable(&cols) {
+            return false;
+        }
         self.frame_mut().tables.push(InScope { name, cols });
         true
+    }
+
+    /// Whether a table with `cols` may join the current FROM clause: not when a column the
+    /// select list read unqualified is already a column of a table there and also of this
+    /// one (SQLite: ambiguous column name, and no later table can undo it). Tables whose
+    /// columns are unknown ([`Cols::Any`]) are not counted.
+    fn joinable(&self, cols: &Cols) -> bool {
+        let Cols::Known(_) = cols else { return true };
+        let f = self.frame();
+        f.deferred
+            .iter()
+            .filter(|r| r.qual.is_none())
+            .filter_map(|r| r.col.as_deref())
+            .all(|c| {
+                !cols.has(c)
+                    || !f
+                        .tables
+                        .iter()
+                        .any(|t| matches!(t.cols, Cols::Known(_)) && t.cols.has(c))
+            })
     }
 
     fn alias_item(&mut self, n: &Arc<str>) {

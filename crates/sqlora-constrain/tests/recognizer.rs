@@ -278,6 +278,23 @@ fn an_alias_without_as_does_not_grow_out_of_a_clause_keyword() {
 }
 
 #[test]
+fn a_table_that_would_make_a_select_list_name_ambiguous_is_refused() {
+    let idx = retail();
+    // customer_id is in customers and orders: read unqualified, one of them may join.
+    assert!(!prefix(
+        &idx,
+        "SELECT customer_id FROM customers JOIN orders"
+    ));
+    assert!(prefix(&idx, "SELECT customer_id FROM customers JOIN "));
+    assert!(complete(&idx, "SELECT customer_id FROM customers"));
+    // Qualified, or not read at all: joins as before.
+    accepted("SELECT customers.customer_id FROM customers JOIN orders ON orders.customer_id = customers.customer_id");
+    accepted(
+        "SELECT email FROM customers JOIN orders ON orders.customer_id = customers.customer_id",
+    );
+}
+
+#[test]
 fn a_keyword_the_parser_would_refuse_is_not_a_live_prefix() {
     // Before: `SELECT ver WHERE` stayed alive (WHERE is among the words the popped states
     // expect) although no byte could follow it.
