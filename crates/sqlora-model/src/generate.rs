@@ -276,6 +276,28 @@ pub fn choose_token(logits: &[f32], constraint: &mut Option<Box<dyn Constraint>>
     pick_token(logits, constraint, None)
 }
 
+/// A sampled row's next token: drawn from `logits` at `temperature` (> 0) with nucleus mass
+/// `top_p`, from `rng`, among the tokens `constraint` allows (which then accepts it). What the
+/// batched decoders do for a sampled row, for decoders outside this crate (the server's
+/// engine). `None` when the constraint allows nothing.
+pub fn sample_token(
+    logits: &[f32],
+    constraint: &mut Option<Box<dyn Constraint>>,
+    temperature: f64,
+    top_p: f64,
+    rng: &mut StdRng,
+) -> Option<u32> {
+    pick_token(
+        logits,
+        constraint,
+        Some(Sampler {
+            temperature,
+            top_p,
+            rng,
+        }),
+    )
+}
+
 /// A stream seed that depends on the user's seed and the row's prompt only.
 fn row_seed(seed: u64, prompt: &[u32]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);

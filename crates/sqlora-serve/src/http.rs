@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::database::Database;
-use crate::engine::{wait, EngineHandle, Finish, GenOutput, GenRequest, PrefixSpec};
+use crate::engine::{wait, EngineHandle, Finish, GenOutput, GenRequest, PrefixSpec, Sampling};
 use crate::error::{Result, ServeError};
 use crate::metrics::{Metrics, LATENCY_BUCKETS};
 
@@ -303,6 +303,7 @@ fn new_request(
         max_new_tokens,
         candidates: 1,
         stop: Vec::new(),
+        sampling: None,
         constraint: None,
         deadline: Instant::now() + s.limits.timeout,
         stream: None,
@@ -474,7 +475,10 @@ enum StopField {
     Many(Vec<String>),
 }
 
+/// `POST /v1/completions`. Fields the service does not implement are refused by name (400),
+/// never silently dropped.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CompletionBody {
     model: String,
     prompt: String,
@@ -486,6 +490,23 @@ struct CompletionBody {
     stream: bool,
     #[serde(default)]
     n: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    /// Not implemented: any value but null is refused.
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
+    /// An end-user id for the caller's own bookkeeping; accepted, not used.
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -494,7 +515,10 @@ struct ChatMessageBody {
     content: String,
 }
 
+/// `POST /v1/chat/completions`. Fields the service does not implement are refused by name
+/// (400), never silently dropped.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChatBody {
     model: String,
     messages: Vec<ChatMessageBody>,
@@ -508,6 +532,99 @@ struct ChatBody {
     stream: bool,
     #[serde(default)]
     n: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    /// Not implemented: only `false` (or null) is accepted.
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
+    #[serde(default)]
+    top_logprobs: Option<serde_json::Value>,
+    /// An end-user id for the caller's own bookkeeping; accepted, not used.
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
+}
+
+/// The decoding fields both OpenAI endpoints take.
+struct DecodingFields {
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    logprobs: Option<serde_json::Value>,
+    top_logprobs: Option<serde_json::Value>,
+}
+
+/// Greedy, or the request's sampling: `temperature` in [0, 2] (0 or absent: greedy), `top_p`
+/// in (0, 1], `seed` any integer (absent: a fresh seed per request). Penalties are accepted
+/// only at 0 and logprobs not at all, each refused by its name.
+fn sampling(f: DecodingFields) -> Result<Option<Sampling>> {
+    let bad = |code: &'static str, msg: String| Err(ServeError::bad(code, msg));
+    for (name, code, v) in [
+        (
+            "frequency_penalty",
+            "bad_frequency_penalty",
+            f.frequency_penalty,
+        ),
+        (
+            "presence_penalty",
+            "bad_presence_penalty",
+            f.presence_penalty,
+        ),
+    ] {
+        if v.is_some_and(|v| v != 0.0) {
+            return bad(code, format!("{name} is not supported (only 0)"));
+        }
+    }
+    for (name, code, v) in [
+        ("logprobs", "bad_logprobs", &f.logprobs),
+        ("top_logprobs", "bad_top_logprobs", &f.top_logprobs),
+    ] {
+        if !matches!(
+            v,
+            None | Some(serde_json::Value::Null | serde_json::Value::Bool(false))
+        ) {
+            return bad(code, format!("{name} is not supported"));
+        }
+    }
+    let temperature = f.temperature.unwrap_or(0.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return bad(
+            "bad_temperature",
+            format!("temperature must be between 0 and 2, got {temperature}"),
+        );
+    }
+    let top_p = f.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return bad("bad_top_p", format!("top_p must be in (0, 1], got {top_p}"));
+    }
+    if temperature == 0.0 {
+        return Ok(None);
+    }
+    let seed = match f.seed {
+        Some(s) => s as u64,
+        None => {
+            let t = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        }
+    };
+    Ok(Some(Sampling {
+        temperature,
+        top_p,
+        seed,
+    }))
 }
 
 fn completion_params(
@@ -573,6 +690,7 @@ struct Completion {
     stop: Vec<String>,
     stream: bool,
     chat: bool,
+    sampling: Option<Sampling>,
 }
 
 /// Shared by both completion endpoints: plain JSON or an SSE stream.
@@ -585,6 +703,7 @@ async fn complete(s: Arc<AppState>, c: Completion) -> AppResult<Response> {
         stop,
         stream,
         chat,
+        sampling,
     } = c;
     let model = s.engine.model().clone();
     let ids = model
@@ -596,6 +715,7 @@ async fn complete(s: Arc<AppState>, c: Completion) -> AppResult<Response> {
     }
     let mut req = new_request(&s, ids, None, adapter, max_tokens);
     req.stop = stop;
+    req.sampling = sampling;
     let id = format!(
         "{}-{}-{}",
         if chat { "chatcmpl" } else { "cmpl" },
@@ -696,6 +816,15 @@ async fn completions(
 ) -> AppResult<Response> {
     let b: CompletionBody = parse_body(body)?;
     let (adapter, max, stop) = completion_params(&s, &b.model, b.max_tokens, 16, b.stop, b.n)?;
+    let sampling = sampling(DecodingFields {
+        temperature: b.temperature,
+        top_p: b.top_p,
+        seed: b.seed,
+        frequency_penalty: b.frequency_penalty,
+        presence_penalty: b.presence_penalty,
+        logprobs: b.logprobs,
+        top_logprobs: None,
+    })?;
     if b.prompt.is_empty() {
         return Err(ServeError::bad("empty_prompt", "the prompt is empty").into());
     }
@@ -707,6 +836,7 @@ async fn completions(
         stop,
         stream: b.stream,
         chat: false,
+        sampling,
     };
     complete(s.clone(), c).await
 }
@@ -724,6 +854,15 @@ async fn chat_completions(
         b.stop,
         b.n,
     )?;
+    let sampling = sampling(DecodingFields {
+        temperature: b.temperature,
+        top_p: b.top_p,
+        seed: b.seed,
+        frequency_penalty: b.frequency_penalty,
+        presence_penalty: b.presence_penalty,
+        logprobs: b.logprobs,
+        top_logprobs: b.top_logprobs,
+    })?;
     if b.messages.is_empty() {
         return Err(ServeError::bad("empty_messages", "messages is empty").into());
     }
@@ -752,6 +891,7 @@ async fn chat_completions(
         stop,
         stream: b.stream,
         chat: true,
+        sampling,
     };
     complete(s.clone(), c).await
 }

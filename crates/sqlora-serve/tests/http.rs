@@ -573,6 +573,169 @@ fn openai_endpoints_and_streaming() {
     );
 }
 
+#[test]
+fn openai_sampling_is_seeded_and_unsupported_fields_are_refused_by_name() {
+    let s = start(Kind::Random, cfg(4, 16, 4), no_adapters);
+    let text = |body: &serde_json::Value, path: &str| -> String {
+        let r = post(s.addr, path, body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        match v["choices"][0]["text"].as_str() {
+            Some(t) => t.to_string(),
+            None => v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        }
+    };
+    let base =
+        json!({"model": "tiny", "prompt": "How many customers are there ?", "max_tokens": 24});
+    let greedy = text(&base, "/v1/completions");
+    // temperature 0 is greedy, seed or not.
+    let mut t0 = base.clone();
+    t0["temperature"] = json!(0);
+    t0["seed"] = json!(5);
+    assert_eq!(text(&t0, "/v1/completions"), greedy);
+    // The same seed gives the same sample; other seeds give other samples (a random model at
+    // temperature 1.5 over 24 tokens: equal samples would mean the seed is ignored).
+    let sampled = |seed: i64| {
+        let mut b = base.clone();
+        b["temperature"] = json!(1.5);
+        b["top_p"] = json!(0.95);
+        b["seed"] = json!(seed);
+        text(&b, "/v1/completions")
+    };
+    let a = sampled(1);
+    assert_eq!(sampled(1), a);
+    let others: Vec<String> = (2..6).map(sampled).collect();
+    assert!(others.iter().any(|o| *o != a), "{a:?} {others:?}");
+    assert!(others.iter().chain([&a]).any(|o| *o != greedy));
+    // Streaming honours the seed too.
+    let mut sb = base.clone();
+    sb["temperature"] = json!(1.5);
+    sb["seed"] = json!(3);
+    let plain = text(&sb, "/v1/completions");
+    sb["stream"] = json!(true);
+    let streamed = post(s.addr, "/v1/completions", &sb);
+    let joined: String = streamed
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|e| *e != "[DONE]")
+        .filter_map(|e| {
+            serde_json::from_str::<serde_json::Value>(e).unwrap()["choices"][0]["text"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(joined, plain);
+    // Chat too.
+    let chat = json!({"model": "tiny", "messages": [{"role": "user", "content": "Hi"}],
+                      "max_tokens": 16, "temperature": 1.2, "seed": 42});
+    assert_eq!(
+        text(&chat, "/v1/chat/completions"),
+        text(&chat, "/v1/chat/completions")
+    );
+
+    // What is not implemented is a 400 that names the field.
+    for (path, extra, field) in [
+        ("/v1/completions", json!({"temperature": 3}), "temperature"),
+        ("/v1/completions", json!({"top_p": 0}), "top_p"),
+        ("/v1/completions", json!({"logprobs": 2}), "logprobs"),
+        (
+            "/v1/completions",
+            json!({"presence_penalty": 0.5}),
+            "presence_penalty",
+        ),
+        ("/v1/completions", json!({"echo": true}), "echo"),
+        ("/v1/completions", json!({"best_of": 2}), "best_of"),
+        (
+            "/v1/chat/completions",
+            json!({"logprobs": true}),
+            "logprobs",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"frequency_penalty": 1}),
+            "frequency_penalty",
+        ),
+        ("/v1/chat/completions", json!({"tools": []}), "tools"),
+        (
+            "/v1/chat/completions",
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
+        ),
+    ] {
+        let mut body = if path == "/v1/completions" {
+            base.clone()
+        } else {
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "Hi"}]})
+        };
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = post(s.addr, path, &body);
+        assert_eq!(r.status, 400, "{path} {extra}: {}", r.body);
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(field), "{path} {extra}: {msg}");
+    }
+    // Zero penalties, null logprobs and a user id are accepted.
+    let mut ok = base.clone();
+    ok["presence_penalty"] = json!(0);
+    ok["frequency_penalty"] = json!(0.0);
+    ok["logprobs"] = json!(null);
+    ok["user"] = json!("someone");
+    assert_eq!(text(&ok, "/v1/completions"), greedy);
+}
+
+/// The python with the official `openai` client: `$SQLORA_OPENAI_PYTHON`, else the one
+/// `tools/openai/install.sh` makes, else `python3` if it can import `openai`.
+fn openai_python() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidates = [
+        std::env::var_os("SQLORA_OPENAI_PYTHON").map(PathBuf::from),
+        Some(root.join("target/openai-venv/bin/python")),
+        Some(PathBuf::from("python3")),
+    ];
+    candidates.into_iter().flatten().find(|py| {
+        std::process::Command::new(py)
+            .args(["-c", "import openai"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn the_official_openai_client_works() {
+    let Some(py) = openai_python() else {
+        assert!(
+            std::env::var("SQLORA_REQUIRE_OPENAI").is_err(),
+            "SQLORA_REQUIRE_OPENAI is set but no python can import openai (tools/openai/install.sh)"
+        );
+        eprintln!("skipped: no python with the openai client (tools/openai/install.sh)");
+        return;
+    };
+    let s = start(Kind::Random, cfg(4, 16, 4), no_adapters);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/openai/check.py");
+    let out = std::process::Command::new(&py)
+        .arg(&script)
+        .args([
+            "--base-url",
+            &format!("http://{}/v1", s.addr),
+            "--model",
+            "tiny",
+        ])
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("all checks passed"), "{log}");
+}
+
 /// A PEFT folder that cannot be loaded: the config is fine, the weights file is garbage.
 fn corrupt_adapter(dir: &std::path::Path, good: &std::path::Path) -> PathBuf {
     let p = dir.join("corrupt");
