@@ -40,6 +40,8 @@ pub struct Linear {
     name: String,
     /// The weight as GGUF blocks, used for inference (see [`crate::quant`]).
     quant: Option<std::sync::Arc<crate::quant::QWeight>>,
+    /// How activations enter products with `quant` (products tracking a gradient are f32).
+    precision: crate::quant::ActivationPrecision,
 }
 
 /// f32 values of one dequantized tile of output rows in a multi-row product with blocks.
@@ -53,7 +55,20 @@ impl Linear {
             bias,
             name: name.into(),
             quant: None,
+            precision: crate::quant::ActivationPrecision::inference_default(),
         }
+    }
+
+    /// How activations enter the products with quantized blocks (default
+    /// [`crate::quant::ActivationPrecision::inference_default`]); products that track a
+    /// gradient always use f32.
+    pub fn activation_precision(&self) -> crate::quant::ActivationPrecision {
+        self.precision
+    }
+
+    /// Sets [`Linear::activation_precision`].
+    pub fn set_activation_precision(&mut self, precision: crate::quant::ActivationPrecision) {
+        self.precision = precision;
     }
 
     /// Replaces the weight by `quant`, the same weight as quantized blocks (CPU only), and
@@ -171,7 +186,7 @@ impl Linear {
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, in_dim))?;
         let quantized = match &self.quant {
-            Some(q) => crate::quant::forward_2d(q, &x2)?,
+            Some(q) => crate::quant::forward_2d(q, &x2, self.precision)?,
             None => None,
         };
         let mut y = if let Some(y) = quantized {
@@ -974,6 +989,15 @@ impl Model {
             .iter()
             .flat_map(|l| Proj::ALL.map(|p| l.linear(p)))
             .collect()
+    }
+
+    /// Sets how activations enter the products with quantized blocks in every projection and
+    /// the vocabulary head ([`Linear::set_activation_precision`]).
+    pub fn set_activation_precision(&mut self, precision: crate::quant::ActivationPrecision) {
+        for l in self.linears_mut() {
+            l.set_activation_precision(precision);
+        }
+        self.lm_head.set_activation_precision(precision);
     }
 
     /// Mutable access to every projection of the decoder, in the order of [`Model::linears`].

@@ -38,6 +38,24 @@ impl std::fmt::Debug for LoadedModel {
 }
 
 impl LoadedModel {
+    /// A copy of this model (sharing its weights) whose products with quantized blocks use
+    /// `precision` (see [`crate::llama::Model::set_activation_precision`]).
+    pub fn with_activation_precision(
+        &self,
+        precision: crate::quant::ActivationPrecision,
+    ) -> LoadedModel {
+        let mut model = self.model.clone();
+        model.set_activation_precision(precision);
+        LoadedModel {
+            config: self.config.clone(),
+            model,
+            tokenizer: self.tokenizer.clone(),
+            chat_template: self.chat_template.clone(),
+            source: self.source.clone(),
+            device: self.device.clone(),
+        }
+    }
+
     /// Runs `f` with this model's token facts for generation ([`TokenInfo`]): its EOS ids,
     /// its padding id and its tokenizer's decoding (special tokens skipped).
     pub fn with_token_info<T>(&self, f: impl FnOnce(&TokenInfo<'_>) -> T) -> T {

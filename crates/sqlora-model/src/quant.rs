@@ -35,6 +35,8 @@ use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
 
+mod q8;
+
 /// Weights per block of the 32-weight formats, and per sub-block of the K-quants (whose
 /// super-blocks hold [`QK_K`]); every kernel step decodes this many weights.
 pub const BLOCK: usize = 32;
@@ -409,13 +411,95 @@ impl QWeight {
         })
     }
 
-    /// `y[n, rows] = x[n, cols] · Wᵀ` with the fastest kernel this CPU runs.
+    /// `y[n, rows] = x[n, cols] · Wᵀ` with the fastest kernel this CPU runs, f32 activations.
     pub fn matmul_t(&self, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
         self.matmul_t_with(Isa::best(), x, n, y)
     }
 
-    /// [`QWeight::matmul_t`] with a chosen instruction set (an unsupported one is an error).
+    /// [`QWeight::matmul_t`] with a chosen instruction set (an unsupported one is an error):
+    /// the f32 reference path, which only sums in another order than the dequantized product.
     pub fn matmul_t_with(&self, isa: Isa, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        self.check_product(isa, x, n, y)?;
+        let out = OutPtr(y.as_mut_ptr());
+        self.par_rows(n, |start, end| {
+            let mut g = 0;
+            while g < n {
+                let group = (n - g).min(group_max(isa));
+                let xs = &x[g * self.cols..(g + group) * self.cols];
+                // SAFETY: each chunk writes only its own output columns `start..end` of rows
+                // `g..g + group` of `y`, which has `n * rows` values (checked above).
+                unsafe { self.rows_kernel(isa, xs, group, start, end, out.at(g * self.rows)) };
+                g += group;
+            }
+        });
+        Ok(())
+    }
+
+    /// `y[n, rows] = x[n, cols] · Wᵀ` with the activations quantized to 8 bits (see the
+    /// `q8` module) and the fastest integer kernel this CPU runs; F32 weights take
+    /// [`QWeight::matmul_t`].
+    pub fn matmul_t_q8(&self, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        self.matmul_t_q8_with(Isa::best(), x, n, y)
+    }
+
+    /// [`QWeight::matmul_t_q8`] with a chosen instruction set (an unsupported one is an error).
+    /// The quantized activations and each block's integer sums are the same on every
+    /// instruction set; only the f32 accumulation of the blocks differs in order.
+    pub fn matmul_t_q8_with(&self, isa: Isa, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        self.check_product(isa, x, n, y)?;
+        if self.format == QFormat::F32 {
+            return self.matmul_t_with(isa, x, n, y);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let q = q8::Q8Rows::quantize(self.format, x, n, self.cols);
+        self.product_q8(isa, &q, n, y);
+        Ok(())
+    }
+
+    /// `y = a · Wᵀ` for `n` quantized activation rows `q` (`y` of `n · rows` values, `isa`
+    /// supported, checked by the callers).
+    fn product_q8(&self, isa: Isa, q: &q8::Q8Rows, n: usize, y: &mut [f32]) {
+        let group = q8::group_max(isa);
+        // With more rows than one group, a tile of weight rows stays in cache for all groups.
+        let tile = if n > group { Q8_TILE_ROWS } else { usize::MAX };
+        let out = OutPtr(y.as_mut_ptr());
+        self.par_rows(n, |start, end| {
+            let mut t = start;
+            while t < end {
+                let te = t.saturating_add(tile).min(end);
+                let mut g = 0;
+                while g < n {
+                    let m = (n - g).min(group);
+                    // SAFETY: as in `matmul_t_with`, each chunk writes only its own outputs.
+                    unsafe {
+                        let args = q.args(g, self.args(t, te, None, out.at(g * self.rows)));
+                        q8::dispatch(isa, self.format, m, &args);
+                    }
+                    g += m;
+                }
+                t = te;
+            }
+        });
+    }
+
+    /// [`QWeight::matmul_t`] or [`QWeight::matmul_t_q8`] by `precision`.
+    pub fn matmul_t_as(
+        &self,
+        precision: ActivationPrecision,
+        x: &[f32],
+        n: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        match precision {
+            ActivationPrecision::F32 => self.matmul_t(x, n, y),
+            ActivationPrecision::Int8 => self.matmul_t_q8(x, n, y),
+        }
+    }
+
+    /// The shapes of a product and the instruction set, checked.
+    fn check_product(&self, isa: Isa, x: &[f32], n: usize, y: &[f32]) -> Result<()> {
         if x.len() != n * self.cols || y.len() != n * self.rows {
             return Err(ModelError::Format(format!(
                 "quantized matmul: x has {} values, y {}, for {n} rows of [{}, {}]",
@@ -430,32 +514,45 @@ impl QWeight {
                 "this CPU cannot run {isa:?} kernels"
             )));
         }
+        Ok(())
+    }
+
+    /// Runs `run(start, end)` over chunks of output rows, in parallel on rayon's pool.
+    fn par_rows(&self, n: usize, run: impl Fn(usize, usize) + Sync) {
         if n == 0 {
-            return Ok(());
+            return;
         }
         let threads = rayon::current_num_threads().max(1);
         // A few chunks per thread, each at least 16 rows, so rayon's overhead stays small.
         let chunk = self.rows.div_ceil(threads * 4).max(16).next_multiple_of(4);
-        let out = OutPtr(y.as_mut_ptr());
-        let run = |start: usize| {
-            let end = (start + chunk).min(self.rows);
-            let mut g = 0;
-            while g < n {
-                let group = (n - g).min(group_max(isa));
-                let xs = &x[g * self.cols..(g + group) * self.cols];
-                // SAFETY: each chunk writes only its own output columns `start..end` of rows
-                // `g..g + group` of `y`, which has `n * rows` values (checked above).
-                unsafe { self.rows_kernel(isa, xs, group, start, end, out.at(g * self.rows)) };
-                g += group;
-            }
-        };
         let starts: Vec<usize> = (0..self.rows).step_by(chunk).collect();
+        let one = |start: usize| run(start, (start + chunk).min(self.rows));
         if starts.len() == 1 {
-            run(0);
+            one(0);
         } else {
-            starts.into_par_iter().for_each(run);
+            starts.into_par_iter().for_each(one);
         }
-        Ok(())
+    }
+
+    /// Kernel operands for output rows `start..end`, activations `x` (if f32), outputs `y`.
+    ///
+    /// # Safety
+    /// `y` must be valid for writes at `j * self.rows + o` for the kernel's rows `j` and
+    /// `o` in `start..end`.
+    unsafe fn args(&self, start: usize, end: usize, x: Option<&[f32]>, y: *mut f32) -> Args {
+        let (rb, rs) = (self.row_bytes(), self.row_scales());
+        Args {
+            w: self.qs[start * rb..end * rb].as_ptr(),
+            row_bytes: rb,
+            s: self.scales[start * rs..end * rs].as_ptr(),
+            row_scales: rs,
+            nrows: end - start,
+            nblocks: self.cols / self.format.block_len(),
+            x: x.map_or(std::ptr::null(), |x| x.as_ptr()),
+            cols: self.cols,
+            y: y.add(start),
+            y_stride: self.rows,
+        }
     }
 
     /// Output rows `start..end` for `n` activation rows `x` (`n ≤ group_max(isa)`), written to
@@ -472,21 +569,7 @@ impl QWeight {
         end: usize,
         y: *mut f32,
     ) {
-        let (rb, rs) = (self.row_bytes(), self.row_scales());
-        let w = &self.qs[start * rb..end * rb];
-        let sc = &self.scales[start * rs..end * rs];
-        let args = Args {
-            w: w.as_ptr(),
-            row_bytes: rb,
-            s: sc.as_ptr(),
-            row_scales: rs,
-            nrows: end - start,
-            nblocks: self.cols / self.format.block_len(),
-            x: x.as_ptr(),
-            cols: self.cols,
-            y: y.add(start),
-            y_stride: self.rows,
-        };
+        let args = self.args(start, end, Some(x), y);
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => simd::dispatch512(self.format, n, &args),
@@ -497,12 +580,52 @@ impl QWeight {
     }
 }
 
-/// `x · Wᵀ` for a 2-D f32 CPU tensor `x` `[n, cols]` with `1 <= n <= MAX_ROWS` that tracks
-/// no gradient; `Ok(None)` when `x` is anything else (the caller then uses its f32 weight).
-pub fn forward_2d(w: &QWeight, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+/// Weight rows per tile of the integer kernels when the activation rows need several groups.
+const Q8_TILE_ROWS: usize = 32;
+
+/// How the activations of a product with blocks are represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActivationPrecision {
+    /// f32 activations times weights decoded to f32: the reference, exact up to summation
+    /// order (training and anything tracking gradients always uses it).
+    F32,
+    /// Activations quantized to 8 bits per product and integer dot products, as llama.cpp
+    /// (see [`QWeight::matmul_t_q8`]).
+    Int8,
+}
+
+impl ActivationPrecision {
+    /// The inference default: [`ActivationPrecision::Int8`], or
+    /// [`ActivationPrecision::F32`] when the environment variable `SQLORA_F32_ACTIVATIONS` is
+    /// `1` (read once per process).
+    pub fn inference_default() -> ActivationPrecision {
+        static DEFAULT: std::sync::OnceLock<ActivationPrecision> = std::sync::OnceLock::new();
+        *DEFAULT.get_or_init(
+            || match std::env::var("SQLORA_F32_ACTIVATIONS").as_deref() {
+                Ok("1") => ActivationPrecision::F32,
+                _ => ActivationPrecision::Int8,
+            },
+        )
+    }
+}
+
+/// `x · Wᵀ` for a 2-D f32 CPU tensor `x` `[n, cols]` that tracks no gradient, with
+/// activations of `precision`: for [`ActivationPrecision::F32`] `1 <= n <= MAX_ROWS`, for
+/// [`ActivationPrecision::Int8`] any `n >= 1` (the integer kernels also beat dequantizing tiles
+/// for a gemm on prompts). `Ok(None)` when `x` is anything else (the caller then uses its f32
+/// weight or tiles).
+pub fn forward_2d(
+    w: &QWeight,
+    x: &Tensor,
+    precision: ActivationPrecision,
+) -> candle_core::Result<Option<Tensor>> {
     let (n, cols) = x.dims2()?;
+    let max_rows = match precision {
+        ActivationPrecision::F32 => MAX_ROWS,
+        ActivationPrecision::Int8 => usize::MAX,
+    };
     if n == 0
-        || n > MAX_ROWS
+        || n > max_rows
         || cols != w.cols
         || x.dtype() != DType::F32
         || !x.device().is_cpu()
@@ -524,7 +647,7 @@ pub fn forward_2d(w: &QWeight, x: &Tensor) -> candle_core::Result<Option<Tensor>
         let Some(data) = data.get(a..b) else {
             return Ok(None);
         };
-        w.matmul_t(data, n, &mut y)
+        w.matmul_t_as(precision, data, n, &mut y)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     }
     Ok(Some(Tensor::from_vec(y, (n, w.rows), &Device::Cpu)?))
@@ -553,6 +676,7 @@ impl OutPtr {
 }
 
 /// One kernel call's operands.
+#[derive(Clone, Copy)]
 struct Args {
     /// First block of the first output row.
     w: *const u8,
@@ -621,18 +745,10 @@ fn k_scales(format: QFormat, qs: &[u8], sc: &[f32]) -> [f32; 16] {
     let mut ks = [0f32; 16];
     match format {
         QFormat::Q4_K => {
-            let q = &qs[..12];
+            let sm = q8::q4k_scale_min(&qs[..12]);
             for j in 0..8 {
-                let (s, m) = if j < 4 {
-                    (q[j] & 63, q[j + 4] & 63)
-                } else {
-                    (
-                        (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-                        (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-                    )
-                };
-                ks[j] = sc[0] * s as f32;
-                ks[8 + j] = sc[1] * m as f32;
+                ks[j] = sc[0] * sm[j] as f32;
+                ks[8 + j] = sc[1] * sm[8 + j] as f32;
             }
         }
         QFormat::Q6_K => {
@@ -719,7 +835,7 @@ mod simd {
     /// Prefetches the quants and scales of output row `o` (if it exists).
     #[inline]
     #[target_feature(enable = "sse")]
-    unsafe fn prefetch_row(a: &Args, o: usize) {
+    pub(super) unsafe fn prefetch_row(a: &Args, o: usize) {
         if o < a.nrows {
             let p = a.w.add(o * a.row_bytes);
             let mut off = 0;
@@ -739,7 +855,7 @@ mod simd {
     /// Rows ahead to prefetch, and the first call: the rows before that lead.
     #[inline]
     #[target_feature(enable = "sse")]
-    unsafe fn prefetch_start(a: &Args) -> usize {
+    pub(super) unsafe fn prefetch_start(a: &Args) -> usize {
         let ahead = PREFETCH_BYTES.div_ceil(a.row_bytes.max(1));
         for o in 0..ahead {
             prefetch_row(a, o);
@@ -750,7 +866,7 @@ mod simd {
     /// `dst[i] = f32(src[i])` for `dst.len()` f16 values, 8 at a time.
     #[inline]
     #[target_feature(enable = "avx2,f16c")]
-    unsafe fn f16_row(src: *const u16, dst: &mut [f32]) {
+    pub(super) unsafe fn f16_row(src: *const u16, dst: &mut [f32]) {
         let n = dst.len();
         let mut i = 0;
         while i + 8 <= n {
@@ -1235,12 +1351,12 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// Random blocks of `format` with scales like a real model's (|d| ~ 1e-2).
-    fn random(format: QFormat, rows: usize, cols: usize, seed: u64) -> QWeight {
+    pub(super) fn random(format: QFormat, rows: usize, cols: usize, seed: u64) -> QWeight {
         QWeight::from_raw(format, rows, cols, raw_blocks(format, rows, cols, seed)).unwrap()
     }
 
     /// Random raw blocks (as in a GGUF file) of a `[rows, cols]` weight.
-    fn raw_blocks(format: QFormat, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    pub(super) fn raw_blocks(format: QFormat, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let nb = rows * cols / format.block_len();
         let mut data = Vec::with_capacity(nb * format.block_bytes());
@@ -1306,7 +1422,7 @@ mod tests {
             / scale
     }
 
-    fn isas() -> Vec<Isa> {
+    pub(super) fn isas() -> Vec<Isa> {
         [Isa::Scalar, Isa::Avx2, Isa::Avx512]
             .into_iter()
             .filter(|i| i.supported())

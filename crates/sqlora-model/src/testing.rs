@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::constraint::Constraint;
 use crate::llama::Model;
 use crate::lora::{LoraAdapter, LoraConfig};
+use crate::quant::ActivationPrecision;
 use crate::LoadedModel;
 
 /// A tensor of `shape` with values uniform in `center ± scale`.
@@ -329,7 +330,33 @@ pub fn named_model_path(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// [`named_model_path`] loaded on the CPU, once per test binary and name.
+/// [`real_model`] on the f32 reference path ([`ActivationPrecision::F32`]), for the tests that
+/// compare logits with another implementation's f32 arithmetic.
+pub fn real_model_f32() -> Option<&'static LoadedModel> {
+    static MODEL: OnceLock<Option<&'static LoadedModel>> = OnceLock::new();
+    *MODEL.get_or_init(|| {
+        let m = real_model()?.with_activation_precision(ActivationPrecision::F32);
+        Some(&*Box::leak(Box::new(m)))
+    })
+}
+
+/// [`named_real_model`] on the f32 reference path ([`ActivationPrecision::F32`]), sharing its
+/// weights.
+pub fn named_real_model_f32(name: &str) -> Option<&'static LoadedModel> {
+    static MODELS: OnceLock<Mutex<HashMap<String, Option<&'static LoadedModel>>>> = OnceLock::new();
+    let base = named_real_model(name)?;
+    let mut cache = MODELS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *cache.entry(name.to_string()).or_insert_with(|| {
+        let m = base.with_activation_precision(ActivationPrecision::F32);
+        Some(&*Box::leak(Box::new(m)))
+    })
+}
+
+/// [`named_model_path`] loaded on the CPU, once per test binary and name (activations of
+/// [`ActivationPrecision::inference_default`]).
 pub fn named_real_model(name: &str) -> Option<&'static LoadedModel> {
     static MODELS: OnceLock<Mutex<HashMap<String, Option<&'static LoadedModel>>>> = OnceLock::new();
     let mut cache = MODELS
@@ -387,6 +414,83 @@ pub fn assert_greedy_fixture(m: &LoadedModel, fx: &serde_json::Value) {
     for (i, g) in batched.iter().enumerate() {
         assert_eq!(g.tokens, expected[i], "batched case {i}: {:?}", g.text);
     }
+}
+
+/// How one greedy continuation of `other` compares with a greedy fixture case that the
+/// reference model reproduces (see [`compare_greedy_fixture`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GreedyAgreement {
+    /// Leading tokens equal to the fixture's, of `of`.
+    pub agreeing: usize,
+    /// Tokens generated.
+    pub of: usize,
+    /// At the first difference: the reference's top-1 minus top-2 logit there.
+    pub reference_gap: Option<f32>,
+    /// At the first difference: the largest |other − reference| over the logits there.
+    pub max_logit_diff: Option<f32>,
+    /// Whether the row generated in one left-padded batch of all cases equals the one alone.
+    pub batch_equals_alone: bool,
+}
+
+/// Runs the greedy fixture's prompts (see [`assert_greedy_fixture`]) on `other`, alone and in
+/// one batch, and compares its tokens with the fixture's, which `reference` generates (checked
+/// elsewhere); at the first difference it measures `reference`'s top-1/top-2 gap and the logit
+/// difference between the two models, to tell a near-tie from an error.
+pub fn compare_greedy_fixture(
+    reference: &LoadedModel,
+    other: &LoadedModel,
+    fx: &serde_json::Value,
+) -> Vec<GreedyAgreement> {
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .expect("an array of token ids")
+            .iter()
+            .map(|x| x.as_u64().expect("a token id") as u32)
+            .collect()
+    };
+    let n = fx["new_tokens"].as_u64().expect("new_tokens") as usize;
+    let params = crate::GenerateParams {
+        max_new_tokens: n,
+        temperature: 0.0,
+        stop_on_eos: false,
+        ..crate::GenerateParams::default()
+    };
+    let cases = fx["cases"].as_array().expect("cases");
+    let prompts: Vec<Vec<u32>> = cases.iter().map(|c| ids(&c["prompt_ids"])).collect();
+    let batched = crate::generate(other, &prompts, &params).expect("generate");
+    let mut out = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let want = ids(&case["generated_ids"]);
+        let alone = crate::generate(other, std::slice::from_ref(&prompts[i]), &params)
+            .expect("generate")
+            .remove(0)
+            .tokens;
+        let agreeing = alone.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        let (mut reference_gap, mut max_logit_diff) = (None, None);
+        if agreeing < want.len().min(alone.len()) {
+            let mut context = prompts[i].clone();
+            context.extend_from_slice(&want[..agreeing]);
+            let r = reference.model.last_logits(&context).expect("logits");
+            let o = other.model.last_logits(&context).expect("logits");
+            let mut sorted = r.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            reference_gap = Some(sorted[0] - sorted[1]);
+            max_logit_diff = Some(
+                r.iter()
+                    .zip(&o)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max),
+            );
+        }
+        out.push(GreedyAgreement {
+            agreeing,
+            of: want.len(),
+            reference_gap,
+            max_logit_diff,
+            batch_equals_alone: batched[i].tokens == alone,
+        });
+    }
+    out
 }
 
 /// A toy [`Constraint`]: only the tokens of the set (and any of them at any step).

@@ -16,7 +16,8 @@ use candle_core::Device;
 use serde_json::Value;
 use sqlora_model::chat::{ChatTemplate, Message};
 use sqlora_model::load;
-use sqlora_model::testing::real_model;
+use sqlora_model::quant::ActivationPrecision;
+use sqlora_model::testing::{real_model, real_model_f32};
 
 const REAL_MAX_ABS: f32 = 5e-4;
 const REAL_MEAN_ABS: f32 = 5e-5;
@@ -128,7 +129,7 @@ fn gguf_chat_template_is_the_fixture_template() {
 
 #[test]
 fn last_position_logits_match_transformers() {
-    let Some(m) = real_model() else { return };
+    let Some(m) = real_model_f32() else { return };
     let dir = fixtures().join("logits");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -170,11 +171,60 @@ fn last_position_logits_match_transformers() {
 
 #[test]
 fn greedy_generations_match_transformers_token_for_token() {
-    let Some(m) = real_model() else { return };
+    let Some(m) = real_model_f32() else { return };
     sqlora_model::testing::assert_greedy_fixture(
         m,
         &read_json(&fixtures().join("generations.json")),
     );
+}
+
+/// The inference default, 8-bit activations (like llama.cpp), against the f32 path above:
+/// logits on the fixture prompts, and greedy continuations.
+///
+/// Rounding every activation to 8 bits moves SmolLM2's logits by up to ~0.7 (mean ~0.15;
+/// measured here, x86-64 AVX-512), as llama.cpp's own kernels do (0.54-0.86, mean 0.09-0.22 on
+/// the same prompts, tools/reference/README.md). We require the same argmax, max <= 1.0 and
+/// mean <= 0.25. The greedy continuations follow the fixture until a near-tie of the f32 path:
+/// measured 29, 40 and 41 of 64 tokens, at top-1/top-2 gaps of 0.05, 0.18 and 0.003 (llama.cpp
+/// diverges at the same 0.05 and 0.18); a divergence must be at a gap below 0.25.
+#[test]
+fn int8_activations_stay_close_to_the_f32_path() {
+    let (Some(base), Some(f32m)) = (real_model(), real_model_f32()) else {
+        return;
+    };
+    let q8 = base.with_activation_precision(ActivationPrecision::Int8);
+    let dir = fixtures().join("logits");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    for json in names {
+        let input = ids(&read_json(&json)["input_ids"]);
+        let a = q8.model.last_logits(&input).unwrap();
+        let b = f32m.model.last_logits(&input).unwrap();
+        let (max, mean) = diff(&a, &b);
+        eprintln!(
+            "{}: int8 vs f32 max |diff| {max:.3}, mean {mean:.3}, argmax {} / {}",
+            json.display(),
+            argmax(&a),
+            argmax(&b)
+        );
+        assert_eq!(argmax(&a), argmax(&b), "{}", json.display());
+        assert!(max <= 1.0 && mean <= 0.25, "{}", json.display());
+    }
+    let fx = read_json(&fixtures().join("generations.json"));
+    for (i, g) in sqlora_model::testing::compare_greedy_fixture(f32m, &q8, &fx)
+        .iter()
+        .enumerate()
+    {
+        eprintln!("case {i}: {g:?}");
+        if g.agreeing < g.of {
+            let gap = g.reference_gap.unwrap();
+            assert!(gap < 0.25, "case {i}: diverged at a gap of {gap}: {g:?}");
+        }
+    }
 }
 
 fn check_tiny(name: &str) {

@@ -22,7 +22,7 @@ use sqlora_model::lora::{AdapterError, LoraAdapter, LoraConfig, TargetModules};
 use sqlora_model::peft::{
     inspect, load_adapter, read_adapter, save_adapter, CONFIG_FILE, WEIGHTS_FILE,
 };
-use sqlora_model::testing::{adapted_last_logits, merged_last_logits, real_model};
+use sqlora_model::testing::{adapted_last_logits, merged_last_logits, real_model, real_model_f32};
 
 // ---------------------------------------------------------------- tiny model
 
@@ -432,7 +432,7 @@ fn check_parity(label: &str, ours: &[f32], ours_base: &[f32], theirs: &[f32], th
 
 #[test]
 fn a_peft_made_adapter_gives_peft_logits() {
-    let Some(lm) = real_model() else { return };
+    let Some(lm) = real_model_f32() else { return };
     let dir = fixture_dir();
     let adapter = load_adapter(&dir.join("peft_made"), &lm.model).unwrap();
     // r=8 on 7 projections of layers 0, 14, 29, down_proj at rank 4, o_proj at alpha 32.
@@ -483,7 +483,7 @@ fn sqlora_made(model: &Model) -> LoraAdapter {
 
 #[test]
 fn a_sqlora_written_adapter_gives_in_peft_the_logits_it_gives_here() {
-    let Some(lm) = real_model() else { return };
+    let Some(lm) = real_model_f32() else { return };
     let dir = fixture_dir();
     let ours = sqlora_made(&lm.model);
     let committed = dir.join("sqlora_made");
@@ -532,7 +532,7 @@ fn a_sqlora_written_adapter_gives_in_peft_the_logits_it_gives_here() {
 #[test]
 fn both_adapters_in_one_mixed_batch_give_peft_logits_row_by_row() {
     use sqlora_model::lora::{AdapterBatch, AdapterSet};
-    let Some(lm) = real_model() else { return };
+    let Some(lm) = real_model_f32() else { return };
     let dir = fixture_dir();
     let peft_made = load_adapter(&dir.join("peft_made"), &lm.model).unwrap();
     let sqlora = load_adapter(&dir.join("sqlora_made"), &lm.model).unwrap();
