@@ -20,7 +20,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 use sqlora_sql::exec::{ExecError, ExecLimits};
-use sqlora_sqlgen::{answer, render_chat, AnswerOptions, ChatMessage, PromptBuilder, Selection};
+use sqlora_sqlgen::{
+    answer, render_chat, AnswerOptions, ChatMessage, FewShot, PromptBuilder, Selection,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -42,6 +44,8 @@ pub struct Limits {
     pub max_candidates: usize,
     /// Tokens generated for a SQL answer.
     pub query_max_tokens: usize,
+    /// Most retrieved examples (`examples`) in a `/v1/query` prompt.
+    pub max_examples: usize,
     /// Largest `max_tokens` of the completion endpoints.
     pub max_completion_tokens: usize,
     /// Deadline of one request.
@@ -57,6 +61,7 @@ impl Default for Limits {
             max_rows: 10_000,
             max_candidates: 8,
             query_max_tokens: 128,
+            max_examples: 16,
             max_completion_tokens: 512,
             timeout: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
@@ -72,6 +77,9 @@ pub struct AppState {
     pub databases: BTreeMap<String, Arc<Database>>,
     /// The prompt templates.
     pub builder: PromptBuilder,
+    /// Retrieved examples in a `/v1/query` prompt when the request does not say (databases
+    /// with training examples only).
+    pub examples_k: usize,
     /// Request limits.
     pub limits: Limits,
     /// The base model's id in `/v1/models` and the `model` field.
@@ -235,6 +243,7 @@ async fn databases(State(s): State<Arc<AppState>>) -> Json<Json_> {
                 "schema": d.schema.to_compact(),
                 "tables": tables,
                 "adapter": s.engine.shared.has_adapter(&d.name).then(|| d.name.clone()),
+                "examples": d.examples.as_ref().map_or(0, |e| e.len()),
             })
         })
         .collect();
@@ -261,6 +270,10 @@ struct QueryBody {
     /// false: the first candidate that passes the guard.
     #[serde(default)]
     vote: Option<bool>,
+    /// Retrieved (question, SQL) examples in the prompt (default: the server's
+    /// `--examples-k`; 0: none).
+    #[serde(default)]
+    examples: Option<i64>,
 }
 
 /// The adapter a request names (`None` = the base model). The base model's id, `base` and the
@@ -376,10 +389,39 @@ async fn query(
             .has_adapter(&db.name)
             .then(|| db.name.clone()),
     };
+    let k = match b.examples {
+        None => s.examples_k,
+        Some(k) if k < 0 || k as u64 > s.limits.max_examples as u64 => {
+            return Err(ServeError::bad(
+                "bad_examples",
+                format!(
+                    "examples must be between 0 and {}, got {k}",
+                    s.limits.max_examples
+                ),
+            )
+            .into())
+        }
+        Some(k) => k as usize,
+    };
+    let shots = match (&db.examples, k) {
+        (_, 0) => Vec::new(),
+        (Some(index), k) => FewShot::new(index.clone(), k).for_question(question, None),
+        (None, _) if b.examples.is_some() => {
+            return Err(ServeError::bad(
+                "no_examples",
+                format!(
+                    "the database '{}' has no training examples to retrieve from (start the server with --examples {}=FILE.jsonl)",
+                    db.name, db.name
+                ),
+            )
+            .into())
+        }
+        (None, _) => Vec::new(),
+    };
     let model = s.engine.model().clone();
     let text = s
         .builder
-        .prompt(&model, &db.schema, question, true)
+        .prompt_with_examples(&model, &db.schema, question, &shots, true)
         .map_err(ServeError::from)?;
     let ids = model
         .tokenizer
@@ -430,6 +472,10 @@ async fn query(
         "truncated": ans.truncated,
         "attempts": ans.attempts,
         "candidates": ans.candidates,
+        "examples": shots
+            .iter()
+            .map(|e| json!({"id": e.id, "question": e.question}))
+            .collect::<Vec<_>>(),
         "timings": {
             "queue_ms": out.queue_ms,
             "generate_ms": out.generate_ms,

@@ -99,6 +99,7 @@ fn cfg(max_batch: usize, queue: usize, max_adapters: usize) -> ServeConfig {
         },
         limits: Limits::default(),
         model_id: None,
+        ..ServeConfig::default()
     }
 }
 
@@ -173,6 +174,8 @@ fn a_question_gets_checked_sql_and_a_table() {
     assert_eq!(v["adapter"], json!(null));
     assert_eq!(v["truncated"], false);
     assert_eq!(v["attempts"], json!([]));
+    // No training examples here: the zero-shot prompt.
+    assert_eq!(v["examples"], json!([]));
     // Answers are constrained to the schema unless the request says otherwise; the scripted
     // answer is valid SQL over `shop`, so both ways give it.
     assert_eq!(v["constrained"], true);
@@ -268,6 +271,71 @@ fn a_question_gets_checked_sql_and_a_table() {
 }
 
 #[test]
+fn retrieved_examples_go_after_the_cached_schema_and_come_back_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("train.jsonl");
+    let lines = [
+        json!({"id": "t1", "question": "How many customers are there?",
+               "sql": "SELECT COUNT(*) FROM customers"}),
+        json!({"id": "t2", "question": "How many customers live in Paris?",
+               "sql": "SELECT COUNT(*) FROM customers WHERE city = 'Paris'"}),
+        json!({"id": "t3", "question": "What is the total of all orders?",
+               "sql": "SELECT SUM(total) FROM orders"}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let mut c = cfg(4, 16, 4);
+    c.examples.insert("shop".to_string(), file);
+    c.examples_k = 1;
+    let s = start(Kind::Scripted, c, no_adapters);
+    let dbs = get(s.addr, "/v1/databases").json();
+    assert_eq!(dbs["data"][0]["examples"], 3);
+
+    // The server's default k: the most similar training question.
+    let q = "How many customers live in Oslo?";
+    let r = query(s.addr, json!({"database": "shop", "question": q}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["examples"],
+        json!([{"id": "t2", "question": "How many customers live in Paris?"}])
+    );
+    assert_eq!(v["rows"], json!([[3]]));
+    // The request's k; the asked question itself is never among them.
+    let r = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many customers are there?", "examples": 3}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v3 = r.json();
+    let ids: Vec<&str> = v3["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["t2", "t3"]);
+    // Examples come after the schema: the cached prefix still serves them, and 0 means the
+    // zero-shot prompt (shorter, same cached prefix).
+    let cached = v3["usage"]["cached_prompt_tokens"].as_u64().unwrap();
+    assert!(cached > 50, "{v3}");
+    let r = query(
+        s.addr,
+        json!({"database": "shop", "question": "How many customers are there?", "examples": 0}),
+    );
+    let v0 = r.json();
+    assert_eq!(v0["examples"], json!([]));
+    assert_eq!(
+        v0["usage"]["cached_prompt_tokens"].as_u64().unwrap(),
+        cached
+    );
+    assert!(
+        v0["usage"]["prompt_tokens"].as_u64().unwrap()
+            < v3["usage"]["prompt_tokens"].as_u64().unwrap()
+    );
+}
+
+#[test]
 fn every_bad_input_gets_a_clear_4xx() {
     let s = start(Kind::Scripted, cfg(2, 8, 2), no_adapters);
     let long = "word ".repeat(400);
@@ -344,6 +412,35 @@ fn every_bad_input_gets_a_clear_4xx() {
             json!({"database": "shop", "question": "x", "candidates": 1000}).to_string(),
             400,
             "bad_candidates",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "examples": -1}).to_string(),
+            400,
+            "bad_examples",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "examples": 1000}).to_string(),
+            400,
+            "bad_examples",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "examples": "3"}).to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            // this server has no training examples for `shop`
+            json!({"database": "shop", "question": "x", "examples": 2}).to_string(),
+            400,
+            "no_examples",
         ),
         (
             "POST",

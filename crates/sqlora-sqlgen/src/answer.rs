@@ -23,6 +23,7 @@ use sqlora_sql::exec::{ExecError, ExecLimits, QueryResult, ReadOnlyDb, Value};
 use crate::constrain::{Constrainer, SchemaConstraints};
 use crate::error::Result;
 use crate::prompt::{primed_answer, PromptBuilder};
+use crate::retrieve::{FewShot, Shot};
 use crate::sql::extract_sql;
 
 /// One candidate that did not make it, with why.
@@ -329,6 +330,8 @@ pub struct AskOptions {
     /// Constrain the answer to SQL over the database's schema (default: none; callers make
     /// one per model with [`Constrainer::new`], `--no-constrain` leaves it out).
     pub constrain: Option<Constrainer>,
+    /// Retrieved examples in the prompt (default: none).
+    pub examples: Option<FewShot>,
 }
 
 impl Default for AskOptions {
@@ -339,6 +342,7 @@ impl Default for AskOptions {
             max_new_tokens: 128,
             answer: AnswerOptions::default(),
             constrain: None,
+            examples: None,
         }
     }
 }
@@ -350,6 +354,8 @@ pub struct Asked {
     pub answer: Answer,
     /// Time spent generating the candidates.
     pub generate_ms: f64,
+    /// The examples shown in the prompt, most similar first.
+    pub examples: Vec<Shot>,
 }
 
 /// The whole pipeline for one question about `db`, with a loaded model and `adapter` (or
@@ -363,9 +369,20 @@ pub fn ask(
     opts: &AskOptions,
 ) -> Result<Asked> {
     let schema = db.guard().schema();
-    let prompt = opts
-        .prompts
-        .prompt(model, schema, question, opts.answer.primed)?;
+    let examples = match &opts.examples {
+        Some(f) => {
+            f.check_templates(&opts.prompts)?;
+            f.for_question(question, None)
+        }
+        None => Vec::new(),
+    };
+    let prompt = opts.prompts.prompt_with_examples(
+        model,
+        schema,
+        question,
+        &examples,
+        opts.answer.primed,
+    )?;
     let ids = model.tokenizer.encode(&prompt, false)?;
     let params = GenerateParams {
         max_new_tokens: opts.max_new_tokens,
@@ -389,5 +406,6 @@ pub fn ask(
     Ok(Asked {
         answer,
         generate_ms,
+        examples,
     })
 }

@@ -29,6 +29,7 @@ use crate::answer::{answer, AnswerOptions, Ballot, Selection};
 use crate::constrain::Constrainer;
 use crate::error::{Result, SqlgenError};
 use crate::prompt::{primed_answer, PromptBuilder};
+use crate::retrieve::FewShot;
 use crate::sql::{extract_sql, statement_complete};
 
 /// How [`predict`] generates.
@@ -57,6 +58,9 @@ pub struct PredictOptions {
     /// ([`answer`](crate::answer::answer) with [`Selection::Vote`]), as `/v1/query` answers
     /// with `candidates`.
     pub candidates: usize,
+    /// Retrieved examples in every prompt (default: none). A question never gets itself: an
+    /// example with its id or its words is left out ([`crate::ExampleIndex::retrieve`]).
+    pub examples: Option<FewShot>,
 }
 
 impl Default for PredictOptions {
@@ -69,6 +73,7 @@ impl Default for PredictOptions {
             stop_at_statement_end: true,
             constrain: None,
             candidates: 1,
+            examples: None,
         }
     }
 }
@@ -111,6 +116,9 @@ pub struct Prediction {
     pub raw: String,
     /// Tokens generated.
     pub new_tokens: usize,
+    /// The ids of the examples shown in its prompt, most similar first (empty without
+    /// [`PredictOptions::examples`]).
+    pub examples: Vec<String>,
     /// Time spent on this question: its batch's wall time divided by the batch's size, plus
     /// its share of the database's prompt building and prefix prefill. Their sum over a run is
     /// the run's generation time.
@@ -148,6 +156,9 @@ pub fn predict(
         return Err(SqlgenError::Invalid(
             "the batch size must be at least 1".to_string(),
         ));
+    }
+    if let Some(f) = &opts.examples {
+        f.check_templates(&opts.prompts)?;
     }
     // A trainable adapter (the trainer's) gets an inference copy: same values, no gradient
     // tracking, so the fused inference kernels apply.
@@ -198,12 +209,19 @@ pub fn predict(
             .as_ref()
             .map(|c| c.for_schema(&schema, opts.prime));
         let mut prompts = Vec::with_capacity(members.len());
+        let mut shown: Vec<Vec<String>> = Vec::with_capacity(members.len());
         for &i in &members {
             let q = &questions[i];
+            let shots = opts
+                .examples
+                .as_ref()
+                .map(|f| f.for_question(q.text, Some(q.id)))
+                .unwrap_or_default();
             let text = opts
                 .prompts
-                .prompt(model, &schema, q.text, opts.prime)
+                .prompt_with_examples(model, &schema, q.text, &shots, opts.prime)
                 .map_err(|e| SqlgenError::question("building the prompt", q.id, e))?;
+            shown.push(shots.into_iter().map(|s| s.id).collect());
             let ids = model
                 .tokenizer
                 .encode(&text, false)
@@ -282,6 +300,7 @@ pub fn predict(
                     sql: chosen.sql,
                     raw,
                     new_tokens: cands.get(pick).map_or(0, |c| c.tokens.len()),
+                    examples: shown[k].clone(),
                     latency_ms: t0.elapsed().as_secs_f64() * 1e3 + shared_ms,
                     candidates: chosen.candidates,
                 });
@@ -332,6 +351,7 @@ pub fn predict(
                     sql: extract_sql(&raw),
                     raw,
                     new_tokens: g.tokens.len(),
+                    examples: shown[k].clone(),
                     latency_ms: each_ms + shared_ms,
                     candidates: Vec::new(),
                 });

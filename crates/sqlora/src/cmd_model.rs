@@ -99,7 +99,16 @@ pub struct AskArgs {
     /// over the database's tables and columns.
     #[arg(long)]
     pub no_constrain: bool,
-    /// Print one JSON object: sql, valid, error, columns, rows, attempts.
+    /// Training examples to show in the prompt (JSONL with question and sql): the K whose
+    /// questions are most similar to this one. Default: the bundled domain's train.jsonl when
+    /// --db is a bundled domain, else none.
+    #[arg(long, value_name = "FILE")]
+    pub examples: Option<PathBuf>,
+    /// How many retrieved examples the prompt shows (0: none; default 3 when there are
+    /// examples).
+    #[arg(long, visible_alias = "k", value_name = "K")]
+    pub examples_k: Option<usize>,
+    /// Print one JSON object: sql, valid, error, columns, rows, attempts, examples.
     #[arg(long)]
     pub json: bool,
 }
@@ -240,6 +249,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
 pub fn ask(a: AskArgs) -> Result<ExitCode> {
     let path = paths::resolve_db(&a.db)?;
     let db = ReadOnlyDb::open(&path)?;
+    let examples = crate::examples::for_database(&a.db, a.examples.as_deref(), a.examples_k)?;
     let m = load_model(&a.model)?;
     let adapter = match &a.adapter {
         Some(p) => Some(load_adapter(&m, p)?),
@@ -263,6 +273,7 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
         },
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(&m)),
+        examples,
     };
     let asked = sqlora_sqlgen::ask(&m, adapter.as_ref(), &db, &a.question, &opts)?;
     let ans = &asked.answer;
@@ -272,7 +283,7 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
             json!({"sql": ans.sql, "valid": ans.valid, "error": ans.error,
                    "columns": ans.columns, "rows": ans.rows, "truncated": ans.truncated,
                    "attempts": ans.attempts, "candidates": ans.candidates,
-                   "generate_ms": asked.generate_ms})
+                   "generate_ms": asked.generate_ms, "examples": asked.examples})
         );
     } else {
         println!("{}", ans.sql);
