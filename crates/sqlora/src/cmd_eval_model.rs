@@ -275,6 +275,7 @@ fn eval_examples(a: &EvalModelArgs) -> Result<Option<FewShot>> {
 
 /// Generates and scores one configuration (model + adapter at one rank); writes its files
 /// into `out_dir` when given. Returns the report and its JSON summary (no details).
+#[allow(clippy::too_many_arguments)]
 fn one_run(
     a: &EvalModelArgs,
     m: &LoadedModel,
