@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Zero-shot execution accuracy of the named models on the first N questions of every bundled
-# domain's SPLIT (test, or human: the hand-written questions), same prompt for all (the
-# pipeline of `sqlora ask`/`eval --base`), for EVALUATION.md. Writes
+# domain's SPLIT (test; human: the hand-written evaluation questions; human_dev: the hand-written
+# development questions, see datasets/HUMAN.md), same prompt for all (the pipeline of
+# `sqlora ask`/`eval --base`), for EVALUATION.md. Writes
 # runs/zero_shot/<split>/<model>_<domain>.json (`sqlora eval --json`, with seen/unseen
 # skeleton EX) and prints the table with tools/eval/zero_shot_table.py.
 # Usage: tools/eval/zero_shot.sh [MODEL...]   (default: the three registry models)
