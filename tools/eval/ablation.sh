@@ -12,7 +12,7 @@
 # Usage: tools/eval/ablation.sh MODEL [CONFIG...]   (default: all five)
 # Environment: SPLIT (test|human, default test), N (questions per domain, default 10), K
 # (default 3), C (default 4), FIXTURES, SQLORA, BATCH as for zero_shot.sh. Results go to
-# runs/zero_shot/<split>-<config>/.
+# runs/zero_shot/<split>-ablation-<config>/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 model=${1:?usage: ablation.sh MODEL [CONFIG...]}
@@ -31,6 +31,6 @@ for c in "${configs[@]}"; do
     *) echo "unknown configuration $c" >&2; exit 2 ;;
   esac
   echo "== $model $c ($extra)" >&2
-  TAG=$c EXTRA="$extra" tools/eval/zero_shot.sh "$model" >/dev/null
+  TAG=ablation-$c EXTRA="$extra" tools/eval/zero_shot.sh "$model" >/dev/null
 done
 python3 tools/eval/ablation_table.py "${SPLIT:-test}" "${configs[@]}"

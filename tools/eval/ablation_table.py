@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints the ablation table of EVALUATION.md: one row per model and decoding configuration,
-pooled over the domains found in runs/zero_shot/<split>-<config>/ (written by
+pooled over the domains found in runs/zero_shot/<split>-ablation-<config>/ (written by
 tools/eval/ablation.sh): questions, EX, valid-SQL rate, execution-error rate, p50/p95 latency
 per question (machine time per question: a batch's wall time shared by its rows, or a voted
 question's whole beam search), and EX per domain.
@@ -27,7 +27,7 @@ def main():
     split, configs = sys.argv[1], sys.argv[2:]
     rows = {}
     for c in configs:
-        folder = os.path.join(ROOT, "runs", "zero_shot", f"{split}-{c}")
+        folder = os.path.join(ROOT, "runs", "zero_shot", f"{split}-ablation-{c}")
         for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
             model, _, domain = os.path.basename(path)[: -len(".json")].rpartition("_")
             try:
