@@ -57,6 +57,9 @@ pub(crate) struct Expect {
     /// The new name would be an alias without `AS` (`FROM t x`, `SELECT a x`): it may not
     /// start with a clause keyword ([`glued_keyword`]).
     pub implicit_alias: bool,
+    /// The new name would be an alias (with or without `AS`): no letter may follow a digit in
+    /// it ([`letter_after_digit`]).
+    pub alias: bool,
     pub collation: bool,
     pub typename: bool,
     /// A result column's name (a compound's ORDER BY).
@@ -93,6 +96,16 @@ const GLUE_KEYWORDS: [&str; 21] = [
     "offset",
 ];
 
+/// Whether a letter follows a digit in `prefix`: an alias such as `T1INNER` or `T2ONT1`, what
+/// a model writes when the alias it meant (`T1`) cannot take the table (the select list read
+/// columns under it that this table lacks) and the keyword it wanted next is glued on instead.
+/// Aliases of people and models (`T1`, `c`, `oi`, `t_2`) do not have one.
+pub(crate) fn letter_after_digit(prefix: &[u8]) -> bool {
+    prefix
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_alphabetic())
+}
+
 /// Whether a name starting with `prefix` (lowercase) starts with a [`GLUE_KEYWORDS`] keyword.
 pub(crate) fn glued_keyword(prefix: &[u8]) -> bool {
     GLUE_KEYWORDS
@@ -104,7 +117,10 @@ impl Expect {
     /// Whether a new name ([`Expect::free`]) may start with `prefix` (lowercase): always,
     /// except an alias without `AS` written unquoted that starts with a clause keyword.
     pub(crate) fn free_name_prefix_ok(&self, prefix: &[u8], quoted: bool) -> bool {
-        self.free && (quoted || !self.implicit_alias || !glued_keyword(prefix))
+        self.free
+            && (quoted
+                || ((!self.implicit_alias || !glued_keyword(prefix))
+                    && (!self.alias || !letter_after_digit(prefix))))
     }
     fn kw(&mut self, kws: &[Kw]) {
         for k in kws {
@@ -888,6 +904,7 @@ impl Parser {
                         e.kw(&[Kw::AS]);
                         e.free = true;
                         e.implicit_alias = true;
+                        e.alias = true;
                     }
                     e.kw(&[Kw::FROM]);
                     if self.can_end_core() {
@@ -899,6 +916,7 @@ impl Parser {
                 }
                 CorePh::ItemAlias | CorePh::TableAlias { .. } => {
                     e.free = true;
+                    e.alias = true;
                     false
                 }
                 CorePh::FromItem { .. } => {
@@ -911,6 +929,7 @@ impl Parser {
                         e.kw(&[Kw::AS]);
                         e.free = true;
                         e.implicit_alias = true;
+                        e.alias = true;
                     }
                     if *join {
                         e.kw(&[Kw::ON]);

@@ -258,6 +258,17 @@ fn an_alias_without_as_does_not_grow_out_of_a_clause_keyword() {
     ] {
         assert!(!prefix(&idx, p), "alive: {p:?}");
     }
+    // A letter after a digit: the alias T1 cannot take loans (the select list read a title
+    // under it) and INNER was glued on instead.
+    for p in [
+        "SELECT T1.title FROM orders AS T1INNER",
+        "SELECT T1.email FROM orders AS T1 JOIN customers AS T2ON",
+        "SELECT name FROM products p1x",
+    ] {
+        assert!(!prefix(&idx, p), "alive: {p:?}");
+    }
+    accepted("SELECT T1.name FROM products AS T1 JOIN categories AS t_2 ON T1.category_id = t_2.category_id");
+    accepted("SELECT p2.name FROM products p2");
     // ... and the keyword itself is refused there at once, not after the last letter.
     assert!(!prefix(&idx, "SELECT email FROM products WHERE"));
     assert!(!prefix(&idx, "SELECT email FROM products GROUP"));
