@@ -136,7 +136,6 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
         Some(p) => Some(load_adapter(&m, p)?),
         None => None,
     };
-    let items: Vec<EvalItem> = examples.iter().map(Example::eval_item).collect();
     let eopts = a.score.options()?;
 
     let ranks: Vec<Option<usize>> = if a.rank.is_empty() {
@@ -170,7 +169,6 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
             adapter.as_ref(),
             few_shot.as_ref(),
             &examples,
-            &items,
             &eopts,
             out_dir.as_deref(),
         )?;
@@ -282,7 +280,6 @@ fn one_run(
     adapter: Option<&LoraAdapter>,
     few_shot: Option<&FewShot>,
     examples: &[Example],
-    items: &[EvalItem],
     eopts: &EvalOptions,
     out_dir: Option<&Path>,
 ) -> Result<(Report, serde_json::Value)> {
@@ -309,8 +306,9 @@ fn one_run(
     )?;
     bar.finish_and_clear();
     let generate_s = t0.elapsed().as_secs_f64();
+    let items: Vec<EvalItem> = examples.iter().map(Example::eval_item).collect();
     let sqls: Vec<String> = preds.iter().map(|p| p.sql.clone()).collect();
-    let report = evaluate(items, &sqls, &a.db_dir, eopts)?;
+    let report = evaluate(&items, &sqls, &a.db_dir, eopts)?;
 
     let latency_ms = preds.iter().map(|p| p.latency_ms).sum::<f64>() / preds.len().max(1) as f64;
     let mut sorted: Vec<f64> = preds.iter().map(|p| p.latency_ms).collect();
