@@ -566,3 +566,156 @@ fn bundled_smollm2_adapters_load_and_fit_their_base_model() {
     }
     assert!(seen >= 6, "only {seen} adapters under {}", dir.display());
 }
+
+/// A dataset folder with the first two retail test questions as `test.jsonl` and the retail
+/// training split plus a copy of the first test question (id `leak`) as `train.jsonl`.
+fn leaky_dataset(dir: &Path) -> (PathBuf, String) {
+    let test = std::fs::read_to_string(repo().join("datasets/retail/test.jsonl")).unwrap();
+    let test: Vec<&str> = test.lines().take(2).collect();
+    let first: serde_json::Value = serde_json::from_str(test[0]).unwrap();
+    let mut leak = first.clone();
+    leak["id"] = "leak".into();
+    let train = std::fs::read_to_string(repo().join("datasets/retail/train.jsonl")).unwrap();
+    std::fs::write(dir.join("test.jsonl"), test.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("train.jsonl"), format!("{leak}\n{train}")).unwrap();
+    (
+        dir.join("test.jsonl"),
+        first["question"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn eval_with_examples_retrieves_from_train_and_never_the_question_itself() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (test, _) = leaky_dataset(dir.path());
+    let details = dir.path().join("details.jsonl");
+    let fx = fixtures().to_str().unwrap();
+    let o = sqlora(&[
+        "eval",
+        "--base",
+        "--model",
+        &model,
+        "--dataset",
+        test.to_str().unwrap(),
+        "--db-dir",
+        fx,
+        "--examples-k",
+        "2",
+        "--max-tokens",
+        "8",
+        "--json",
+        "--details",
+        details.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["run"]["examples_k"], 2, "{v}");
+    assert!(v["run"]["examples"]
+        .as_str()
+        .unwrap()
+        .ends_with("train.jsonl"));
+    let lines = std::fs::read_to_string(&details).unwrap();
+    for line in lines.lines() {
+        let d: serde_json::Value = serde_json::from_str(line).unwrap();
+        let shown = d["examples"].as_array().unwrap();
+        assert_eq!(shown.len(), 2, "{d}");
+        assert!(!shown.iter().any(|id| id == "leak"), "{d}");
+    }
+    // Never from the evaluated file; a bad examples file names its line.
+    let own = sqlora(&[
+        "eval",
+        "--base",
+        "--model",
+        &model,
+        "--dataset",
+        test.to_str().unwrap(),
+        "--db-dir",
+        fx,
+        "--examples-k",
+        "2",
+        "--examples",
+        test.to_str().unwrap(),
+    ]);
+    assert!(!own.status.success());
+    assert!(
+        stderr(&own).contains("evaluated dataset"),
+        "{}",
+        stderr(&own)
+    );
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"question\": \"q\", \"sql\": \"SELECT 1\"}\n{\"question\": 3}\n",
+    )
+    .unwrap();
+    let o = sqlora(&[
+        "eval",
+        "--base",
+        "--model",
+        &model,
+        "--dataset",
+        test.to_str().unwrap(),
+        "--db-dir",
+        fx,
+        "--examples-k",
+        "2",
+        "--examples",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.jsonl, line 2"), "{}", stderr(&o));
+}
+
+#[test]
+fn ask_shows_retrieved_examples_and_k_zero_is_zero_shot() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, question) = leaky_dataset(dir.path());
+    let train = dir.path().join("train.jsonl");
+    let ask = |k: &str| {
+        let o = sqlora(&[
+            "ask",
+            "--model",
+            &model,
+            "--db",
+            &retail_db(),
+            "--examples",
+            train.to_str().unwrap(),
+            "--k",
+            k,
+            "--max-tokens",
+            "8",
+            "--json",
+            &question,
+        ]);
+        serde_json::from_str::<serde_json::Value>(&stdout(&o))
+            .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)))
+    };
+    let v = ask("2");
+    let shown = v["examples"].as_array().unwrap();
+    assert_eq!(shown.len(), 2, "{v}");
+    // the asked question is in the file (as `leak`) but never shown
+    assert!(
+        shown
+            .iter()
+            .all(|e| e["id"] != "leak" && e["sql"].is_string()),
+        "{v}"
+    );
+    assert_eq!(ask("0")["examples"], serde_json::json!([]));
+    // a database that is no bundled domain has no default examples; asking for some says how
+    let mine = dir.path().join("mine.sqlite");
+    std::fs::copy(retail_db(), &mine).unwrap();
+    let o = sqlora(&[
+        "ask",
+        "--model",
+        &model,
+        "--db",
+        mine.to_str().unwrap(),
+        "--k",
+        "2",
+        "How many?",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--examples FILE"), "{}", stderr(&o));
+}

@@ -40,9 +40,11 @@ for what, key, lk in [("prefill", ("prefill", 1), "prefill_tok_s"),
     sv, lv = mine.get(key), l.get(lk)
     ratio = f"{sv / lv:.2f}x" if sv and lv else "?"
     print(f"{what}: sqlora {sv and round(sv, 1)} tok/s, llama.cpp {lv} tok/s, ratio {ratio}")
+asked = {r["batch"]: r["tokens_per_s"] for r in s["results"] if r["what"] == "decode_question"}
 for r in s["results"]:
     if r["what"] == "decode_constrained":
-        free = mine.get(("decode", r["batch"]))
-        print(f"decode b{r['batch']} constrained: {r['tokens_per_s']:.1f} tok/s, "
-              f"{r['tokens_per_s'] / free:.2f}x the free decode")
+        free = asked.get(r["batch"])
+        ratio = f"{r['tokens_per_s'] / free:.2f}x" if free else "?"
+        print(f"decode b{r['batch']} after a question: constrained {r['tokens_per_s']:.1f} tok/s, "
+              f"free {free and round(free, 1)} tok/s, {ratio}")
 PY

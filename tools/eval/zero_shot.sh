@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Zero-shot execution accuracy of the named models on the first N questions of every bundled
-# domain's SPLIT (test, or human: the hand-written questions), same prompt for all (the
-# pipeline of `sqlora ask`/`eval --base`), for EVALUATION.md. Writes
+# domain's SPLIT (test; human: the hand-written evaluation questions; human_dev: the hand-written
+# development questions, see datasets/HUMAN.md), same prompt for all (the pipeline of
+# `sqlora ask`/`eval --base`), for EVALUATION.md. Writes
 # runs/zero_shot/<split>/<model>_<domain>.json (`sqlora eval --json`, with seen/unseen
 # skeleton EX) and prints the table with tools/eval/zero_shot_table.py.
 # Usage: tools/eval/zero_shot.sh [MODEL...]   (default: the three registry models)
@@ -9,7 +10,9 @@
 # (questions per domain, default 10), DOMAINS (default: all six), BATCH (default 8), PROMPTS
 # (a templates folder for --prompts; default: the bundled templates), EXTRA (more eval flags),
 # FIXTURES (default: $SQLORA_HOME/fixtures), TAG (results go to runs/zero_shot/<split>-<TAG>,
-# e.g. TAG=free EXTRA=--no-constrain for the unconstrained column of an ablation).
+# e.g. TAG=free EXTRA=--no-constrain for the unconstrained column of an ablation), EXAMPLES_K
+# (retrieved training examples per prompt, `eval --examples-k`, from the domain's train.jsonl;
+# default 0, the zero-shot prompt; e.g. TAG=k3 EXAMPLES_K=3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -22,6 +25,7 @@ runs="runs/zero_shot/$split${TAG:+-$TAG}"
 fixtures=${FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
 flags=()
 [ -z "${PROMPTS:-}" ] || flags+=(--prompts "$PROMPTS")
+[ -z "${EXAMPLES_K:-}" ] || flags+=(--examples-k "$EXAMPLES_K")
 read -r -a extra <<< "${EXTRA:-}"
 flags+=("${extra[@]}")
 for d in "${domains[@]}"; do

@@ -54,13 +54,74 @@ pub(crate) struct Expect {
     pub table: bool,
     /// A new name (alias, CTE name).
     pub free: bool,
+    /// The new name would be an alias without `AS` (`FROM t x`, `SELECT a x`): it may not
+    /// start with a clause keyword ([`glued_keyword`]).
+    pub implicit_alias: bool,
+    /// The new name would be an alias (with or without `AS`): no letter may follow a digit in
+    /// it ([`letter_after_digit`]).
+    pub alias: bool,
     pub collation: bool,
     pub typename: bool,
     /// A result column's name (a compound's ORDER BY).
     pub out_names: bool,
 }
 
+/// Clause keywords an alias without `AS` may not start with. A model that wants `GROUP BY`
+/// where the grammar refuses it (e.g. the select list reads a column no table of the FROM
+/// clause has yet) otherwise slips into an alias glued to the keyword, `FROM t
+/// GROUPBYcol…`, and wanders on until its token budget ends; refused here, it has to write
+/// what the grammar takes (join the table it needs). Two-letter keywords (`ON`, `OR`) are left
+/// out: too many real aliases start with them.
+const GLUE_KEYWORDS: [&str; 21] = [
+    "where",
+    "group",
+    "order",
+    "having",
+    "limit",
+    "union",
+    "except",
+    "intersect",
+    "join",
+    "inner",
+    "left",
+    "right",
+    "full",
+    "cross",
+    "natural",
+    "outer",
+    "using",
+    "window",
+    "from",
+    "select",
+    "offset",
+];
+
+/// Whether a letter follows a digit in `prefix`: an alias such as `T1INNER` or `T2ONT1`, what
+/// a model writes when the alias it meant (`T1`) cannot take the table (the select list read
+/// columns under it that this table lacks) and the keyword it wanted next is glued on instead.
+/// Aliases of people and models (`T1`, `c`, `oi`, `t_2`) do not have one.
+pub(crate) fn letter_after_digit(prefix: &[u8]) -> bool {
+    prefix
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_alphabetic())
+}
+
+/// Whether a name starting with `prefix` (lowercase) starts with a [`GLUE_KEYWORDS`] keyword.
+pub(crate) fn glued_keyword(prefix: &[u8]) -> bool {
+    GLUE_KEYWORDS
+        .iter()
+        .any(|k| prefix.starts_with(k.as_bytes()))
+}
+
 impl Expect {
+    /// Whether a new name ([`Expect::free`]) may start with `prefix` (lowercase): always,
+    /// except an alias without `AS` written unquoted that starts with a clause keyword.
+    pub(crate) fn free_name_prefix_ok(&self, prefix: &[u8], quoted: bool) -> bool {
+        self.free
+            && (quoted
+                || ((!self.implicit_alias || !glued_keyword(prefix))
+                    && (!self.alias || !letter_after_digit(prefix))))
+    }
     fn kw(&mut self, kws: &[Kw]) {
         for k in kws {
             self.kws |= k.bit();
@@ -842,6 +903,8 @@ impl Parser {
                     if !aliased {
                         e.kw(&[Kw::AS]);
                         e.free = true;
+                        e.implicit_alias = true;
+                        e.alias = true;
                     }
                     e.kw(&[Kw::FROM]);
                     if self.can_end_core() {
@@ -853,6 +916,7 @@ impl Parser {
                 }
                 CorePh::ItemAlias | CorePh::TableAlias { .. } => {
                     e.free = true;
+                    e.alias = true;
                     false
                 }
                 CorePh::FromItem { .. } => {
@@ -864,6 +928,8 @@ impl Parser {
                     if !aliased {
                         e.kw(&[Kw::AS]);
                         e.free = true;
+                        e.implicit_alias = true;
+                        e.alias = true;
                     }
                     if *join {
                         e.kw(&[Kw::ON]);
@@ -1025,7 +1091,7 @@ impl Parser {
     /// Whether some name allowed by `e` starts with `prefix` (lowercase); `quoted`: the name
     /// is being written between quotes (no keyword, no function).
     pub(crate) fn name_prefix_ok(&self, e: &Expect, prefix: &[u8], quoted: bool) -> bool {
-        if e.free {
+        if e.free_name_prefix_ok(prefix, quoted) {
             return true;
         }
         let starts = |n: &str| n.as_bytes().starts_with(prefix);
@@ -1045,8 +1111,15 @@ impl Parser {
             }
         }
         if e.table
-            && (self.schema.tables.iter().any(|t| starts(&t.name))
-                || self.ctes.iter().any(|c| starts(&c.name)))
+            && (self
+                .schema
+                .tables
+                .iter()
+                .any(|t| starts(&t.name) && self.joinable(&t.cols))
+                || self
+                    .ctes
+                    .iter()
+                    .any(|c| starts(&c.name) && self.joinable(&c.cols)))
         {
             return true;
         }
@@ -1863,10 +1936,34 @@ impl Parser {
             .all(|r| r.col.as_ref().is_none_or(|c| cols.has(c)))
     }
 
-    /// Adds a table to the FROM clause.
+    /// Adds a table to the FROM clause; false when it would make a column the select list
+    /// reads unqualified ambiguous ([`Parser::joinable`]).
     fn add_table(&mut self, name: Arc<str>, cols: Cols) -> bool {
+        if !self.joinable(&cols) {
+            return false;
+        }
         self.frame_mut().tables.push(InScope { name, cols });
         true
+    }
+
+    /// Whether a table with `cols` may join the current FROM clause: not when a column the
+    /// select list read unqualified is already a column of a table there and also of this
+    /// one (SQLite: ambiguous column name, and no later table can undo it). Tables whose
+    /// columns are unknown ([`Cols::Any`]) are not counted.
+    fn joinable(&self, cols: &Cols) -> bool {
+        let Cols::Known(_) = cols else { return true };
+        let f = self.frame();
+        f.deferred
+            .iter()
+            .filter(|r| r.qual.is_none())
+            .filter_map(|r| r.col.as_deref())
+            .all(|c| {
+                !cols.has(c)
+                    || !f
+                        .tables
+                        .iter()
+                        .any(|t| matches!(t.cols, Cols::Known(_)) && t.cols.has(c))
+            })
     }
 
     fn alias_item(&mut self, n: &Arc<str>) {

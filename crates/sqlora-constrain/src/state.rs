@@ -44,11 +44,24 @@ pub struct SqlState {
 }
 
 /// Whether some keyword in `e` or some name `e` allows starts with `prefix`.
+///
+/// A prefix that spells a keyword whole becomes that keyword if the word ends there
+/// ([`SqlState::flush`]), so the parser itself is asked (a copy fed the keyword): `e` is the
+/// union over the states a word may reach by popping and some pops fail (e.g. `WHERE` while
+/// the select list reads columns no table of the FROM clause has). Otherwise the prefix must
+/// still grow into a longer keyword or a name; an alias without `AS` may not grow out of a
+/// clause keyword ([`Expect::free_name_prefix_ok`]). Without this, a text could end in a
+/// keyword nothing may follow, or slip into an alias glued to the keyword it wanted.
 fn word_prefix_ok(parser: &Parser, e: &Expect, prefix: &[u8]) -> bool {
-    e.free
-        || KEYWORDS
-            .iter()
-            .any(|(t, k)| e.kws & k.bit() != 0 && t.as_bytes().starts_with(prefix))
+    if let Some((_, k)) = KEYWORDS.iter().find(|(t, _)| t.as_bytes() == prefix) {
+        if (e.kws & k.bit() != 0 || !k.usable_as_name()) && parser.clone().feed(&Tok::Kw(*k)) {
+            return true;
+        }
+    }
+    e.free_name_prefix_ok(prefix, false)
+        || KEYWORDS.iter().any(|(t, k)| {
+            e.kws & k.bit() != 0 && t.len() > prefix.len() && t.as_bytes().starts_with(prefix)
+        })
         || parser.name_prefix_ok(e, prefix, false)
 }
 

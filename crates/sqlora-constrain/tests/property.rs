@@ -227,6 +227,13 @@ fn forced_token_sequences_never_end_with_unknown_names() {
                     .chain(state.can_end().then_some(eos))
                     .collect();
                 assert_eq!(allowed, reference, "after {text:?}");
+                // The whole-vocabulary walk (what `allows` answers from after MASK_AFTER asks
+                // at one position) gives the same answers.
+                let mask = c.allowed_mask();
+                let walked: Vec<u32> = (0..=eos)
+                    .filter(|&t| mask[t as usize / 64] & (1 << (t % 64)) != 0)
+                    .collect();
+                assert_eq!(walked, reference, "mask after {text:?}");
                 if allowed.is_empty() {
                     stuck += 1;
                     if stuck <= 15 {

@@ -243,6 +243,80 @@ fn before_from_the_select_list_checks_names_against_the_whole_schema() {
 }
 
 #[test]
+fn an_alias_without_as_does_not_grow_out_of_a_clause_keyword() {
+    let idx = retail();
+    // What a model wrote when `GROUP BY`/`WHERE` were refused (the select list reads a column
+    // products lacks): an alias glued to the keyword, then nothing useful until its budget.
+    for p in [
+        "SELECT email, count(*) FROM products GROUPBYemail",
+        "SELECT email FROM products WHEREemail",
+        "SELECT email FROM products ORDERBY",
+        "SELECT email FROM products wherex",
+        "SELECT name FROM products LIMIT10",
+        "SELECT name FROMproducts",
+        "SELECT name FROM products JOINx",
+    ] {
+        assert!(!prefix(&idx, p), "alive: {p:?}");
+    }
+    // A letter after a digit: the alias T1 cannot take loans (the select list read a title
+    // under it) and INNER was glued on instead.
+    for p in [
+        "SELECT T1.title FROM orders AS T1INNER",
+        "SELECT T1.email FROM orders AS T1 JOIN customers AS T2ON",
+        "SELECT name FROM products p1x",
+    ] {
+        assert!(!prefix(&idx, p), "alive: {p:?}");
+    }
+    accepted("SELECT T1.name FROM products AS T1 JOIN categories AS t_2 ON T1.category_id = t_2.category_id");
+    accepted("SELECT p2.name FROM products p2");
+    // ... and the keyword itself is refused there at once, not after the last letter.
+    assert!(!prefix(&idx, "SELECT email FROM products WHERE"));
+    assert!(!prefix(&idx, "SELECT email FROM products GROUP"));
+    assert!(prefix(&idx, "SELECT email FROM products JOIN"));
+    // Aliases with AS, quoted ones, and aliases that merely contain a keyword stay free.
+    for sql in [
+        "SELECT name AS order_total FROM products",
+        "SELECT name AS \"WHERE\" FROM products",
+        "SELECT p.name FROM products AS whereabouts_p JOIN products p ON 1",
+        "SELECT name FROM products p_where",
+        "SELECT name FROM products ord",
+        "SELECT count(*) total FROM orders o WHERE o.status = 'shipped'",
+        "SELECT name FROM products p ORDER BY p.name LIMIT 3",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 5) SELECT n FROM t",
+    ] {
+        accepted(sql);
+    }
+}
+
+#[test]
+fn a_table_that_would_make_a_select_list_name_ambiguous_is_refused() {
+    let idx = retail();
+    // customer_id is in customers and orders: read unqualified, one of them may join.
+    assert!(!prefix(
+        &idx,
+        "SELECT customer_id FROM customers JOIN orders"
+    ));
+    assert!(prefix(&idx, "SELECT customer_id FROM customers JOIN "));
+    assert!(complete(&idx, "SELECT customer_id FROM customers"));
+    // Qualified, or not read at all: joins as before.
+    accepted("SELECT customers.customer_id FROM customers JOIN orders ON orders.customer_id = customers.customer_id");
+    accepted(
+        "SELECT email FROM customers JOIN orders ON orders.customer_id = customers.customer_id",
+    );
+}
+
+#[test]
+fn a_keyword_the_parser_would_refuse_is_not_a_live_prefix() {
+    // Before: `SELECT ver WHERE` stayed alive (WHERE is among the words the popped states
+    // expect) although no byte could follow it.
+    let idx = ddl_index("CREATE TABLE rubix (id, miver, ver, mi);");
+    assert!(!prefix(&idx, "SELECT ver WHERE"));
+    assert!(!prefix(&idx, "SELECT ver INTERSECT"));
+    assert!(prefix(&idx, "SELECT ver FROM rubix WHERE"));
+    assert!(prefix(&idx, "SELECT 1 INTERSECT"));
+}
+
+#[test]
 fn forward_names_let_a_select_list_name_a_subquery_column() {
     let idx = retail();
     let forward = sqlora_constrain::Options {

@@ -276,6 +276,28 @@ pub fn choose_token(logits: &[f32], constraint: &mut Option<Box<dyn Constraint>>
     pick_token(logits, constraint, None)
 }
 
+/// A sampled row's next token: drawn from `logits` at `temperature` (> 0) with nucleus mass
+/// `top_p`, from `rng`, among the tokens `constraint` allows (which then accepts it). What the
+/// batched decoders do for a sampled row, for decoders outside this crate (the server's
+/// engine). `None` when the constraint allows nothing.
+pub fn sample_token(
+    logits: &[f32],
+    constraint: &mut Option<Box<dyn Constraint>>,
+    temperature: f64,
+    top_p: f64,
+    rng: &mut StdRng,
+) -> Option<u32> {
+    pick_token(
+        logits,
+        constraint,
+        Some(Sampler {
+            temperature,
+            top_p,
+            rng,
+        }),
+    )
+}
+
 /// A stream seed that depends on the user's seed and the row's prompt only.
 fn row_seed(seed: u64, prompt: &[u32]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -690,6 +712,25 @@ pub fn n_best_constrained(
         )));
     }
     check_room(model, prompt.len(), params.max_new_tokens)?;
+    let cache = Cache::with_capacity(model.config(), prompt.len() + params.max_new_tokens);
+    beam_search(model, info, cache, prompt, n, params, adapter, constraint)
+}
+
+/// Beam search continuing `cache` (empty, or batch 1 holding the positions before `tail`)
+/// with `tail`; the body of [`n_best_constrained`] and of
+/// [`crate::prefix::n_best_from_prefix_constrained`]. `n` ≥ 1, `tail` non-empty and in the
+/// vocabulary, room checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn beam_search(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    mut cache: Cache,
+    tail: &[u32],
+    n: usize,
+    params: &GenerateParams,
+    adapter: Option<&AdapterBatch>,
+    constraint: Option<Box<dyn Constraint>>,
+) -> Result<Vec<Candidate>> {
     let device = model.device();
     let mut finished: Vec<Candidate> = Vec::new();
     if params.max_new_tokens == 0 {
@@ -707,13 +748,13 @@ pub fn n_best_constrained(
         Some(c) => *c = cand,
         None => finished.push(cand),
     };
-    let t = prompt.len();
-    let mut cache = Cache::with_capacity(model.config(), t + params.max_new_tokens);
-    let input = Tensor::new(prompt, device)?.unsqueeze(0)?;
-    let pos: Vec<u32> = (0..t as u32).collect();
+    let start = cache.len();
+    let t = start + tail.len();
+    let input = Tensor::new(tail, device)?.unsqueeze(0)?;
+    let pos: Vec<u32> = (start as u32..t as u32).collect();
     let positions = Tensor::new(pos.as_slice(), device)?.unsqueeze(0)?;
     let hidden = model.forward_with(&input, &positions, None, Some(&mut cache), adapter)?;
-    let last = hidden.i((.., t - 1, ..))?.contiguous()?;
+    let last = hidden.i((.., tail.len() - 1, ..))?.contiguous()?;
     let mut logits: Vec<Vec<f32>> = model.logits(&last)?.to_dtype(DType::F32)?.to_vec2()?;
     let mut beams = vec![Beam {
         tokens: Vec::new(),

@@ -16,14 +16,16 @@
 //!
 //! [`generate_from_prefix_constrained`] gives each row an optional [`Constraint`], chosen
 //! through the same token choice as [`crate::generate::generate_constrained`].
+//! [`n_best_from_prefix_constrained`] is beam search ([`crate::generate::n_best_constrained`])
+//! for one suffix, starting from the same prefix cache.
 
 use candle_core::Tensor;
 
 use crate::constraint::Constraint;
 use crate::error::{ModelError, Result};
 use crate::generate::{
-    choose_token, find_stop, finished, per_row, DecodeRows, FinishReason, GenerateParams,
-    Generation, RowConstraints, TokenInfo,
+    beam_search, choose_token, find_stop, finished, per_row, Candidate, DecodeRows, FinishReason,
+    GenerateParams, Generation, RowConstraints, TokenInfo,
 };
 use crate::llama::{Cache, Model};
 use crate::lora::AdapterBatch;
@@ -299,6 +301,55 @@ pub fn generate_from_prefix_constrained(
     rows.into_iter()
         .map(|row| finished(row.tokens, row.done, row.logprob))
         .collect()
+}
+
+/// Beam search's `n` best continuations of `prefix + suffix` ([`n_best_constrained`]), the
+/// prefix taken from `prefix_cache` (batch 1, from [`prefill_prefix`] with the same adapter;
+/// copied, not modified): the same candidates as `n_best_constrained` on the whole prompt,
+/// without prefilling the prefix again.
+///
+/// [`n_best_constrained`]: crate::generate::n_best_constrained
+#[allow(clippy::too_many_arguments)]
+pub fn n_best_from_prefix_constrained(
+    model: &Model,
+    info: &TokenInfo<'_>,
+    prefix_cache: &Cache,
+    suffix: &[u32],
+    n: usize,
+    params: &GenerateParams,
+    adapter: Option<&AdapterBatch>,
+    constraint: Option<Box<dyn Constraint>>,
+) -> Result<Vec<Candidate>> {
+    if adapter.is_some_and(|a| a.is_gathered()) {
+        return Err(ModelError::Generation(
+            "beam search takes one adapter for all beams, not a per-row batch".to_string(),
+        ));
+    }
+    if prefix_cache.batch_size() != Some(1) {
+        return Err(ModelError::Generation(
+            "the prefix cache must hold exactly one row (run prefill_prefix first)".to_string(),
+        ));
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if suffix.is_empty() {
+        return Err(ModelError::Generation("the suffix is empty".to_string()));
+    }
+    check_tokens(model, "suffix", suffix)?;
+    let p = prefix_cache.len();
+    let max_pos = model.config().max_position_embeddings;
+    if p + suffix.len() + params.max_new_tokens > max_pos {
+        return Err(ModelError::Generation(format!(
+            "prefix of {p} tokens, suffix of {} and {} new tokens exceed the model's context of {max_pos}",
+            suffix.len(),
+            params.max_new_tokens
+        )));
+    }
+    // A copy of its own: appending must never write into the shared prefix's buffers.
+    let mut cache = prefix_cache.clone();
+    cache.select_rows(&[0])?;
+    beam_search(model, info, cache, suffix, n, params, adapter, constraint)
 }
 
 /// Length of the longest common prefix of `prompts` (0 for none).

@@ -6,12 +6,15 @@ use candle_core::Device;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlora_model::chat::Message;
+use sqlora_model::generate::n_best_constrained;
 use sqlora_model::generate::{generate_with_adapters, TokenInfo};
 use sqlora_model::llama::Model;
 use sqlora_model::lora::{AdapterBatch, AdapterSet, LoraAdapter, LoraConfig};
 use sqlora_model::prefix::{
-    common_prefix_len, generate_from_prefix, generate_from_prefix_until, prefill_prefix,
+    common_prefix_len, generate_from_prefix, generate_from_prefix_until,
+    n_best_from_prefix_constrained, prefill_prefix,
 };
+use sqlora_model::testing::AllowedSet;
 use sqlora_model::testing::{self, real_model_f32, TinyLlama};
 use sqlora_model::{FinishReason, GenerateParams, Generation, LoadedModel};
 
@@ -201,6 +204,102 @@ fn tiny_model_prefix_path_with_an_adapter() {
         Some(&one),
     );
     assert_eq!(tokens(&gathered), tokens(&fp));
+}
+
+#[test]
+fn beam_search_from_a_prefix_equals_beam_search_on_the_whole_prompt() {
+    let model = tiny_model(11);
+    let adapter = random_adapter(&model, 4, 3, 0.3);
+    let single = AdapterBatch::single(&adapter);
+    let mut rng = StdRng::seed_from_u64(5);
+    let prefix = random_tokens(&mut rng, 24);
+    let params = GenerateParams {
+        max_new_tokens: 9,
+        ..GenerateParams::default()
+    };
+    // Token 3 ends a beam, so some finish early and the n-best mixes lengths.
+    let info = tiny_info(vec![3]);
+    for (k, adapter) in [None, Some(&single)].into_iter().enumerate() {
+        let cache = prefill_prefix(&model, &prefix, adapter).unwrap();
+        for len in [1usize, 4, 7] {
+            let suffix = random_tokens(&mut rng, len);
+            let whole: Vec<u32> = prefix.iter().chain(&suffix).copied().collect();
+            for n in [1usize, 3] {
+                let plain =
+                    n_best_constrained(&model, &info, &whole, n, &params, adapter, None).unwrap();
+                let fp = n_best_from_prefix_constrained(
+                    &model, &info, &cache, &suffix, n, &params, adapter, None,
+                )
+                .unwrap();
+                let toks = |c: &[sqlora_model::generate::Candidate]| -> Vec<Vec<u32>> {
+                    c.iter().map(|c| c.tokens.clone()).collect()
+                };
+                assert_eq!(toks(&plain), toks(&fp), "adapter {k}, suffix {len}, n {n}");
+                assert_eq!(plain.len(), n);
+                for (a, b) in plain.iter().zip(&fp) {
+                    assert!(
+                        (a.score - b.score).abs() < 1e-4,
+                        "{} vs {}",
+                        a.score,
+                        b.score
+                    );
+                }
+            }
+        }
+        // With a constraint, every beam follows it, from the prefix as on the whole prompt.
+        let suffix = random_tokens(&mut rng, 3);
+        let whole: Vec<u32> = prefix.iter().chain(&suffix).copied().collect();
+        let allowed = || Some(Box::new(AllowedSet([3u32, 10, 20, 30].into_iter().collect())) as _);
+        let plain =
+            n_best_constrained(&model, &info, &whole, 3, &params, adapter, allowed()).unwrap();
+        let fp = n_best_from_prefix_constrained(
+            &model,
+            &info,
+            &cache,
+            &suffix,
+            3,
+            &params,
+            adapter,
+            allowed(),
+        )
+        .unwrap();
+        let toks = |c: &[sqlora_model::generate::Candidate]| -> Vec<Vec<u32>> {
+            c.iter().map(|c| c.tokens.clone()).collect()
+        };
+        assert_eq!(toks(&plain), toks(&fp));
+        assert!(fp
+            .iter()
+            .all(|c| c.tokens.iter().all(|t| [10, 20, 30].contains(t))));
+        // The prefix cache is untouched: generation from it still equals the plain path.
+        let again = n_best_from_prefix_constrained(
+            &model,
+            &info,
+            &cache,
+            &suffix,
+            3,
+            &params,
+            adapter,
+            allowed(),
+        )
+        .unwrap();
+        assert_eq!(again, fp);
+    }
+    // Bad input is refused, not panicked on.
+    let cache = prefill_prefix(&model, &prefix, None).unwrap();
+    assert!(
+        n_best_from_prefix_constrained(&model, &info, &cache, &[], 2, &params, None, None).is_err()
+    );
+    assert!(n_best_from_prefix_constrained(
+        &model,
+        &info,
+        &cache,
+        &[VOCAB as u32 + 5],
+        2,
+        &params,
+        None,
+        None
+    )
+    .is_err());
 }
 
 #[test]

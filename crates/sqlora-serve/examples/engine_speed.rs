@@ -84,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_new_tokens: max_new,
             candidates: 1,
             stop: Vec::new(),
+            sampling: None,
             constraint: None,
             deadline: Instant::now() + Duration::from_secs(600),
             stream: None,

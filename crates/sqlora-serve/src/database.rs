@@ -2,16 +2,17 @@
 //!
 //! Prompts, SQL extraction and execution-guided answers come from `sqlora-sqlgen`, exactly as
 //! `sqlora ask` uses them; this module keeps what the service adds: a name, one connection
-//! shared by the request handlers, and the token prefix every prompt about the database
-//! starts with (the prefix cache's key material).
+//! shared by the request handlers, the token prefix every prompt about the database starts
+//! with (the prefix cache's key material; retrieved examples come after it) and its training
+//! examples for few-shot prompts.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlora_model::LoadedModel;
 use sqlora_sql::exec::ReadOnlyDb;
 use sqlora_sql::schema::Schema;
-use sqlora_sqlgen::{prefix_tokens, Constrainer, PromptBuilder, SchemaConstraints};
+use sqlora_sqlgen::{prefix_tokens, Constrainer, ExampleIndex, PromptBuilder, SchemaConstraints};
 
 use crate::error::{Result, ServeError};
 
@@ -28,6 +29,8 @@ pub struct Database {
     pub prefix_tokens: Vec<u32>,
     /// Schema-constrained decoding over this database (its schema index, built once).
     pub constraints: SchemaConstraints,
+    /// Training examples of this database for few-shot prompts (`examples` of `/v1/query`).
+    pub examples: Option<Arc<ExampleIndex>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -36,6 +39,7 @@ impl std::fmt::Debug for Database {
             .field("name", &self.name)
             .field("path", &self.path)
             .field("prefix_tokens", &self.prefix_tokens.len())
+            .field("examples", &self.examples.as_ref().map(|e| e.len()))
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +68,7 @@ impl Database {
             db: Mutex::new(db),
             prefix_tokens,
             constraints,
+            examples: None,
         })
     }
 

@@ -20,12 +20,14 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 use sqlora_sql::exec::{ExecError, ExecLimits};
-use sqlora_sqlgen::{answer, render_chat, AnswerOptions, ChatMessage, PromptBuilder};
+use sqlora_sqlgen::{
+    answer, render_chat, AnswerOptions, ChatMessage, FewShot, PromptBuilder, Selection,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::database::Database;
-use crate::engine::{wait, EngineHandle, Finish, GenOutput, GenRequest, PrefixSpec};
+use crate::engine::{wait, EngineHandle, Finish, GenOutput, GenRequest, PrefixSpec, Sampling};
 use crate::error::{Result, ServeError};
 use crate::metrics::{Metrics, LATENCY_BUCKETS};
 
@@ -42,6 +44,8 @@ pub struct Limits {
     pub max_candidates: usize,
     /// Tokens generated for a SQL answer.
     pub query_max_tokens: usize,
+    /// Most retrieved examples (`examples`) in a `/v1/query` prompt.
+    pub max_examples: usize,
     /// Largest `max_tokens` of the completion endpoints.
     pub max_completion_tokens: usize,
     /// Deadline of one request.
@@ -57,6 +61,7 @@ impl Default for Limits {
             max_rows: 10_000,
             max_candidates: 8,
             query_max_tokens: 128,
+            max_examples: 16,
             max_completion_tokens: 512,
             timeout: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
@@ -72,6 +77,9 @@ pub struct AppState {
     pub databases: BTreeMap<String, Arc<Database>>,
     /// The prompt templates.
     pub builder: PromptBuilder,
+    /// Retrieved examples in a `/v1/query` prompt when the request does not say (databases
+    /// with training examples only).
+    pub examples_k: usize,
     /// Request limits.
     pub limits: Limits,
     /// The base model's id in `/v1/models` and the `model` field.
@@ -235,6 +243,7 @@ async fn databases(State(s): State<Arc<AppState>>) -> Json<Json_> {
                 "schema": d.schema.to_compact(),
                 "tables": tables,
                 "adapter": s.engine.shared.has_adapter(&d.name).then(|| d.name.clone()),
+                "examples": d.examples.as_ref().map_or(0, |e| e.len()),
             })
         })
         .collect();
@@ -257,6 +266,14 @@ struct QueryBody {
     /// Constrain the answer to SQL over the database's schema (default true).
     #[serde(default)]
     constrain: Option<bool>,
+    /// With several candidates, answer with the result most of them agree on (default true);
+    /// false: the first candidate that passes the guard.
+    #[serde(default)]
+    vote: Option<bool>,
+    /// Retrieved (question, SQL) examples in the prompt (default: the server's
+    /// `--examples-k`; 0: none).
+    #[serde(default)]
+    examples: Option<i64>,
 }
 
 /// The adapter a request names (`None` = the base model). The base model's id, `base` and the
@@ -299,6 +316,7 @@ fn new_request(
         max_new_tokens,
         candidates: 1,
         stop: Vec::new(),
+        sampling: None,
         constraint: None,
         deadline: Instant::now() + s.limits.timeout,
         stream: None,
@@ -371,10 +389,39 @@ async fn query(
             .has_adapter(&db.name)
             .then(|| db.name.clone()),
     };
+    let k = match b.examples {
+        None => s.examples_k,
+        Some(k) if k < 0 || k as u64 > s.limits.max_examples as u64 => {
+            return Err(ServeError::bad(
+                "bad_examples",
+                format!(
+                    "examples must be between 0 and {}, got {k}",
+                    s.limits.max_examples
+                ),
+            )
+            .into())
+        }
+        Some(k) => k as usize,
+    };
+    let shots = match (&db.examples, k) {
+        (_, 0) => Vec::new(),
+        (Some(index), k) => FewShot::new(index.clone(), k).for_question(question, None),
+        (None, _) if b.examples.is_some() => {
+            return Err(ServeError::bad(
+                "no_examples",
+                format!(
+                    "the database '{}' has no training examples to retrieve from (start the server with --examples {}=FILE.jsonl)",
+                    db.name, db.name
+                ),
+            )
+            .into())
+        }
+        (None, _) => Vec::new(),
+    };
     let model = s.engine.model().clone();
     let text = s
         .builder
-        .prompt(&model, &db.schema, question, true)
+        .prompt_with_examples(&model, &db.schema, question, &shots, true)
         .map_err(ServeError::from)?;
     let ids = model
         .tokenizer
@@ -399,6 +446,11 @@ async fn query(
             max_rows: max_rows as usize,
             ..ExecLimits::default()
         },
+        select: if b.vote.unwrap_or(true) {
+            Selection::Vote
+        } else {
+            Selection::FirstValid
+        },
     };
     let metrics = s.metrics.clone();
     let texts = out.texts.clone();
@@ -419,6 +471,11 @@ async fn query(
         "rows": ans.rows,
         "truncated": ans.truncated,
         "attempts": ans.attempts,
+        "candidates": ans.candidates,
+        "examples": shots
+            .iter()
+            .map(|e| json!({"id": e.id, "question": e.question}))
+            .collect::<Vec<_>>(),
         "timings": {
             "queue_ms": out.queue_ms,
             "generate_ms": out.generate_ms,
@@ -464,7 +521,10 @@ enum StopField {
     Many(Vec<String>),
 }
 
+/// `POST /v1/completions`. Fields the service does not implement are refused by name (400),
+/// never silently dropped.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CompletionBody {
     model: String,
     prompt: String,
@@ -476,6 +536,23 @@ struct CompletionBody {
     stream: bool,
     #[serde(default)]
     n: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    /// Not implemented: any value but null is refused.
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
+    /// An end-user id for the caller's own bookkeeping; accepted, not used.
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -484,7 +561,10 @@ struct ChatMessageBody {
     content: String,
 }
 
+/// `POST /v1/chat/completions`. Fields the service does not implement are refused by name
+/// (400), never silently dropped.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChatBody {
     model: String,
     messages: Vec<ChatMessageBody>,
@@ -498,6 +578,99 @@ struct ChatBody {
     stream: bool,
     #[serde(default)]
     n: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    /// Not implemented: only `false` (or null) is accepted.
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
+    #[serde(default)]
+    top_logprobs: Option<serde_json::Value>,
+    /// An end-user id for the caller's own bookkeeping; accepted, not used.
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
+}
+
+/// The decoding fields both OpenAI endpoints take.
+struct DecodingFields {
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    logprobs: Option<serde_json::Value>,
+    top_logprobs: Option<serde_json::Value>,
+}
+
+/// Greedy, or the request's sampling: `temperature` in [0, 2] (0 or absent: greedy), `top_p`
+/// in (0, 1], `seed` any integer (absent: a fresh seed per request). Penalties are accepted
+/// only at 0 and logprobs not at all, each refused by its name.
+fn sampling(f: DecodingFields) -> Result<Option<Sampling>> {
+    let bad = |code: &'static str, msg: String| Err(ServeError::bad(code, msg));
+    for (name, code, v) in [
+        (
+            "frequency_penalty",
+            "bad_frequency_penalty",
+            f.frequency_penalty,
+        ),
+        (
+            "presence_penalty",
+            "bad_presence_penalty",
+            f.presence_penalty,
+        ),
+    ] {
+        if v.is_some_and(|v| v != 0.0) {
+            return bad(code, format!("{name} is not supported (only 0)"));
+        }
+    }
+    for (name, code, v) in [
+        ("logprobs", "bad_logprobs", &f.logprobs),
+        ("top_logprobs", "bad_top_logprobs", &f.top_logprobs),
+    ] {
+        if !matches!(
+            v,
+            None | Some(serde_json::Value::Null | serde_json::Value::Bool(false))
+        ) {
+            return bad(code, format!("{name} is not supported"));
+        }
+    }
+    let temperature = f.temperature.unwrap_or(0.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return bad(
+            "bad_temperature",
+            format!("temperature must be between 0 and 2, got {temperature}"),
+        );
+    }
+    let top_p = f.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return bad("bad_top_p", format!("top_p must be in (0, 1], got {top_p}"));
+    }
+    if temperature == 0.0 {
+        return Ok(None);
+    }
+    let seed = match f.seed {
+        Some(s) => s as u64,
+        None => {
+            let t = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        }
+    };
+    Ok(Some(Sampling {
+        temperature,
+        top_p,
+        seed,
+    }))
 }
 
 fn completion_params(
@@ -563,6 +736,7 @@ struct Completion {
     stop: Vec<String>,
     stream: bool,
     chat: bool,
+    sampling: Option<Sampling>,
 }
 
 /// Shared by both completion endpoints: plain JSON or an SSE stream.
@@ -575,6 +749,7 @@ async fn complete(s: Arc<AppState>, c: Completion) -> AppResult<Response> {
         stop,
         stream,
         chat,
+        sampling,
     } = c;
     let model = s.engine.model().clone();
     let ids = model
@@ -586,6 +761,7 @@ async fn complete(s: Arc<AppState>, c: Completion) -> AppResult<Response> {
     }
     let mut req = new_request(&s, ids, None, adapter, max_tokens);
     req.stop = stop;
+    req.sampling = sampling;
     let id = format!(
         "{}-{}-{}",
         if chat { "chatcmpl" } else { "cmpl" },
@@ -686,6 +862,15 @@ async fn completions(
 ) -> AppResult<Response> {
     let b: CompletionBody = parse_body(body)?;
     let (adapter, max, stop) = completion_params(&s, &b.model, b.max_tokens, 16, b.stop, b.n)?;
+    let sampling = sampling(DecodingFields {
+        temperature: b.temperature,
+        top_p: b.top_p,
+        seed: b.seed,
+        frequency_penalty: b.frequency_penalty,
+        presence_penalty: b.presence_penalty,
+        logprobs: b.logprobs,
+        top_logprobs: None,
+    })?;
     if b.prompt.is_empty() {
         return Err(ServeError::bad("empty_prompt", "the prompt is empty").into());
     }
@@ -697,6 +882,7 @@ async fn completions(
         stop,
         stream: b.stream,
         chat: false,
+        sampling,
     };
     complete(s.clone(), c).await
 }
@@ -714,6 +900,15 @@ async fn chat_completions(
         b.stop,
         b.n,
     )?;
+    let sampling = sampling(DecodingFields {
+        temperature: b.temperature,
+        top_p: b.top_p,
+        seed: b.seed,
+        frequency_penalty: b.frequency_penalty,
+        presence_penalty: b.presence_penalty,
+        logprobs: b.logprobs,
+        top_logprobs: b.top_logprobs,
+    })?;
     if b.messages.is_empty() {
         return Err(ServeError::bad("empty_messages", "messages is empty").into());
     }
@@ -742,6 +937,7 @@ async fn chat_completions(
         stop,
         stream: b.stream,
         chat: true,
+        sampling,
     };
     complete(s.clone(), c).await
 }

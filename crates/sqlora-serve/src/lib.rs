@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlora_model::LoadedModel;
-use sqlora_sqlgen::PromptBuilder;
+use sqlora_sqlgen::{ExampleIndex, PromptBuilder};
 
 pub use engine::{EngineConfig, EngineHandle};
 pub use error::{Result, ServeError};
@@ -46,6 +46,11 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// The base model's name in `/v1/models` (default: the model file's or folder's name).
     pub model_id: Option<String>,
+    /// Training examples (JSONL with `question` and `sql`) by database name, for few-shot
+    /// prompts in `/v1/query`.
+    pub examples: BTreeMap<String, PathBuf>,
+    /// Retrieved examples per `/v1/query` prompt when a request does not say (default 0).
+    pub examples_k: usize,
 }
 
 /// A database to serve: its name in requests and its SQLite file.
@@ -129,8 +134,17 @@ impl App {
                     d.name
                 )));
             }
-            let db = Database::open(&d.name, &d.path, &model, &builder, &constrainer)?;
+            let mut db = Database::open(&d.name, &d.path, &model, &builder, &constrainer)?;
+            if let Some(file) = cfg.examples.get(&d.name) {
+                db.examples = Some(Arc::new(ExampleIndex::from_jsonl(file)?));
+            }
             dbs.insert(d.name.clone(), Arc::new(db));
+        }
+        if let Some(name) = cfg.examples.keys().find(|n| !dbs.contains_key(*n)) {
+            return Err(ServeError::Internal(format!(
+                "examples for '{name}', which is not a served database (known: {})",
+                dbs.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
         }
         let model_id = cfg.model_id.clone().unwrap_or_else(|| {
             model
@@ -155,6 +169,7 @@ impl App {
                 engine,
                 databases: dbs,
                 builder,
+                examples_k: cfg.examples_k,
                 limits: cfg.limits,
                 model_id,
                 metrics,

@@ -95,6 +95,7 @@ fn request(
             max_new_tokens: s.max_new,
             candidates: 1,
             stop: Vec::new(),
+            sampling: None,
             constraint: None,
             deadline: Instant::now() + Duration::from_secs(60),
             stream,

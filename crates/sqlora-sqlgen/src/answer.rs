@@ -1,6 +1,9 @@
-//! Execution-guided answers: generated candidates go, in order, through SQL extraction, the
-//! guard and the read-only executor; the first that passes is the answer, and every failed
-//! attempt is reported ([`answer`]). [`ask`] is the whole pipeline for one question with a
+//! Execution-guided answers: generated candidates go through SQL extraction, the guard and
+//! the read-only executor ([`answer`]). With [`Selection::Vote`] (the default) every candidate
+//! that passes is run and the answer is the one whose result most candidates agree on
+//! (execution-based self-consistency; ties go to the best-ranked candidate), with
+//! [`Selection::FirstValid`] the first that passes; either way every candidate is reported
+//! with its outcome and its votes. [`ask`] is the whole pipeline for one question with a
 //! loaded model: prompt, candidates ([`candidates`]), answer.
 //!
 //! Nothing the guard refuses is ever run: execution goes through [`ReadOnlyDb::execute`],
@@ -15,11 +18,12 @@ use sqlora_model::generate::{
 };
 use sqlora_model::lora::{AdapterBatch, LoraAdapter};
 use sqlora_model::LoadedModel;
-use sqlora_sql::exec::{ExecError, ExecLimits, ReadOnlyDb, Value};
+use sqlora_sql::exec::{ExecError, ExecLimits, QueryResult, ReadOnlyDb, Value};
 
 use crate::constrain::{Constrainer, SchemaConstraints};
 use crate::error::Result;
 use crate::prompt::{primed_answer, PromptBuilder};
+use crate::retrieve::{FewShot, Shot};
 use crate::sql::extract_sql;
 
 /// One candidate that did not make it, with why.
@@ -49,8 +53,72 @@ pub struct Answer {
     pub truncated: bool,
     /// The candidates that failed, in order.
     pub attempts: Vec<Attempt>,
+    /// Every candidate looked at, in the order generated (best first), with its outcome and
+    /// its votes (with [`Selection::FirstValid`] those after the chosen one are not looked at).
+    pub candidates: Vec<Ballot>,
     /// Time spent in the guard and SQLite.
     pub execute_ms: f64,
+}
+
+/// One candidate's outcome in [`answer`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ballot {
+    /// The SQL extracted from the candidate.
+    pub sql: String,
+    /// True when it passed the guard (and executed, when execution was asked for).
+    pub valid: bool,
+    /// Candidates (this one included) whose result equals this one's ([`result_key`]); 0 for
+    /// an invalid candidate.
+    pub votes: usize,
+    /// True for the candidate whose SQL is the answer.
+    pub chosen: bool,
+    /// Rows its result has (valid candidates that ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+    /// Why it failed (invalid candidates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Json>,
+}
+
+/// How [`answer`] chooses among several candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// Run every candidate the guard accepts and answer with the result most of them agree on
+    /// (equal [`result_key`]s); among equally many votes the group of the best-ranked
+    /// candidate wins, and the group's best-ranked candidate is the answer's SQL. Without
+    /// execution, candidates agree when their SQL is the same text.
+    #[default]
+    Vote,
+    /// The first candidate the guard accepts (and that runs) is the answer.
+    FirstValid,
+}
+
+/// What two results must share to count as the same answer in a vote: the number of
+/// columns and the multiset of rows (row order and column names ignored, as the test-suite
+/// evaluator ignores order without ORDER BY), reals compared to 12 significant digits, and
+/// whether a budget cut the result.
+pub fn result_key(r: &QueryResult) -> String {
+    let cell = |v: &Value| match v {
+        Value::Null => "N".to_string(),
+        Value::Integer(i) => format!("I{i}"),
+        // Whole reals compare equal to integers (SUM over REALs vs COUNT-like results).
+        Value::Real(f) if f.fract() == 0.0 && f.abs() < 9e15 => format!("I{}", *f as i64),
+        Value::Real(f) => format!("R{f:.11e}"),
+        Value::Text(t) => format!("T{}:{t}", t.len()),
+        Value::Blob(b) => format!("B{b:?}"),
+    };
+    let mut rows: Vec<String> = r
+        .rows
+        .iter()
+        .map(|row| row.iter().map(cell).collect::<Vec<_>>().join("\u{1f}"))
+        .collect();
+    rows.sort_unstable();
+    format!(
+        "{}|{}|{}",
+        r.columns.len(),
+        r.truncated,
+        rows.join("\u{1e}")
+    )
 }
 
 /// How [`answer`] treats the candidates.
@@ -61,8 +129,10 @@ pub struct AnswerOptions {
     pub primed: bool,
     /// Run the first candidate the guard accepts (default true); otherwise only check it.
     pub execute: bool,
-    /// Time, row and byte budgets of the execution.
+    /// Time, row and byte budgets of the execution (of each candidate run).
     pub limits: ExecLimits,
+    /// How the answer is chosen among several candidates (default [`Selection::Vote`]).
+    pub select: Selection,
 }
 
 impl Default for AnswerOptions {
@@ -71,6 +141,7 @@ impl Default for AnswerOptions {
             primed: true,
             execute: true,
             limits: ExecLimits::default(),
+            select: Selection::default(),
         }
     }
 }
@@ -85,10 +156,10 @@ pub fn error_json(e: &ExecError) -> Json {
     }
 }
 
-/// Tries each generated text in order: extracts its SQL (after the prime, when
-/// `opts.primed`), checks it with the guard and, when `opts.execute`, runs it under
-/// `opts.limits`; returns the first that passes. `on_failure` sees every refusal or execution
-/// error (the server counts them). Nothing the guard refuses is ever run.
+/// Chooses the answer among generated texts (best first): extracts each one's SQL (after the
+/// prime, when `opts.primed`), checks it with the guard and, when `opts.execute`, runs it under
+/// `opts.limits`; then picks by `opts.select` ([`Selection`]). `on_failure` sees every refusal
+/// or execution error (the server counts them). Nothing the guard refuses is ever run.
 pub fn answer(
     db: &ReadOnlyDb,
     generated: &[String],
@@ -97,6 +168,9 @@ pub fn answer(
 ) -> Answer {
     let t0 = Instant::now();
     let mut attempts = Vec::new();
+    let mut ballots: Vec<Ballot> = Vec::new();
+    // (vote key, result) of each valid candidate, by ballot index.
+    let mut results: Vec<Option<(String, Option<QueryResult>)>> = Vec::new();
     for text in generated {
         let sql = extract_sql(&primed_answer(opts.primed, text));
         let outcome = if opts.execute {
@@ -106,39 +180,94 @@ pub fn answer(
         };
         match outcome {
             Ok(res) => {
-                let (columns, rows, truncated) = match res {
-                    Some(r) => (r.columns, r.rows, r.truncated),
-                    None => (Vec::new(), Vec::new(), false),
+                let key = match &res {
+                    Some(r) => result_key(r),
+                    None => format!("sql:{sql}"),
                 };
-                return Answer {
+                ballots.push(Ballot {
                     sql,
                     valid: true,
+                    votes: 0,
+                    chosen: false,
+                    rows: res.as_ref().map(|r| r.rows.len()),
                     error: None,
-                    columns,
-                    rows,
-                    truncated,
-                    attempts,
-                    execute_ms: t0.elapsed().as_secs_f64() * 1e3,
-                };
+                });
+                results.push(Some((key, res)));
+                if opts.select == Selection::FirstValid {
+                    break;
+                }
             }
             Err(e) => {
                 on_failure(&e);
+                let error = error_json(&e);
                 attempts.push(Attempt {
-                    sql,
-                    error: error_json(&e),
+                    sql: sql.clone(),
+                    error: error.clone(),
                 });
+                ballots.push(Ballot {
+                    sql,
+                    valid: false,
+                    votes: 0,
+                    chosen: false,
+                    rows: None,
+                    error: Some(error),
+                });
+                results.push(None);
             }
         }
     }
-    Answer {
-        sql: attempts.first().map(|a| a.sql.clone()).unwrap_or_default(),
-        valid: false,
-        error: attempts.last().map(|a| a.error.clone()),
-        columns: Vec::new(),
-        rows: Vec::new(),
-        truncated: false,
-        attempts,
-        execute_ms: t0.elapsed().as_secs_f64() * 1e3,
+    // Votes: how many valid candidates share each one's key.
+    for i in 0..ballots.len() {
+        if let Some((key, _)) = &results[i] {
+            ballots[i].votes = results
+                .iter()
+                .flatten()
+                .filter(|(other, _)| other == key)
+                .count();
+        }
+    }
+    // The most votes; ties to the earliest (best-ranked) candidate, which is also the first
+    // of its group.
+    let winner = (0..ballots.len())
+        .filter(|&i| ballots[i].valid)
+        .max_by(|&a, &b| ballots[a].votes.cmp(&ballots[b].votes).then(b.cmp(&a)));
+    let execute_ms = t0.elapsed().as_secs_f64() * 1e3;
+    match winner {
+        Some(w) => {
+            ballots[w].chosen = true;
+            let res = results[w].take().and_then(|(_, r)| r);
+            let (columns, rows, truncated) = match res {
+                Some(r) => (r.columns, r.rows, r.truncated),
+                None => (Vec::new(), Vec::new(), false),
+            };
+            Answer {
+                sql: ballots[w].sql.clone(),
+                valid: true,
+                error: None,
+                columns,
+                rows,
+                truncated,
+                attempts,
+                candidates: ballots,
+                execute_ms,
+            }
+        }
+        None => {
+            if let Some(b) = ballots.first_mut() {
+                b.chosen = true;
+            }
+            Answer {
+                sql: attempts.first().map(|a| a.sql.clone()).unwrap_or_default(),
+                valid: false,
+                error: attempts.last().map(|a| a.error.clone()),
+                columns: Vec::new(),
+                rows: Vec::new(),
+                truncated: false,
+                attempts,
+                candidates: ballots,
+                execute_ms,
+            }
+        }
     }
 }
 
@@ -201,6 +330,8 @@ pub struct AskOptions {
     /// Constrain the answer to SQL over the database's schema (default: none; callers make
     /// one per model with [`Constrainer::new`], `--no-constrain` leaves it out).
     pub constrain: Option<Constrainer>,
+    /// Retrieved examples in the prompt (default: none).
+    pub examples: Option<FewShot>,
 }
 
 impl Default for AskOptions {
@@ -211,6 +342,7 @@ impl Default for AskOptions {
             max_new_tokens: 128,
             answer: AnswerOptions::default(),
             constrain: None,
+            examples: None,
         }
     }
 }
@@ -222,6 +354,8 @@ pub struct Asked {
     pub answer: Answer,
     /// Time spent generating the candidates.
     pub generate_ms: f64,
+    /// The examples shown in the prompt, most similar first.
+    pub examples: Vec<Shot>,
 }
 
 /// The whole pipeline for one question about `db`, with a loaded model and `adapter` (or
@@ -235,9 +369,20 @@ pub fn ask(
     opts: &AskOptions,
 ) -> Result<Asked> {
     let schema = db.guard().schema();
-    let prompt = opts
-        .prompts
-        .prompt(model, schema, question, opts.answer.primed)?;
+    let examples = match &opts.examples {
+        Some(f) => {
+            f.check_templates(&opts.prompts)?;
+            f.for_question(question, None)
+        }
+        None => Vec::new(),
+    };
+    let prompt = opts.prompts.prompt_with_examples(
+        model,
+        schema,
+        question,
+        &examples,
+        opts.answer.primed,
+    )?;
     let ids = model.tokenizer.encode(&prompt, false)?;
     let params = GenerateParams {
         max_new_tokens: opts.max_new_tokens,
@@ -261,5 +406,6 @@ pub fn ask(
     Ok(Asked {
         answer,
         generate_ms,
+        examples,
     })
 }

@@ -44,6 +44,15 @@ pub enum SqlgenError {
         #[source]
         source: sqlora_sql::schema::SchemaError,
     },
+    /// A database could not be opened to run candidates on.
+    #[error("opening {} to run candidates: {source}", path.display())]
+    Exec {
+        /// The SQLite file.
+        path: PathBuf,
+        /// The executor's error.
+        #[source]
+        source: sqlora_sql::exec::ExecError,
+    },
     /// Something went wrong for one question of a batch (the id names it).
     #[error("{what} of {id}: {source}")]
     Question {
@@ -67,6 +76,17 @@ pub enum SqlgenError {
     /// A question's prompt has no tokens.
     #[error("the prompt of {0} is empty")]
     EmptyPrompt(String),
+    /// A line of an examples file (few-shot retrieval) is not a `{question, sql}` object.
+    #[error("{}, line {line}: not an example (a JSON object with \"question\" and \"sql\"): {source}", path.display())]
+    ExamplesLine {
+        /// The JSONL file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Options that cannot work (e.g. a batch size of 0).
     #[error("{0}")]
     Invalid(String),

@@ -16,6 +16,9 @@
 //! * [`constrain`] — schema-constrained decoding ([`Constrainer`], per database
 //!   [`SchemaConstraints`]): every row's tokens keep the answer a valid prefix of one SQLite
 //!   statement over the schema (`sqlora-constrain`).
+//! * [`retrieve`] — few-shot examples: the (question, SQL) pairs of a training split most
+//!   similar to the asked question (BM25, [`ExampleIndex`]), shown after the schema
+//!   ([`FewShot`]), never the asked question itself.
 //! * [`predict`] — batch prediction with one prefix prefill per database ([`predict()`]).
 //!
 //! The crate builds on `sqlora-model` (the model knows nothing about SQL), `sqlora-sql`
@@ -27,11 +30,12 @@ pub mod constrain;
 pub mod error;
 pub mod predict;
 pub mod prompt;
+pub mod retrieve;
 pub mod sql;
 
 pub use answer::{
-    answer, ask, candidates, error_json, generate, Answer, AnswerOptions, AskOptions, Asked,
-    Attempt,
+    answer, ask, candidates, error_json, generate, result_key, Answer, AnswerOptions, AskOptions,
+    Asked, Attempt, Ballot, Selection,
 };
 pub use constrain::{Constrainer, SchemaConstraints};
 pub use error::{Result, SqlgenError};
@@ -40,4 +44,5 @@ pub use prompt::{
     prefix_tokens, prime, primed_answer, render_chat, ChatMessage, PromptBuilder, RenderedExample,
     TrainingExample, ANSWER_PRIME,
 };
+pub use retrieve::{ExampleIndex, FewShot, Shot};
 pub use sql::{extract_sql, one_line_sql, statement_complete};

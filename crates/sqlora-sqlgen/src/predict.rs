@@ -17,14 +17,19 @@ use serde::Serialize;
 use sqlora_model::generate::{generate_constrained, GenerateParams};
 use sqlora_model::lora::{AdapterBatch, LoraAdapter};
 use sqlora_model::prefix::{
-    common_prefix_len, generate_from_prefix_constrained, prefill_prefix_with_room,
+    common_prefix_len, generate_from_prefix_constrained, n_best_from_prefix_constrained,
+    prefill_prefix_with_room,
 };
 use sqlora_model::LoadedModel;
+use sqlora_sql::exec::ReadOnlyDb;
 use sqlora_sql::schema::Schema;
+
+use crate::answer::{answer, AnswerOptions, Ballot, Selection};
 
 use crate::constrain::Constrainer;
 use crate::error::{Result, SqlgenError};
 use crate::prompt::{primed_answer, PromptBuilder};
+use crate::retrieve::FewShot;
 use crate::sql::{extract_sql, statement_complete};
 
 /// How [`predict`] generates.
@@ -47,6 +52,15 @@ pub struct PredictOptions {
     /// Constrain every answer to SQL over its database's schema (default: none; see
     /// [`Constrainer`]).
     pub constrain: Option<Constrainer>,
+    /// Candidates per question (default 1: greedy). With more, each question gets beam
+    /// search's n-best from the shared prefix, every candidate the guard accepts is run on
+    /// the question's database, and the prediction is the vote's winner
+    /// ([`answer`](crate::answer::answer) with [`Selection::Vote`]), as `/v1/query` answers
+    /// with `candidates`.
+    pub candidates: usize,
+    /// Retrieved examples in every prompt (default: none). A question never gets itself: an
+    /// example with its id or its words is left out ([`crate::ExampleIndex::retrieve`]).
+    pub examples: Option<FewShot>,
 }
 
 impl Default for PredictOptions {
@@ -58,6 +72,8 @@ impl Default for PredictOptions {
             prompts: PromptBuilder::builtin(),
             stop_at_statement_end: true,
             constrain: None,
+            candidates: 1,
+            examples: None,
         }
     }
 }
@@ -100,10 +116,17 @@ pub struct Prediction {
     pub raw: String,
     /// Tokens generated.
     pub new_tokens: usize,
+    /// The ids of the examples shown in its prompt, most similar first (empty without
+    /// [`PredictOptions::examples`]).
+    pub examples: Vec<String>,
     /// Time spent on this question: its batch's wall time divided by the batch's size, plus
     /// its share of the database's prompt building and prefix prefill. Their sum over a run is
     /// the run's generation time.
     pub latency_ms: f64,
+    /// With several candidates: each one, best first, with its outcome and votes (the chosen
+    /// one's SQL is `sql`); empty for greedy predictions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Ballot>,
 }
 
 /// A progress bar for `n` questions, showing questions/s and the ETA.
@@ -133,6 +156,9 @@ pub fn predict(
         return Err(SqlgenError::Invalid(
             "the batch size must be at least 1".to_string(),
         ));
+    }
+    if let Some(f) = &opts.examples {
+        f.check_templates(&opts.prompts)?;
     }
     // A trainable adapter (the trainer's) gets an inference copy: same values, no gradient
     // tracking, so the fused inference kernels apply.
@@ -183,12 +209,19 @@ pub fn predict(
             .as_ref()
             .map(|c| c.for_schema(&schema, opts.prime));
         let mut prompts = Vec::with_capacity(members.len());
+        let mut shown: Vec<Vec<String>> = Vec::with_capacity(members.len());
         for &i in &members {
             let q = &questions[i];
+            let shots = opts
+                .examples
+                .as_ref()
+                .map(|f| f.for_question(q.text, Some(q.id)))
+                .unwrap_or_default();
             let text = opts
                 .prompts
-                .prompt(model, &schema, q.text, opts.prime)
+                .prompt_with_examples(model, &schema, q.text, &shots, opts.prime)
                 .map_err(|e| SqlgenError::question("building the prompt", q.id, e))?;
+            shown.push(shots.into_iter().map(|s| s.id).collect());
             let ids = model
                 .tokenizer
                 .encode(&text, false)
@@ -222,6 +255,61 @@ pub fn predict(
         };
         // The prompt building and prefix prefill are shared by the group's questions.
         let shared_ms = t_group.elapsed().as_secs_f64() * 1e3 / members.len() as f64;
+        if opts.candidates > 1 {
+            let db = ReadOnlyDb::open(&path).map_err(|source| SqlgenError::Exec {
+                path: path.clone(),
+                source,
+            })?;
+            let vote = AnswerOptions {
+                primed: opts.prime,
+                select: Selection::Vote,
+                ..AnswerOptions::default()
+            };
+            for (k, &i) in members.iter().enumerate() {
+                let t0 = Instant::now();
+                let q = &questions[i];
+                let constraint = constraints.as_ref().map(|c| c.row()).transpose()?;
+                let cands = model.with_token_info(|info| match &cache {
+                    Some(cache) => n_best_from_prefix_constrained(
+                        &model.model,
+                        info,
+                        cache,
+                        &suffixes[k],
+                        opts.candidates,
+                        &params,
+                        batch.as_ref(),
+                        constraint,
+                    ),
+                    None => sqlora_model::generate::n_best_constrained(
+                        &model.model,
+                        info,
+                        &prompts[k],
+                        opts.candidates,
+                        &params,
+                        batch.as_ref(),
+                        constraint,
+                    ),
+                })?;
+                let texts: Vec<String> = cands.iter().map(|c| c.text.clone()).collect();
+                let chosen = answer(&db, &texts, &vote, |_| {});
+                let pick = chosen.candidates.iter().position(|b| b.chosen).unwrap_or(0);
+                let raw = primed_answer(opts.prime, texts.get(pick).map_or("", |t| t));
+                out[i] = Some(Prediction {
+                    id: q.id.to_string(),
+                    db_id: q.db_id.to_string(),
+                    sql: chosen.sql,
+                    raw,
+                    new_tokens: cands.get(pick).map_or(0, |c| c.tokens.len()),
+                    examples: shown[k].clone(),
+                    latency_ms: t0.elapsed().as_secs_f64() * 1e3 + shared_ms,
+                    candidates: chosen.candidates,
+                });
+                if let Some(bar) = progress {
+                    bar.inc(1);
+                }
+            }
+            continue;
+        }
         // Similar suffix lengths together: less padding (rows are independent).
         let mut by_len: Vec<usize> = (0..members.len()).collect();
         by_len.sort_by_key(|&k| suffixes[k].len());
@@ -263,7 +351,9 @@ pub fn predict(
                     sql: extract_sql(&raw),
                     raw,
                     new_tokens: g.tokens.len(),
+                    examples: shown[k].clone(),
                     latency_ms: each_ms + shared_ms,
+                    candidates: Vec::new(),
                 });
             }
             if let Some(bar) = progress {
@@ -352,6 +442,64 @@ mod tests {
             assert!(early[i].new_tokens <= full[i].new_tokens);
             assert!(full[i].latency_ms > 0.0);
         }
+    }
+
+    #[test]
+    fn candidates_are_beam_search_on_the_ask_prompt_and_the_vote_picks_the_answer() {
+        let Some(m) = real_model() else { return };
+        let datasets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Domain::open(&datasets.join("retail")).unwrap();
+        sqlora_data::fixtures::build_domain(&d, tmp.path(), 1).unwrap();
+        let examples: Vec<Example> = d.split("test").unwrap().into_iter().take(2).collect();
+        let db = tmp.path().join("retail").join("retail.sqlite");
+        let questions: Vec<Question<'_>> = examples
+            .iter()
+            .map(|e| Question::new(&e.id, &e.db_id, &e.question, db.clone()))
+            .collect();
+        let opts = PredictOptions {
+            max_new_tokens: 24,
+            candidates: 3,
+            constrain: Some(Constrainer::new(&m)),
+            ..PredictOptions::default()
+        };
+        let preds = predict(&m, None, &questions, &opts, None).unwrap();
+        let schema = Schema::introspect(&db).unwrap();
+        let constraints = Constrainer::new(&m).for_schema(&schema, true);
+        let params = GenerateParams {
+            max_new_tokens: 24,
+            ..GenerateParams::default()
+        };
+        for (p, ex) in preds.iter().zip(&examples) {
+            assert_eq!(p.id, ex.id);
+            // The candidates are beam search's n-best on the whole `ask` prompt.
+            let prompt = opts
+                .prompts
+                .prompt(&m, &schema, &ex.question, true)
+                .unwrap();
+            let ids = m.tokenizer.encode(&prompt, false).unwrap();
+            let texts =
+                crate::answer::candidates(&m, None, &ids, 3, &params, Some(&constraints)).unwrap();
+            let sqls: Vec<String> = texts
+                .iter()
+                .map(|t| extract_sql(&primed_answer(true, t)))
+                .collect();
+            let got: Vec<String> = p.candidates.iter().map(|b| b.sql.clone()).collect();
+            assert_eq!(got, sqls, "{}", ex.id);
+            // Exactly one is chosen, it is the prediction, and no valid one has more votes.
+            let chosen: Vec<_> = p.candidates.iter().filter(|b| b.chosen).collect();
+            assert_eq!(chosen.len(), 1);
+            assert_eq!(chosen[0].sql, p.sql);
+            let most = p.candidates.iter().map(|b| b.votes).max().unwrap();
+            assert!(!chosen[0].valid || chosen[0].votes == most);
+        }
+        // One candidate: greedy, and no ballots listed.
+        let greedy = PredictOptions {
+            candidates: 1,
+            ..opts.clone()
+        };
+        let preds = predict(&m, None, &questions, &greedy, None).unwrap();
+        assert!(preds.iter().all(|p| p.candidates.is_empty()));
     }
 
     #[test]

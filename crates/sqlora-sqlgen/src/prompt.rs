@@ -20,6 +20,7 @@ use sqlora_model::LoadedModel;
 use sqlora_sql::schema::Schema;
 
 use crate::error::SqlgenError;
+use crate::retrieve::Shot;
 use crate::sql::one_line_sql;
 
 /// Sample values per column shown in the prompt.
@@ -84,15 +85,28 @@ pub fn prefix_tokens(
 ) -> Result<Vec<u32>, SqlgenError> {
     let a = builder.prompt(model, schema, "How many rows are there?", true)?;
     let b = builder.prompt(model, schema, "Which one is the largest?", true)?;
-    let common = a
-        .char_indices()
-        .zip(b.chars())
-        .find(|((_, x), y)| x != y)
-        .map(|((i, _), _)| i)
-        .unwrap_or(a.len().min(b.len()));
+    // A prompt with retrieved examples shares the same prefix (they come after the schema).
+    let c = builder.prompt_with_examples(
+        model,
+        schema,
+        "How many rows are there?",
+        &[Shot::new("", "Which one is the largest?", "SELECT 1")],
+        true,
+    )?;
+    let common = common_prefix_len(&a, &b).min(common_prefix_len(&a, &c));
     let mut ids = model.tokenizer.encode(&a[..common], false)?;
     ids.pop();
     Ok(ids)
+}
+
+/// The length in bytes of the longest common prefix of `a` and `b` that ends on a character
+/// boundary.
+fn common_prefix_len(a: &str, b: &str) -> usize {
+    a.char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map(|((i, _), _)| i)
+        .unwrap_or(a.len().min(b.len()))
 }
 
 /// Renders prompts from the `system.jinja` and `user.jinja` templates.
@@ -160,7 +174,19 @@ impl PromptBuilder {
         question: &str,
         schema: &Schema,
     ) -> Result<Vec<ChatMessage>, SqlgenError> {
-        let ctx = template_context(question, schema);
+        self.messages_with_examples(question, schema, &[])
+    }
+
+    /// The system and user messages for `question` about `schema`, showing `examples`
+    /// (retrieved (question, SQL) pairs, most similar first; see [`crate::retrieve`]) between
+    /// the schema and the question. With no examples, exactly [`messages`](Self::messages).
+    pub fn messages_with_examples(
+        &self,
+        question: &str,
+        schema: &Schema,
+        examples: &[Shot],
+    ) -> Result<Vec<ChatMessage>, SqlgenError> {
+        let ctx = template_context(question, schema, examples);
         let mut out = Vec::with_capacity(2);
         for (role, name) in [("system", "system.jinja"), ("user", "user.jinja")] {
             let text = self
@@ -186,8 +212,31 @@ impl PromptBuilder {
         question: &str,
         primed: bool,
     ) -> Result<String, SqlgenError> {
-        let messages = self.messages(question, schema)?;
+        self.prompt_with_examples(model, schema, question, &[], primed)
+    }
+
+    /// [`prompt`](Self::prompt) with retrieved `examples` (most similar first) shown between
+    /// the schema and the question ([`messages_with_examples`](Self::messages_with_examples)).
+    pub fn prompt_with_examples(
+        &self,
+        model: &LoadedModel,
+        schema: &Schema,
+        question: &str,
+        examples: &[Shot],
+        primed: bool,
+    ) -> Result<String, SqlgenError> {
+        let messages = self.messages_with_examples(question, schema, examples)?;
         Ok(render_chat(model, &messages)? + prime(primed))
+    }
+
+    /// Whether the templates show retrieved examples at all (the bundled ones do; a
+    /// `--prompts` folder whose `user.jinja` never uses `examples` does not), checked by
+    /// rendering a question with and without one.
+    pub fn shows_examples(&self) -> Result<bool, SqlgenError> {
+        let schema = Schema { tables: Vec::new() };
+        let q = "How many rows are there?";
+        let probe = [Shot::new("", "Which one is the largest?", "SELECT 1")];
+        Ok(self.messages(q, &schema)? != self.messages_with_examples(q, &schema, &probe)?)
     }
 
     /// The prompt messages plus the gold answer (`sql` on one line, no
@@ -206,7 +255,7 @@ impl PromptBuilder {
 }
 
 /// The template variables (documented in `prompts/README.md`).
-fn template_context(question: &str, schema: &Schema) -> Value {
+fn template_context(question: &str, schema: &Schema, examples: &[Shot]) -> Value {
     let tables: Vec<Value> = schema
         .tables
         .iter()
@@ -275,6 +324,16 @@ fn template_context(question: &str, schema: &Schema) -> Value {
         .collect();
     let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
     m.insert("question", Value::from(question));
+    let examples: Vec<Value> = examples
+        .iter()
+        .map(|e| {
+            let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
+            m.insert("question", Value::from(e.question.clone()));
+            m.insert("sql", Value::from(one_line_sql(&e.sql)));
+            Value::from(m)
+        })
+        .collect();
+    m.insert("examples", Value::from(examples));
     m.insert("tables", Value::from(tables));
     m.insert("schema_ddl", Value::from(schema.to_ddl()));
     m.insert("schema_compact", Value::from(schema.to_compact()));
@@ -466,6 +525,82 @@ mod tests {
             &a[1].content[..p]
         );
         assert!(a[1].content[..p].contains("\nbook_authors("));
+    }
+
+    /// The `{% if examples %} ... {% endif %}` block of a bundled `user.jinja`, removed: the
+    /// template as it was before examples existed.
+    fn without_examples_block(template: &str) -> String {
+        let start = template.find("{% if examples %}").unwrap();
+        let end = template.find("{% endif %}\nQuestion:").unwrap() + "{% endif %}\n".len();
+        format!("{}{}", &template[..start], &template[end..])
+    }
+
+    #[test]
+    fn without_examples_every_bundled_prompt_is_the_zero_shot_one_byte_for_byte() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../prompts");
+        for dir in [
+            root.clone(),
+            root.join("variants/ddl"),
+            root.join("variants/ddl_samples"),
+        ] {
+            let system = fs::read_to_string(dir.join("system.jinja")).unwrap();
+            let user = fs::read_to_string(dir.join("user.jinja")).unwrap();
+            let old = PromptBuilder::from_sources(vec![
+                ("system.jinja".to_string(), system),
+                ("user.jinja".to_string(), without_examples_block(&user)),
+            ])
+            .unwrap();
+            let new = PromptBuilder::from_dir(&dir).unwrap();
+            assert!(new.shows_examples().unwrap(), "{}", dir.display());
+            assert!(!old.shows_examples().unwrap());
+            let q = "Which authors were born after 1950?";
+            assert_eq!(
+                new.messages_with_examples(q, &schema(), &[]).unwrap(),
+                old.messages(q, &schema()).unwrap(),
+                "{}",
+                dir.display()
+            );
+        }
+        // the zero-shot prompt of the bundled template, as it has always been
+        let m = PromptBuilder::builtin().messages("Q?", &schema()).unwrap();
+        assert_eq!(
+            m[1].content,
+            "Tables:\nauthors(author_id PK, name e.g. 'Ursula O''Neil'/'Iain Banks', born)\n\
+             book_authors(book_id PK, author_id PK -> authors.author_id)\n\nQuestion: Q?"
+        );
+    }
+
+    #[test]
+    fn examples_come_between_the_schema_and_the_question_most_similar_last() {
+        let pb = PromptBuilder::builtin();
+        let ex = [
+            Shot::new("1", "How many authors?", "SELECT count(*)\n  FROM authors;"),
+            Shot::new("2", "Name every author.", "SELECT name FROM authors"),
+        ];
+        let m = pb
+            .messages_with_examples("How many books?", &schema(), &ex)
+            .unwrap();
+        let zero = pb.messages("How many books?", &schema()).unwrap();
+        assert_eq!(m[0], zero[0]);
+        let user = &m[1].content;
+        let schema_part = zero[1]
+            .content
+            .strip_suffix("Question: How many books?")
+            .unwrap();
+        assert!(user.starts_with(schema_part), "{user}");
+        assert_eq!(
+            &user[schema_part.len()..],
+            "Examples of questions about this database and their SQL:\n\
+             Question: Name every author.\nSQL: SELECT name FROM authors\n\n\
+             Question: How many authors?\nSQL: SELECT count(*) FROM authors\n\n\
+             Question: How many books?"
+        );
+        // Two questions with different examples share the whole schema.
+        let other = pb
+            .messages_with_examples("List books.", &schema(), &ex[1..])
+            .unwrap();
+        let p = common_prefix(user, &other[1].content);
+        assert!(p >= schema_part.len(), "{}", &user[..p]);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Execution-guided answers on a real SQLite file: candidates in order, the first that passes
-//! the guard and executes wins, every failure is reported, and nothing the guard refuses runs.
+//! Execution-guided answers on a real SQLite file: with first-valid selection the first
+//! candidate that passes the guard and executes wins; with voting the result most candidates
+//! agree on; every failure is reported, and nothing the guard refuses runs.
 
 use std::path::PathBuf;
 
 use sqlora_sql::exec::{ExecError, ExecLimits, ReadOnlyDb};
-use sqlora_sqlgen::{answer, AnswerOptions};
+use sqlora_sql::exec::{QueryResult, Value};
+use sqlora_sqlgen::{answer, result_key, AnswerOptions, Selection};
 
 fn shop(dir: &std::path::Path) -> PathBuf {
     let path = dir.join("shop.sqlite");
@@ -33,9 +35,11 @@ fn the_first_candidate_that_executes_wins_and_failures_are_reported() {
         " name FROM customers ORDER BY id; DROP TABLE customers",
         " 1",
     ]);
-    let a = answer(&db, &cands, &AnswerOptions::default(), |e| {
-        failures.push(e.code())
-    });
+    let first_valid = AnswerOptions {
+        select: Selection::FirstValid,
+        ..AnswerOptions::default()
+    };
+    let a = answer(&db, &cands, &first_valid, |e| failures.push(e.code()));
     assert!(a.valid);
     assert_eq!(a.sql, "SELECT name FROM customers ORDER BY id");
     assert_eq!(a.columns, vec!["name".to_string()]);
@@ -49,6 +53,121 @@ fn the_first_candidate_that_executes_wins_and_failures_are_reported() {
     // The JSON the CLI and the server print.
     let v = serde_json::to_value(&a).unwrap();
     assert_eq!(v["attempts"][0]["sql"], "SELECT nme FROM customers");
+    // First-valid stops at the answer: the third candidate is never looked at.
+    assert_eq!(a.candidates.len(), 2);
+    assert!(!a.candidates[0].valid && a.candidates[1].chosen);
+}
+
+#[test]
+fn voting_answers_with_the_result_most_candidates_agree_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = shop(tmp.path());
+    let db = ReadOnlyDb::open(&path).unwrap();
+    let cands = texts(&[
+        // Best-ranked, but alone with its result.
+        " name FROM customers WHERE city = 'Paris'",
+        // Refused: no votes, never run.
+        " nme FROM customers",
+        // These two agree (other SQL, other column name, other row order).
+        " name FROM customers WHERE city IS NOT NULL ORDER BY name DESC",
+        " name AS who FROM customers WHERE id < 3",
+    ]);
+    let mut failures = 0;
+    let a = answer(&db, &cands, &AnswerOptions::default(), |_| failures += 1);
+    assert!(a.valid);
+    assert_eq!(
+        a.sql,
+        "SELECT name FROM customers WHERE city IS NOT NULL ORDER BY name DESC"
+    );
+    assert_eq!(a.rows.len(), 2);
+    assert_eq!(failures, 1);
+    let votes: Vec<usize> = a.candidates.iter().map(|b| b.votes).collect();
+    assert_eq!(votes, vec![1, 0, 2, 2]);
+    let chosen: Vec<bool> = a.candidates.iter().map(|b| b.chosen).collect();
+    assert_eq!(chosen, vec![false, false, true, false]);
+    assert_eq!(a.candidates[0].rows, Some(1));
+    assert_eq!(
+        a.candidates[1].error.as_ref().unwrap()["code"],
+        "unknown_column"
+    );
+    assert_eq!(a.attempts.len(), 1);
+    // Every candidate is reported in the JSON the CLI and the server print.
+    let v = serde_json::to_value(&a).unwrap();
+    assert_eq!(v["candidates"][2]["votes"], 2);
+    assert_eq!(v["candidates"][2]["chosen"], true);
+
+    // A tie goes to the best-ranked candidate.
+    let tie = answer(
+        &db,
+        &texts(&[
+            " id FROM customers WHERE id = 2",
+            " id FROM customers WHERE id = 1",
+            " 2",
+            " id FROM customers WHERE name = 'Ada'",
+        ]),
+        &AnswerOptions::default(),
+        |_| {},
+    );
+    assert_eq!(tie.sql, "SELECT id FROM customers WHERE id = 2");
+    assert_eq!(
+        tie.candidates.iter().map(|b| b.votes).collect::<Vec<_>>(),
+        vec![2, 2, 2, 2]
+    );
+
+    // Without execution, candidates agree when their SQL is the same.
+    let checked = answer(
+        &db,
+        &texts(&[
+            " id FROM customers",
+            " name FROM customers",
+            " name FROM customers;",
+        ]),
+        &AnswerOptions {
+            execute: false,
+            ..AnswerOptions::default()
+        },
+        |_| {},
+    );
+    assert_eq!(checked.sql, "SELECT name FROM customers");
+    assert_eq!(checked.candidates[1].votes, 2);
+    assert!(checked.candidates[1].chosen);
+}
+
+#[test]
+fn result_keys_ignore_row_order_and_names_but_not_values_or_widths() {
+    let r = |columns: &[&str], rows: Vec<Vec<Value>>| QueryResult {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        rows,
+        truncated: false,
+        elapsed_ms: 0.0,
+    };
+    use Value::*;
+    let a = r(&["n"], vec![vec![Integer(1)], vec![Text("x".into())]]);
+    let b = r(&["m"], vec![vec![Text("x".into())], vec![Integer(1)]]);
+    assert_eq!(result_key(&a), result_key(&b));
+    // 1 and 1.0 are the same number; 1.5 is not.
+    let c = r(&["m"], vec![vec![Text("x".into())], vec![Real(1.0)]]);
+    assert_eq!(result_key(&a), result_key(&c));
+    let d = r(&["m"], vec![vec![Text("x".into())], vec![Real(1.5)]]);
+    assert_ne!(result_key(&a), result_key(&d));
+    // Multisets: a duplicated row matters, and so does the number of columns.
+    let e = r(
+        &["n"],
+        vec![vec![Integer(1)], vec![Integer(1)], vec![Text("x".into())]],
+    );
+    assert_ne!(result_key(&a), result_key(&e));
+    let f = r(
+        &["n", "o"],
+        vec![vec![Integer(1), Null], vec![Text("x".into()), Null]],
+    );
+    assert_ne!(result_key(&a), result_key(&f));
+    // Text that looks like a number is not the number.
+    let g = r(&["n"], vec![vec![Text("1".into())], vec![Text("x".into())]]);
+    assert_ne!(result_key(&a), result_key(&g));
+    // A result cut by a budget is not the whole result.
+    let mut h = a.clone();
+    h.truncated = true;
+    assert_ne!(result_key(&a), result_key(&h));
 }
 
 #[test]

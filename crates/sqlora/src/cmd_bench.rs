@@ -20,7 +20,7 @@ use sqlora_model::lora::{
     merge_adapter, targeted_linears, AdapterBatch, AdapterId, AdapterSet, LoraAdapter, LoraConfig,
     PROJECTIONS,
 };
-use sqlora_sqlgen::{Constrainer, SchemaConstraints};
+use sqlora_sqlgen::{Constrainer, PromptBuilder, SchemaConstraints};
 
 use crate::cmd_model::{load_model, ModelArg};
 
@@ -44,8 +44,9 @@ pub enum BenchCmd {
         /// Also measure the LoRA modes (random rank-8 adapters on all seven projections).
         #[arg(long)]
         lora: bool,
-        /// Also measure decode with every row constrained to SQL over this database's schema
-        /// (a SQLite file or a bundled domain), against the same decode unconstrained.
+        /// Also measure decode after the `ask` prompt of a question about this database (a
+        /// SQLite file or a bundled domain), free and with every row constrained to SQL over
+        /// its schema (a row whose statement ended goes on free, as a real decoder stops it).
         #[arg(long, value_name = "DB")]
         constrain: Option<String>,
         /// Print one JSON object.
@@ -93,7 +94,12 @@ fn random_adapter(model: &Model, name: &str, seed: u64) -> Result<LoraAdapter> {
 
 struct Runner {
     reps: usize,
+    /// The model's end-of-sequence ids (a constrained row whose statement ended goes on free).
+    eos: Vec<u32>,
 }
+
+/// The question of the constrained decode measurement: any schema has tables to count.
+const BENCH_QUESTION: &str = "Which table has the most rows, and how many does each table have?";
 
 impl Runner {
     /// Prefill tokens/s: one forward pass over `ids` (batch 1) plus the last position's
@@ -172,12 +178,24 @@ impl Runner {
                 next = if rows_c.is_empty() {
                     logits.iter().map(|l| argmax(l)).collect()
                 } else {
-                    // A row whose constraint allows nothing more (a finished statement) goes
-                    // on with the plain argmax, so every row decodes `n` tokens.
+                    // A row whose statement is over (it chose an end token, or its constraint
+                    // allows nothing more) goes on free with the plain argmax, as the free
+                    // rows do after their end token, so every row decodes `n` tokens.
                     logits
                         .iter()
                         .zip(rows_c.iter_mut())
-                        .map(|(l, c)| choose_token(l, c).unwrap_or_else(|| argmax(l)))
+                        .map(|(l, c)| match choose_token(l, c) {
+                            Some(tok) => {
+                                if self.eos.contains(&tok) {
+                                    *c = None;
+                                }
+                                tok
+                            }
+                            None => {
+                                *c = None;
+                                argmax(l)
+                            }
+                        })
                         .collect()
                 };
             }
@@ -214,7 +232,10 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
         ),
     };
     let m = load_model(&model)?;
-    let r = Runner { reps };
+    let r = Runner {
+        reps,
+        eos: m.tokenizer.eos_token_ids(),
+    };
     // A realistic long prompt: schema DDL repeated until long enough.
     let filler = "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(customer_id), order_date TEXT, total REAL);\n";
     let mut long = Vec::new();
@@ -241,9 +262,16 @@ pub fn bench(cmd: BenchCmd) -> Result<ExitCode> {
             .with_context(|| format!("reading the schema of {}", path.display()))?;
         let constrainer = Constrainer::new(&m);
         let sc = constrainer.for_schema(&schema, true);
+        // What `ask` sends for a question about this database (schema prompt, question, the
+        // `SELECT` prime), decoded free and constrained: the cost of the constraint where the
+        // model writes the SQL it was asked for.
+        let text = PromptBuilder::builtin().prompt(&m, &schema, BENCH_QUESTION, true)?;
+        let asked = m.tokenizer.encode(&text, false)?;
         for batch in [1usize, 8] {
-            let rate = r.decode_rate(&m.model, &long, batch, decode_tokens, None, Some(&sc))?;
-            results.push(json!({"what": "decode_constrained", "batch": batch, "context": prompt_tokens, "tokens": decode_tokens, "tokens_per_s": rate, "database": db}));
+            let free = r.decode_rate(&m.model, &asked, batch, decode_tokens, None, None)?;
+            results.push(json!({"what": "decode_question", "batch": batch, "context": asked.len(), "tokens": decode_tokens, "tokens_per_s": free, "database": db}));
+            let rate = r.decode_rate(&m.model, &asked, batch, decode_tokens, None, Some(&sc))?;
+            results.push(json!({"what": "decode_constrained", "batch": batch, "context": asked.len(), "tokens": decode_tokens, "tokens_per_s": rate, "database": db}));
         }
     }
     if lora {

@@ -22,7 +22,7 @@ use sqlora_model::LoadedModel;
 use crate::cmd_data::ScoreArgs;
 use crate::cmd_model::{load_adapter, load_model, ModelArg};
 use crate::predict::{db_in_dir, predict};
-use sqlora_sqlgen::{progress_bar, PredictOptions, Prediction};
+use sqlora_sqlgen::{progress_bar, FewShot, PredictOptions, Prediction};
 
 #[derive(Args)]
 pub struct EvalModelArgs {
@@ -75,6 +75,20 @@ pub struct EvalModelArgs {
     /// query over the database's tables and columns.
     #[arg(long)]
     pub no_constrain: bool,
+    /// Candidates per question (default 1: greedy). With more: beam search's n-best, each
+    /// run on the question's database, the prediction is the result most of them agree on
+    /// (as `/v1/query` with `candidates`).
+    #[arg(long, default_value_t = 1)]
+    pub candidates: usize,
+    /// Show the K training examples whose questions are most similar to each question (BM25)
+    /// in its prompt, after the schema (0: the zero-shot prompt). A question never gets
+    /// itself (same id or same words).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub examples_k: usize,
+    /// The examples for --examples-k (JSONL with question and sql; default: train.jsonl next
+    /// to --dataset). Never the evaluated file.
+    #[arg(long, value_name = "FILE")]
+    pub examples: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArg,
     /// Write report.json, predictions.jsonl and ex_by_difficulty.svg into this folder.
@@ -116,6 +130,7 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
         db_in_dir(&a.db_dir, id)?;
     }
 
+    let few_shot = eval_examples(a)?;
     let m = load_model(&a.model)?;
     let full = match &a.adapter {
         Some(p) => Some(load_adapter(&m, p)?),
@@ -153,6 +168,7 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
             a,
             &m,
             adapter.as_ref(),
+            few_shot.as_ref(),
             &examples,
             &items,
             &eopts,
@@ -219,12 +235,52 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The retrieved examples of `--examples-k`: from `--examples`, else the `train.jsonl` next
+/// to `--dataset`; never the evaluated file itself. Read before the model loads, so a bad
+/// file fails fast.
+fn eval_examples(a: &EvalModelArgs) -> Result<Option<FewShot>> {
+    if a.examples_k == 0 {
+        return Ok(None);
+    }
+    let source = match &a.examples {
+        Some(p) => p.clone(),
+        None => {
+            let sibling = a
+                .dataset
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("train.jsonl");
+            if !sibling.is_file() {
+                bail!(
+                    "--examples-k {}: no {} next to the dataset; give the training examples with --examples FILE.jsonl",
+                    a.examples_k,
+                    sibling.display()
+                );
+            }
+            sibling
+        }
+    };
+    let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => x == y,
+    };
+    if same(&source, &a.dataset) {
+        bail!(
+            "--examples {} is the evaluated dataset: retrieve from the training split",
+            source.display()
+        );
+    }
+    crate::examples::few_shot(&source, a.examples_k)
+}
+
 /// Generates and scores one configuration (model + adapter at one rank); writes its files
 /// into `out_dir` when given. Returns the report and its JSON summary (no details).
+#[allow(clippy::too_many_arguments)]
 fn one_run(
     a: &EvalModelArgs,
     m: &LoadedModel,
     adapter: Option<&LoraAdapter>,
+    few_shot: Option<&FewShot>,
     examples: &[Example],
     items: &[EvalItem],
     eopts: &EvalOptions,
@@ -237,6 +293,8 @@ fn one_run(
         stop_at_statement_end: !a.no_early_stop,
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(m)),
+        candidates: a.candidates.max(1),
+        examples: few_shot.cloned(),
     };
     let bar = progress_bar(examples.len());
     let t0 = Instant::now();
@@ -271,7 +329,12 @@ fn one_run(
         "primed": !a.no_prime,
         "early_stop": !a.no_early_stop,
         "constrained": !a.no_constrain,
+        "candidates": a.candidates.max(1),
         "prompts": a.prompts.as_ref().map(|p| p.display().to_string()),
+        "examples_k": few_shot.map_or(0, |f| f.k),
+        "examples": few_shot
+            .and_then(|f| f.source.as_ref())
+            .map(|p| p.display().to_string()),
     });
     let mut summary = serde_json::to_value(&report)?;
     if let Some(obj) = summary.as_object_mut() {
@@ -320,6 +383,12 @@ fn write_details(path: &Path, report: &Report, preds: &[Prediction]) -> Result<(
             obj.insert("raw".into(), json!(p.raw));
             obj.insert("new_tokens".into(), json!(p.new_tokens));
             obj.insert("latency_ms".into(), json!(p.latency_ms));
+            if !p.candidates.is_empty() {
+                obj.insert("candidates".into(), serde_json::to_value(&p.candidates)?);
+            }
+            if !p.examples.is_empty() {
+                obj.insert("examples".into(), json!(p.examples));
+            }
         }
         text.push_str(&serde_json::to_string(&v)?);
         text.push('\n');

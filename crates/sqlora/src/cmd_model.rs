@@ -73,9 +73,14 @@ pub struct AskArgs {
     /// A PEFT-format LoRA adapter folder to apply.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// Candidates to try in order until one passes the guard and executes (beam search).
+    /// Candidates to generate (beam search when more than 1): every one the guard accepts is
+    /// run, and the answer is the result most of them agree on (ties: the best-ranked).
     #[arg(long, default_value_t = 1)]
     pub candidates: usize,
+    /// With several candidates, answer with the first one that passes the guard and runs
+    /// instead of voting.
+    #[arg(long)]
+    pub first_valid: bool,
     #[arg(long, default_value_t = 128)]
     pub max_tokens: usize,
     /// Row budget for the answer.
@@ -94,7 +99,16 @@ pub struct AskArgs {
     /// over the database's tables and columns.
     #[arg(long)]
     pub no_constrain: bool,
-    /// Print one JSON object: sql, valid, error, columns, rows, attempts.
+    /// Training examples to show in the prompt (JSONL with question and sql): the K whose
+    /// questions are most similar to this one. Default: the bundled domain's train.jsonl when
+    /// --db is a bundled domain, else none.
+    #[arg(long, value_name = "FILE")]
+    pub examples: Option<PathBuf>,
+    /// How many retrieved examples the prompt shows (0: none; default 3 when there are
+    /// examples).
+    #[arg(long, visible_alias = "k", value_name = "K")]
+    pub examples_k: Option<usize>,
+    /// Print one JSON object: sql, valid, error, columns, rows, attempts, examples.
     #[arg(long)]
     pub json: bool,
 }
@@ -235,6 +249,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
 pub fn ask(a: AskArgs) -> Result<ExitCode> {
     let path = paths::resolve_db(&a.db)?;
     let db = ReadOnlyDb::open(&path)?;
+    let examples = crate::examples::for_database(&a.db, a.examples.as_deref(), a.examples_k)?;
     let m = load_model(&a.model)?;
     let adapter = match &a.adapter {
         Some(p) => Some(load_adapter(&m, p)?),
@@ -250,9 +265,15 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
                 max_rows: a.max_rows,
                 ..ExecLimits::default()
             },
+            select: if a.first_valid {
+                sqlora_sqlgen::Selection::FirstValid
+            } else {
+                sqlora_sqlgen::Selection::Vote
+            },
         },
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(&m)),
+        examples,
     };
     let asked = sqlora_sqlgen::ask(&m, adapter.as_ref(), &db, &a.question, &opts)?;
     let ans = &asked.answer;
@@ -261,11 +282,27 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
             "{}",
             json!({"sql": ans.sql, "valid": ans.valid, "error": ans.error,
                    "columns": ans.columns, "rows": ans.rows, "truncated": ans.truncated,
-                   "attempts": ans.attempts, "generate_ms": asked.generate_ms})
+                   "attempts": ans.attempts, "candidates": ans.candidates,
+                   "generate_ms": asked.generate_ms, "examples": asked.examples})
         );
     } else {
         println!("{}", ans.sql);
         println!();
+        if ans.candidates.len() > 1 {
+            for (i, b) in ans.candidates.iter().enumerate() {
+                let outcome = match (&b.error, b.rows) {
+                    (Some(e), _) => format!(
+                        "refused: {}",
+                        e.get("message").and_then(|m| m.as_str()).unwrap_or("?")
+                    ),
+                    (None, Some(n)) => format!("{n} rows, {} votes", b.votes),
+                    (None, None) => format!("{} votes", b.votes),
+                };
+                let mark = if b.chosen { "*" } else { " " };
+                eprintln!("{mark} candidate {}: {outcome}: {}", i + 1, b.sql);
+            }
+            eprintln!();
+        }
         if ans.valid {
             print!("{}", table::render(&ans.columns, &ans.rows, 40));
             println!(

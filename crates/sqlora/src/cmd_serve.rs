@@ -43,6 +43,51 @@ pub struct ServeArgs {
     /// Memory for cached prompt prefixes (per database and adapter), in MiB.
     #[arg(long, default_value_t = 512)]
     pub prefix_cache_mib: usize,
+    /// Training examples of a database for few-shot prompts: NAME=FILE.jsonl (question and
+    /// sql on every line); repeatable. A database named after a bundled domain gets the
+    /// domain's train.jsonl unless given here.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub examples: Vec<String>,
+    /// Retrieved examples per `/v1/query` prompt when a request does not say (`examples`);
+    /// 0: none.
+    #[arg(long, value_name = "K", default_value_t = crate::examples::DEFAULT_EXAMPLES_K)]
+    pub examples_k: usize,
+}
+
+/// The examples file of each served database: `--examples NAME=FILE`, else the bundled
+/// domain's training split. Every file is read once here, so a bad one fails before the model
+/// loads, naming the file and line.
+fn example_files(
+    args: &[String],
+    dbs: &[DatabaseSpec],
+) -> Result<std::collections::BTreeMap<String, PathBuf>> {
+    let mut out = std::collections::BTreeMap::new();
+    for spec in args {
+        let Some((name, file)) = spec.split_once('=') else {
+            bail!("--examples {spec}: expected NAME=FILE.jsonl");
+        };
+        if !dbs.iter().any(|d| d.name == name) {
+            bail!(
+                "--examples {spec}: no served database is called '{name}' (served: {})",
+                dbs.iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        out.insert(name.to_string(), PathBuf::from(file));
+    }
+    for d in dbs {
+        if !out.contains_key(&d.name) {
+            if let Some(train) = crate::examples::domain_train(&d.name) {
+                out.insert(d.name.clone(), train);
+            }
+        }
+    }
+    for file in out.values() {
+        crate::examples::load_index(file)?;
+    }
+    Ok(out)
 }
 
 /// The databases of `--db-dir`, or the bundled domains (built on first use).
@@ -103,6 +148,11 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("binding {}", args.addr))?;
     let local = listener.local_addr()?;
     let dbs = databases(args.db_dir.as_deref())?;
+    let examples = if args.examples_k == 0 && args.examples.is_empty() {
+        Default::default()
+    } else {
+        example_files(&args.examples, &dbs)?
+    };
     let model = load_model(&ModelArg {
         model: args.model.model.clone(),
     })?;
@@ -123,6 +173,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
             ..Limits::default()
         },
         model_id: None,
+        examples,
+        examples_k: args.examples_k,
     };
     let n_dbs = dbs.len();
     let names: Vec<String> = adapters.iter().map(|a| a.name.clone()).collect();

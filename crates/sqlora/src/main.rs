@@ -9,6 +9,7 @@ mod cmd_model;
 mod cmd_serve;
 mod cmd_sql;
 mod cmd_train;
+mod examples;
 mod paths;
 mod predict;
 mod table;

@@ -95,8 +95,12 @@ impl Engine {
             &[("source", "computed")],
             (req.prompt.len() - cached_tokens) as f64,
         );
+        let rng = req
+            .sampling
+            .map(|sp| <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(sp.seed));
         Ok(Row {
             prompt_tokens: req.prompt.len(),
+            rng,
             req,
             adapter_id,
             kv,

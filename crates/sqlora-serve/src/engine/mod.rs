@@ -105,6 +105,8 @@ pub struct GenRequest {
     pub candidates: usize,
     /// Stop strings (the text is cut before the first).
     pub stop: Vec<String>,
+    /// Sampling instead of greedy decoding (`None`: greedy). Continuous-batch rows only.
+    pub sampling: Option<Sampling>,
     /// What the generated tokens must obey (`None`: anything the model likes). Greedy rows take
     /// the best token it allows at every step, in the continuous batch with rows of any other
     /// constraint or adapter; beam search gives each beam its own copy.
@@ -115,6 +117,18 @@ pub struct GenRequest {
     pub stream: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// Receives the result.
     pub reply: oneshot::Sender<Result<GenOutput>>,
+}
+
+/// How a sampled request draws its tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Logits are divided by it (> 0).
+    pub temperature: f64,
+    /// Nucleus mass (0, 1]; 1 = off.
+    pub top_p: f64,
+    /// Seed of the request's own random stream: the same seed, prompt and parameters give the
+    /// same text, whatever else is in the batch.
+    pub seed: u64,
 }
 
 /// The result of a generation.

@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-use sqlora_model::generate::choose_token;
+use rand::rngs::StdRng;
+use sqlora_model::generate::{choose_token, sample_token};
 use sqlora_model::lora::{AdapterId, LoraAdapter};
 use sqlora_model::LoadedModel;
 
@@ -37,6 +38,8 @@ pub(super) struct Row {
     pub(super) cached_tokens: usize,
     pub(super) queue_ms: f64,
     pub(super) admitted: Instant,
+    /// The random stream of a sampled request (seeded from its [`Sampling::seed`]).
+    pub(super) rng: Option<StdRng>,
 }
 
 /// The engine thread's state.
@@ -380,7 +383,16 @@ impl Engine {
     fn advance(&mut self, i: usize, logits: &[f32]) -> Option<Result<GenOutput>> {
         let tokenizer = &self.model.tokenizer;
         let row = &mut self.rows[i];
-        let picked = choose_token(logits, &mut row.req.constraint);
+        let picked = match (row.req.sampling, row.rng.as_mut()) {
+            (Some(sp), Some(rng)) => sample_token(
+                logits,
+                &mut row.req.constraint,
+                sp.temperature,
+                sp.top_p,
+                rng,
+            ),
+            _ => choose_token(logits, &mut row.req.constraint),
+        };
         let finish = |row: &Row, text: String, finish: Finish| {
             Some(Ok(GenOutput {
                 texts: vec![text],

@@ -1,0 +1,402 @@
+//! Example retrieval for few-shot prompts: the `k` (question, SQL) pairs of a training split
+//! whose questions are most similar to the asked one (BM25 over the questions' words), shown in
+//! the prompt after the schema and before the question (DAIL-SQL's question + SQL
+//! organisation).
+//!
+//! Only the questions are compared: the SQL of the asked question is what the model is to
+//! write, so nothing about it is known when the examples are chosen. Words are lower-cased
+//! runs of letters and digits; a number is one token class (`2023` and `17` match), and a
+//! plural `s` is dropped (`orders` matches `order`). Ties keep the examples' order in the
+//! file, so a retrieval is deterministic.
+//!
+//! [`ExampleIndex::retrieve`] excludes the asked question itself (the same id or the same
+//! words), so an evaluation never shows the model the answer it is scored on.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SqlgenError;
+use crate::prompt::PromptBuilder;
+use crate::sql::one_line_sql;
+
+/// BM25's term-frequency saturation.
+const K1: f64 = 1.2;
+/// BM25's length normalisation.
+const B: f64 = 0.75;
+/// The token every number stands for.
+const NUMBER: &str = "<num>";
+
+/// One (question, SQL) pair that can be shown in a prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shot {
+    /// Its id (e.g. the dataset example's); empty when the source has none.
+    #[serde(default)]
+    pub id: String,
+    /// The question, in plain English.
+    pub question: String,
+    /// Its gold SQL.
+    pub sql: String,
+}
+
+impl Shot {
+    /// The pair `question` / `sql` with id `id`.
+    pub fn new(id: impl Into<String>, question: impl Into<String>, sql: impl Into<String>) -> Self {
+        Shot {
+            id: id.into(),
+            question: question.into(),
+            sql: sql.into(),
+        }
+    }
+}
+
+/// The words of `text` as retrieval compares them: lower-cased runs of letters and digits,
+/// numbers as one token class, a plural `s` dropped from words longer than three letters.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if w.chars().all(|c| c.is_ascii_digit()) {
+                return NUMBER.to_string();
+            }
+            let w = w.to_lowercase();
+            match w.strip_suffix('s') {
+                Some(stem) if w.chars().count() > 3 && !stem.ends_with('s') => stem.to_string(),
+                _ => w,
+            }
+        })
+        .collect()
+}
+
+/// A BM25 index (k1 = 1.2, b = 0.75) over the questions of a set of [`Shot`]s.
+#[derive(Debug, Clone, Default)]
+pub struct ExampleIndex {
+    shots: Vec<Shot>,
+    /// Each shot's term frequencies (term id, count), by term id.
+    docs: Vec<Vec<(usize, u32)>>,
+    /// Each shot's length in words.
+    lens: Vec<usize>,
+    /// Word → term id.
+    terms: HashMap<String, usize>,
+    /// Documents containing each term.
+    df: Vec<usize>,
+    avg_len: f64,
+    /// Each shot's question as compared for exclusion (its words joined).
+    keys: Vec<String>,
+}
+
+impl ExampleIndex {
+    /// Indexes `shots` (in this order: ties go to the earlier one).
+    pub fn new(shots: Vec<Shot>) -> Self {
+        let mut terms: HashMap<String, usize> = HashMap::new();
+        let mut df: Vec<usize> = Vec::new();
+        let mut docs = Vec::with_capacity(shots.len());
+        let mut lens = Vec::with_capacity(shots.len());
+        let mut keys = Vec::with_capacity(shots.len());
+        for s in &shots {
+            let ws = words(&s.question);
+            let mut tf: Vec<(usize, u32)> = Vec::new();
+            for w in &ws {
+                let next = terms.len();
+                let t = *terms.entry(w.clone()).or_insert(next);
+                if t == df.len() {
+                    df.push(0);
+                }
+                match tf.iter_mut().find(|(id, _)| *id == t) {
+                    Some((_, n)) => *n += 1,
+                    None => {
+                        tf.push((t, 1));
+                        df[t] += 1;
+                    }
+                }
+            }
+            tf.sort_unstable();
+            lens.push(ws.len());
+            keys.push(ws.join(" "));
+            docs.push(tf);
+        }
+        let avg_len = if lens.is_empty() {
+            0.0
+        } else {
+            lens.iter().sum::<usize>() as f64 / lens.len() as f64
+        };
+        ExampleIndex {
+            shots,
+            docs,
+            lens,
+            terms,
+            df,
+            avg_len,
+            keys,
+        }
+    }
+
+    /// Reads a JSONL file of examples (each line an object with at least `question` and
+    /// `sql`; `id` is kept when present, other fields such as `db_id` are ignored). Blank
+    /// lines are skipped; a missing file or a malformed line is an error naming the file (and
+    /// the 1-based line).
+    pub fn from_jsonl(path: &Path) -> Result<Self, SqlgenError> {
+        let file = fs::File::open(path).map_err(|e| SqlgenError::io(path, e))?;
+        let mut shots = Vec::new();
+        for (i, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| SqlgenError::io(path, e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let shot: Shot =
+                serde_json::from_str(&line).map_err(|source| SqlgenError::ExamplesLine {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    source,
+                })?;
+            shots.push(shot);
+        }
+        Ok(ExampleIndex::new(shots))
+    }
+
+    /// The indexed examples, in their original order.
+    pub fn shots(&self) -> &[Shot] {
+        &self.shots
+    }
+
+    /// How many examples are indexed.
+    pub fn len(&self) -> usize {
+        self.shots.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.shots.is_empty()
+    }
+
+    /// The BM25 score of every indexed question against `question`, in index order.
+    pub fn scores(&self, question: &str) -> Vec<f64> {
+        let mut query: Vec<usize> = words(question)
+            .iter()
+            .filter_map(|w| self.terms.get(w).copied())
+            .collect();
+        query.sort_unstable();
+        query.dedup();
+        let n = self.shots.len() as f64;
+        let idf: Vec<(usize, f64)> = query
+            .iter()
+            .map(|&t| {
+                let df = self.df[t] as f64;
+                (t, (1.0 + (n - df + 0.5) / (df + 0.5)).ln())
+            })
+            .collect();
+        self.docs
+            .iter()
+            .zip(&self.lens)
+            .map(|(doc, &len)| {
+                let norm = K1 * (1.0 - B + B * len as f64 / self.avg_len.max(1e-9));
+                idf.iter()
+                    .filter_map(|&(t, idf)| {
+                        doc.binary_search_by_key(&t, |&(id, _)| id).ok().map(|i| {
+                            let tf = doc[i].1 as f64;
+                            idf * tf * (K1 + 1.0) / (tf + norm)
+                        })
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The indices of the `k` examples most similar to `question`, most similar first (ties:
+    /// the earlier example first), leaving out those `exclude` picks. Fewer than `k` when
+    /// fewer are left.
+    pub fn top_k(&self, question: &str, k: usize, exclude: impl Fn(usize) -> bool) -> Vec<usize> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let scores = self.scores(question);
+        let mut order: Vec<usize> = (0..self.shots.len()).filter(|&i| !exclude(i)).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        order.truncate(k);
+        order
+    }
+
+    /// The `k` examples most similar to `question`, most similar first, never the question
+    /// itself: examples with the id `id` (when given and not empty) or with the same words as
+    /// `question` are left out.
+    pub fn retrieve(&self, question: &str, k: usize, id: Option<&str>) -> Vec<&Shot> {
+        let key = words(question).join(" ");
+        let id = id.filter(|i| !i.is_empty());
+        self.top_k(question, k, |i| {
+            self.keys[i] == key || id.is_some_and(|id| self.shots[i].id == id)
+        })
+        .into_iter()
+        .map(|i| &self.shots[i])
+        .collect()
+    }
+}
+
+/// Few-shot prompting: `k` retrieved examples from `index` per question (none when `k` is 0).
+#[derive(Debug, Clone)]
+pub struct FewShot {
+    /// The examples to choose from (a training split).
+    pub index: Arc<ExampleIndex>,
+    /// Examples per prompt.
+    pub k: usize,
+    /// Where the examples came from (a file name), for reports.
+    pub source: Option<PathBuf>,
+}
+
+impl FewShot {
+    /// `k` examples per prompt from `index`.
+    pub fn new(index: Arc<ExampleIndex>, k: usize) -> Self {
+        FewShot {
+            index,
+            k,
+            source: None,
+        }
+    }
+
+    /// Checks that `prompts` show retrieved examples at all (a `--prompts` folder whose
+    /// `user.jinja` never uses `examples` would silently drop them).
+    pub fn check_templates(&self, prompts: &PromptBuilder) -> Result<(), SqlgenError> {
+        if self.k > 0 && !prompts.shows_examples()? {
+            return Err(SqlgenError::Invalid(
+                "the prompt templates do not show retrieved examples: use `examples` in user.jinja (see prompts/README.md), or ask for 0 examples".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The examples for `question` (its id `id`, when it has one), ready for the prompt:
+    /// most similar first, SQL on one line.
+    pub fn for_question(&self, question: &str, id: Option<&str>) -> Vec<Shot> {
+        self.index
+            .retrieve(question, self.k, id)
+            .into_iter()
+            .map(|s| Shot::new(s.id.clone(), s.question.clone(), one_line_sql(&s.sql)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index() -> ExampleIndex {
+        ExampleIndex::new(vec![
+            Shot::new("a", "How many customers live in Paris?", "SELECT 1"),
+            Shot::new("b", "List the names of all products.", "SELECT 2"),
+            Shot::new("c", "How many orders were placed in 2023?", "SELECT 3"),
+            Shot::new(
+                "d",
+                "What is the total amount of orders per customer?",
+                "SELECT 4",
+            ),
+            Shot::new("e", "Which products are out of stock?", "SELECT 5"),
+        ])
+    }
+
+    #[test]
+    fn words_are_lowercased_numbers_are_one_class_and_plurals_merge() {
+        assert_eq!(
+            words("How many Orders in 2023, e.g. order #17's?"),
+            ["how", "many", "order", "in", "<num>", "e", "g", "order", "<num>", "s"]
+        );
+        assert_eq!(words("class is"), ["class", "is"]);
+    }
+
+    #[test]
+    fn the_most_similar_question_comes_first() {
+        let ix = index();
+        let top = ix.top_k("How many orders were placed in 2021?", 3, |_| false);
+        assert_eq!(
+            top[0],
+            2,
+            "{:?}",
+            ix.scores("How many orders were placed in 2021?")
+        );
+        assert_eq!(top.len(), 3);
+        let top = ix.top_k("names of the products", 2, |_| false);
+        assert_eq!(top, [1, 4]);
+        // k larger than the index: everything, best first; k = 0: nothing
+        assert_eq!(ix.top_k("products", 10, |_| false).len(), 5);
+        assert!(ix.top_k("products", 0, |_| false).is_empty());
+    }
+
+    #[test]
+    fn ties_keep_the_file_order() {
+        let ix = ExampleIndex::new(vec![
+            Shot::new("x", "alpha beta", "SELECT 1"),
+            Shot::new("y", "gamma delta", "SELECT 2"),
+            Shot::new("z", "alpha beta", "SELECT 3"),
+        ]);
+        assert_eq!(ix.top_k("alpha", 3, |_| false), [0, 2, 1]);
+        assert_eq!(ix.top_k("nothing in common", 3, |_| false), [0, 1, 2]);
+    }
+
+    #[test]
+    fn the_asked_question_itself_is_never_retrieved() {
+        let ix = index();
+        let q = "How many orders were placed in 2023?";
+        // by its words, whatever the id, the case and the punctuation
+        let got = ix.retrieve(&q.to_uppercase().replace('?', ""), 2, Some("other"));
+        assert!(got.iter().all(|s| s.id != "c"), "{got:?}");
+        // by its id, whatever the words
+        let got = ix.retrieve("how many customers live in paris today", 1, Some("a"));
+        assert_ne!(got[0].id, "a");
+        let got = ix.retrieve("how many customers live in paris today", 1, None);
+        assert_eq!(got[0].id, "a");
+    }
+
+    #[test]
+    fn a_malformed_examples_file_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("train.jsonl");
+        fs::write(
+            &p,
+            "{\"id\":\"1\",\"question\":\"q one\",\"sql\":\"SELECT 1\",\"db_id\":\"x\"}\n\n{\"question\":\"q two\"}\n",
+        )
+        .unwrap();
+        let err = ExampleIndex::from_jsonl(&p).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("train.jsonl") && msg.contains("line 3"),
+            "{msg}"
+        );
+        assert!(msg.contains("sql"), "{msg}");
+        let missing = ExampleIndex::from_jsonl(&dir.path().join("none.jsonl")).unwrap_err();
+        assert!(missing.to_string().contains("none.jsonl"), "{missing}");
+        fs::write(&p, "{\"question\":\"q one\",\"sql\":\"SELECT 1\"}\n").unwrap();
+        let ix = ExampleIndex::from_jsonl(&p).unwrap();
+        assert_eq!(ix.shots(), [Shot::new("", "q one", "SELECT 1")]);
+    }
+
+    #[test]
+    fn templates_that_drop_the_examples_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("system.jinja"), "sys").unwrap();
+        fs::write(dir.path().join("user.jinja"), "{{ question }}").unwrap();
+        let blind = PromptBuilder::from_dir(dir.path()).unwrap();
+        let few = FewShot::new(Arc::new(index()), 2);
+        let err = few.check_templates(&blind).unwrap_err().to_string();
+        assert!(err.contains("examples"), "{err}");
+        assert!(FewShot::new(Arc::new(index()), 0)
+            .check_templates(&blind)
+            .is_ok());
+        assert!(few.check_templates(&PromptBuilder::builtin()).is_ok());
+    }
+
+    #[test]
+    fn few_shot_puts_the_sql_on_one_line() {
+        let ix = ExampleIndex::new(vec![Shot::new(
+            "a",
+            "count rows",
+            "SELECT\n  count(*)\nFROM t;",
+        )]);
+        let fs = FewShot::new(Arc::new(ix), 2);
+        assert_eq!(
+            fs.for_question("count the rows", None),
+            [Shot::new("a", "count rows", "SELECT count(*) FROM t")]
+        );
+    }
+}
