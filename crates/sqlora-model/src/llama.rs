@@ -28,9 +28,11 @@ pub const MASKED: f32 = f32::MIN;
 /// (`"model.layers.0.self_attn.q_proj"`), so adapters can be attached by name.
 ///
 /// The weight is either a dense tensor or only quantized blocks ([`Linear::with_quant`]): then
-/// no f32 copy is kept. Few-row products run on the blocks; larger ones dequantize the blocks a
-/// tile of output rows at a time; [`Linear::weight`] dequantizes the whole weight on first use
-/// (for training or merging) and keeps it from then on.
+/// no f32 copy is kept. Products run on the blocks: with 8-bit activations for any number of
+/// rows (the inference default), or with f32 activations for few rows while larger ones
+/// dequantize the blocks a tile of output rows at a time ([`Linear::activation_precision`]);
+/// [`Linear::weight`] dequantizes the whole weight on first use (for training or merging) and
+/// keeps it from then on.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// The dense weight, set at construction or dequantized from `quant` on demand (shared by
@@ -176,8 +178,18 @@ impl Linear {
     }
 
     /// `x·Wᵀ (+ b)` for `x` of shape `[.., in]`; the leading dimensions are flattened into one
-    /// matmul.
+    /// matmul. Products with quantized blocks use [`Linear::activation_precision`].
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_as(x, self.precision)
+    }
+
+    /// [`Linear::forward`] with activations of `precision` in products with quantized blocks
+    /// (the trainer's frozen products use [`crate::quant::ActivationPrecision::F32`]).
+    pub fn forward_as(
+        &self,
+        x: &Tensor,
+        precision: crate::quant::ActivationPrecision,
+    ) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let in_dim = match dims.last() {
             Some(&d) => d,
@@ -186,7 +198,7 @@ impl Linear {
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, in_dim))?;
         let quantized = match &self.quant {
-            Some(q) => crate::quant::forward_2d(q, &x2, self.precision)?,
+            Some(q) => crate::quant::forward_2d(q, &x2, precision)?,
             None => None,
         };
         let mut y = if let Some(y) = quantized {

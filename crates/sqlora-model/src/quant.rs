@@ -1,11 +1,22 @@
-//! Quantized weights kept as GGUF blocks, and a multithreaded CPU kernel for few-row products.
+//! Quantized weights kept as GGUF blocks, and multithreaded CPU kernels for products with them.
 //!
 //! Decoding at batch 1..=16 is memory-bound: reading a projection's f32 weight costs 4 bytes per
 //! weight, its Q4_1 blocks 0.625. [`QWeight`] keeps the blocks exactly as the GGUF file stores
-//! them and [`QWeight::matmul_t`] computes `y[n, out] = x[n, in] · Wᵀ` by dequantizing each block
-//! once into registers (`w = d·q + m` for Q4_1, `w = d·q` for Q8_0, in f32 exactly like
-//! dequantizing to f32 first) and multiplying it with all `n` activation rows, which stay f32.
-//! The result differs from the f32 product only in summation order.
+//! them. Two kernels compute `y[n, out] = x[n, in] · Wᵀ` from them, chosen by
+//! [`ActivationPrecision`]:
+//!
+//! * f32 activations ([`QWeight::matmul_t`], up to [`MAX_ROWS`] rows; the reference): each
+//!   block is dequantized once into registers (`w = d·q + m` for Q4_1, `w = d·q` for Q8_0, in
+//!   f32 exactly like dequantizing to f32 first) and multiplied with all `n` activation rows.
+//!   The result differs from the f32 product only in summation order.
+//! * 8-bit activations ([`QWeight::matmul_t_q8`], any number of rows; the inference default,
+//!   `SQLORA_F32_ACTIVATIONS=1` turns it off): the activation rows are quantized once per
+//!   product and every block is dotted with them in integers, as llama.cpp does (module `q8`,
+//!   after ggml's `quantize_row_q8_K`, `ggml_vec_dot_q4_K_q8_K`, `ggml_vec_dot_q6_K_q8_K`,
+//!   `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q8_0_q8_0`, `ggml_vec_dot_q4_1_q8_1`). The result
+//!   differs from the f32 product by the activations' rounding (at most `Σ|w|·dx/2` per output,
+//!   `dx` = a block's largest |x| / 127); prompts go through the same kernels, tiled over
+//!   weight rows × activation rows, which beats dequantizing tiles for candle's f32 gemm.
 //!
 //! Block layouts (ggml):
 //! * Q4_1, 20 bytes per 32 weights: f16 `d`, f16 `m`, 16 bytes of nibbles; the low nibble of
@@ -26,7 +37,7 @@
 //! Every product in these dequantizations is exact in f32 (at most 24 significant bits), so
 //! the kernels' fused multiply-adds decode to the same values as the scalar path and ggml.
 //!
-//! The kernel picks AVX-512, AVX2+FMA or a scalar loop at run time ([`Isa::best`]); output rows
+//! The kernels pick AVX-512, AVX2+FMA or a scalar loop at run time ([`Isa::best`]); output rows
 //! are split across rayon's pool.
 
 use candle_core::{DType, Device, Storage, Tensor};
@@ -44,8 +55,8 @@ pub const BLOCK: usize = 32;
 /// Weights per super-block of the K-quants (Q4_K, Q6_K).
 pub const QK_K: usize = 256;
 
-/// Most activation rows [`QWeight::matmul_t`] is meant for (more work, but slower than a
-/// blocked f32 GEMM beyond it).
+/// Most activation rows [`QWeight::matmul_t`] (f32 activations) is meant for (more work, but
+/// slower than a blocked f32 GEMM beyond it).
 pub const MAX_ROWS: usize = 16;
 
 /// A block format (variants named as in ggml).
@@ -597,15 +608,18 @@ pub enum ActivationPrecision {
 impl ActivationPrecision {
     /// The inference default: [`ActivationPrecision::Int8`], or
     /// [`ActivationPrecision::F32`] when the environment variable `SQLORA_F32_ACTIVATIONS` is
-    /// `1` (read once per process).
+    /// set (to anything but empty or `0`; read once per process).
     pub fn inference_default() -> ActivationPrecision {
         static DEFAULT: std::sync::OnceLock<ActivationPrecision> = std::sync::OnceLock::new();
-        *DEFAULT.get_or_init(
-            || match std::env::var("SQLORA_F32_ACTIVATIONS").as_deref() {
-                Ok("1") => ActivationPrecision::F32,
-                _ => ActivationPrecision::Int8,
-            },
-        )
+        *DEFAULT.get_or_init(|| {
+            let f32 =
+                std::env::var("SQLORA_F32_ACTIVATIONS").is_ok_and(|v| !v.is_empty() && v != "0");
+            if f32 {
+                ActivationPrecision::F32
+            } else {
+                ActivationPrecision::Int8
+            }
+        })
     }
 }
 

@@ -25,7 +25,7 @@ use sqlora_model::prefix::{
     generate_from_prefix_constrained, generate_from_prefix_until, prefill_prefix,
 };
 use sqlora_model::testing::{
-    self, real_model, AllowNothing, AllowedSet, ForcedSequence, TinyLlama,
+    self, real_model_f32, AllowNothing, AllowedSet, ForcedSequence, TinyLlama,
 };
 use sqlora_model::{FinishReason, GenerateParams, Generation, LoadedModel};
 
@@ -557,7 +557,10 @@ fn real_prompts(m: &LoadedModel) -> Vec<Vec<u32>> {
 
 #[test]
 fn real_model_forced_and_mixed_rows() {
-    let Some(m) = real_model() else { return };
+    // On the f32 path: rows must agree alone and batched to 1e-4 in log-probability, which
+    // 8-bit activations do not keep (a padded batch's attention sums in another order, and an
+    // activation whose rounding flips moves logits by hundredths).
+    let Some(m) = real_model_f32() else { return };
     let tok = &m.tokenizer;
     let decode = |ids: &[u32]| tok.decode(ids, true);
     let eos = tok.eos_token_ids();

@@ -22,7 +22,7 @@ use sqlora_model::lora::{AdapterError, LoraAdapter, LoraConfig, TargetModules};
 use sqlora_model::peft::{
     inspect, load_adapter, read_adapter, save_adapter, CONFIG_FILE, WEIGHTS_FILE,
 };
-use sqlora_model::testing::{adapted_last_logits, merged_last_logits, real_model, real_model_f32};
+use sqlora_model::testing::{adapted_last_logits, merged_last_logits, real_model_f32};
 
 // ---------------------------------------------------------------- tiny model
 
@@ -588,7 +588,9 @@ fn generation_with_per_row_adapters_matches_each_row_alone_on_the_real_model() {
     use sqlora_model::generate::generate_adapted;
     use sqlora_model::lora::AdapterSet;
     use sqlora_model::GenerateParams;
-    let Some(lm) = real_model() else { return };
+    // f32 activations: rows alone and batched agree to 1e-2 in log-probability (see
+    // `generate.rs` for why 8-bit activations do not).
+    let Some(lm) = real_model_f32() else { return };
     let dir = fixture_dir();
     let mut set = AdapterSet::new(&Device::Cpu);
     let p = set

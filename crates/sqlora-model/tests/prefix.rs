@@ -15,7 +15,7 @@ use sqlora_model::prefix::{
     n_best_from_prefix_constrained, prefill_prefix,
 };
 use sqlora_model::testing::AllowedSet;
-use sqlora_model::testing::{self, real_model, TinyLlama};
+use sqlora_model::testing::{self, real_model_f32, TinyLlama};
 use sqlora_model::{FinishReason, GenerateParams, Generation, LoadedModel};
 
 const VOCAB: usize = 64;
@@ -415,15 +415,19 @@ fn real_case(m: &LoadedModel, adapter: Option<&LoraAdapter>) {
     assert!(fp.iter().all(|g| !g.tokens.is_empty()));
 }
 
+// The real-model cases run with f32 activations: the prefix path's rows must equal the plain
+// batch's token for token, which 8-bit activations do not keep (the attention over a cached
+// prefix sums in another order, and an activation whose rounding flips changes the rest of the
+// pass by the rounding noise; see `generate.rs`).
 #[test]
 fn real_model_prefix_path_equals_plain_generation() {
-    let Some(m) = real_model() else { return };
+    let Some(m) = real_model_f32() else { return };
     real_case(m, None);
 }
 
 #[test]
 fn real_model_prefix_path_with_an_adapter() {
-    let Some(m) = real_model() else { return };
+    let Some(m) = real_model_f32() else { return };
     let adapter = random_adapter(&m.model, 4, 3, 0.05);
     real_case(m, Some(&adapter));
 }

@@ -1,6 +1,8 @@
 //! The quantized inference path on the real default model (SmolLM2-135M-Instruct, Q4_1 GGUF):
-//! the kept blocks are the loaded f32 weights, few-row products through them equal the f32
-//! products, whole generations are unchanged, and rebuilt (merged) weights drop the blocks.
+//! the kept blocks are the loaded f32 weights, few-row products through them with f32
+//! activations equal the f32 products, whole generations are unchanged, and rebuilt (merged)
+//! weights drop the blocks. (The int8-activation path, the inference default, is compared
+//! with this one in `parity.rs` and `qwen.rs`.)
 //!
 //! The model is found through `SQLORA_MODEL` or `sqlora_model::fetch::default_model_path()`;
 //! absent, these tests skip, unless `SQLORA_REQUIRE_MODEL=1` (CI), where they fail.
@@ -10,8 +12,8 @@ use rand::{Rng, SeedableRng};
 use sqlora_model::generate::{generate_with, TokenInfo};
 use sqlora_model::llama::{Linear, Model, Proj};
 use sqlora_model::lora::{merge_adapter, LoraAdapter, LoraConfig};
-use sqlora_model::quant::{QFormat, MAX_ROWS};
-use sqlora_model::testing::real_model as model;
+use sqlora_model::quant::{ActivationPrecision, QFormat, MAX_ROWS};
+use sqlora_model::testing::real_model_f32 as model;
 use sqlora_model::GenerateParams;
 
 /// The same linear without its blocks (forward then always multiplies the f32 weight).
@@ -97,7 +99,10 @@ fn quantized_linears_keep_no_f32_copy() {
         return;
     };
     // A fresh load: the shared test model may have been asked for its f32 weights already.
-    let m = sqlora_model::load(&path, &Device::Cpu).unwrap();
+    let mut m = sqlora_model::load(&path, &Device::Cpu).unwrap();
+    m.model.set_activation_precision(ActivationPrecision::F32);
+    let mut int8 = m.model.layers()[0].linear(Proj::Down).clone();
+    int8.set_activation_precision(ActivationPrecision::Int8);
     let lin = m.model.layers()[0].linear(Proj::Down);
     for l in m.model.linears() {
         assert!(l.quant().is_some() && !l.has_dense_weight(), "{}", l.name());
@@ -120,6 +125,11 @@ fn quantized_linears_keep_no_f32_copy() {
     .unwrap();
     let want = x.matmul(&w.t().unwrap()).unwrap();
     assert!(max_rel(&got, &want) < 1e-5);
+    // With 8-bit activations too (within their rounding, see `quant::q8`'s tests).
+    let got = int8.forward(&x).unwrap();
+    assert!(!int8.has_dense_weight() && !lin.has_dense_weight());
+    let e = max_rel(&got, &want);
+    assert!(e < 2e-2, "int8 path: relative error {e}");
     // The f32 weight on demand equals the blocks, and is kept from then on.
     assert_eq!(max_rel(lin.weight(), &w), 0.0);
     assert!(lin.has_dense_weight());

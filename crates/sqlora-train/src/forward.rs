@@ -194,12 +194,13 @@ impl CustomOp1 for FrozenMatmul {
     }
 }
 
-/// `x·Wᵀ (+ b)` of a frozen [`Linear`] for `x` `[.., in]`; when `x` tracks gradients, only the
+/// `x·Wᵀ (+ b)` of a frozen [`Linear`] for `x` `[.., in]`, always with f32 activations (the
+/// exact product, whatever the model's inference default); when `x` tracks gradients, only the
 /// gradient with respect to `x` is ever computed (on the CPU; other devices fall back to a
 /// plain matmul).
 pub fn frozen_linear(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
     if !x.track_op() {
-        return lin.forward(x);
+        return lin.forward_as(x, sqlora_model::quant::ActivationPrecision::F32);
     }
     let dims = x.dims().to_vec();
     let in_dim = dims.last().copied().unwrap_or(0);

@@ -343,7 +343,7 @@ mod simd {
     use std::arch::x86_64::*;
 
     use super::super::simd::{f16_row, prefetch_row, prefetch_start};
-    use super::{q4k_scale_min, scalar_rows, QArgs, QFormat};
+    use super::{scalar_rows, QArgs, QFormat};
 
     macro_rules! by_rows {
         ($f:ident, $a:expr, $n:expr, [$($k:literal),*]) => {
@@ -660,15 +660,21 @@ mod simd {
                 let p = row.add(b * 140);
                 let d = f16_at(srow.add(2 * b));
                 let dmin = f16_at(srow.add(2 * b + 1));
-                let sm = q4k_scale_min(std::slice::from_raw_parts(p, 12));
-                let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(sm.as_ptr().add(8) as *const _));
+                let sm = q4k_scale_min_sse(p);
+                let mins = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+                let sc = _mm_cvtepu8_epi16(sm);
+                let sc = _mm256_set_m128i(sc, sc);
+                // Sub-block `s`'s scale in every 16-bit lane (ggml's `get_scale_shuffle_k4`).
+                let scale = |s: i16| {
+                    _mm256_shuffle_epi8(sc, _mm256_set1_epi16(((2 * s + 1) << 8) | (2 * s)))
+                };
                 let mut sumi = [_mm256_setzero_si256(); N];
                 for pi in 0..4 {
                     let q = _mm256_loadu_si256(p.add(12 + 32 * pi) as *const __m256i);
                     let ql = _mm256_and_si256(q, m4);
                     let qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                    let sl = _mm256_set1_epi16(sm[2 * pi] as i16);
-                    let sh = _mm256_set1_epi16(sm[2 * pi + 1] as i16);
+                    let sl = scale(2 * pi as i16);
+                    let sh = scale(2 * pi as i16 + 1);
                     for (j, s) in sumi.iter_mut().enumerate() {
                         let x = a.qx.add(j * w.cols + 256 * b + 64 * pi);
                         let xl = _mm256_loadu_si256(x as *const __m256i);
@@ -771,12 +777,44 @@ mod simd {
         }
     }
 
+    /// [`super::q4k_scale_min`] on vectors: the 12 packed bytes at `p` (16 readable) to
+    /// `[sc_0..8, m_0..8]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn q4k_scale_min_sse(p: *const u8) -> __m128i {
+        let q = _mm_loadu_si128(p as *const __m128i);
+        let t1 = _mm_shuffle_epi8(
+            q,
+            _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11),
+        );
+        let t2 = _mm_shuffle_epi8(
+            q,
+            _mm_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7),
+        );
+        let m = |a: i8, b: i8, c: i8, d: i8| {
+            _mm_setr_epi8(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d)
+        };
+        // sc_0..4 and m_0..4: the low 6 bits; sc_4..8: the low nibble of bytes 8..12, m_4..8
+        // their high nibble; both with bits 6, 7 of bytes 0..4 / 4..8 as bits 4, 5.
+        let low = _mm_and_si128(t1, m(0x3F, 0x0F, 0x3F, 0));
+        let high = _mm_and_si128(_mm_srli_epi16(t1, 4), m(0, 0, 0, 0x0F));
+        let top = _mm_and_si128(_mm_srli_epi16(t2, 2), m(0, 0x30, 0, 0x30));
+        _mm_or_si128(_mm_or_si128(low, high), top)
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
     unsafe fn q4k_512<const N: usize>(a: &QArgs) {
         let w = &a.w;
         let m4 = _mm512_set1_epi8(0x0F);
-        // Lane i of the mins vector is min i / 2: one per 16 activations, like `bsums`.
-        let dup = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        // From `[sc_0..8, m_0..8]` as 16-bit lanes: the scales of sub-blocks 4c, 4c + 1 (16
+        // lanes each) and 4c + 2, 4c + 3 for c = 0, 1; the mins, each twice (one per 16
+        // activations, like `bsums`).
+        let lanes =
+            |a: i16, b: i16| _mm512_inserti64x4(_mm512_set1_epi16(a), _mm256_set1_epi16(b), 1);
+        let idx = [lanes(0, 1), lanes(2, 3), lanes(4, 5), lanes(6, 7)];
+        let dup = _mm512_castsi256_si512(_mm256_setr_epi16(
+            8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15,
+        ));
         let ahead = prefetch_start(w);
         for o in 0..w.nrows {
             prefetch_row(w, o + ahead);
@@ -788,11 +826,8 @@ mod simd {
                 let p = row.add(b * 140);
                 let d = f16_at(srow.add(2 * b));
                 let dmin = f16_at(srow.add(2 * b + 1));
-                let sm = q4k_scale_min(std::slice::from_raw_parts(p, 12));
-                let mins = _mm256_permutexvar_epi16(
-                    dup,
-                    _mm256_cvtepu8_epi16(_mm_loadl_epi64(sm.as_ptr().add(8) as *const _)),
-                );
+                let sm = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(q4k_scale_min_sse(p)));
+                let mins = _mm512_castsi512_si256(_mm512_permutexvar_epi16(dup, sm));
                 let mut sumi = [_mm512_setzero_si512(); N];
                 for c in 0..2 {
                     let q = _mm512_loadu_si512(p.add(12 + 64 * c) as *const _);
@@ -801,15 +836,8 @@ mod simd {
                     // Sub-blocks 4c, 4c + 1 (weights 128c..128c + 64) and 4c + 2, 4c + 3.
                     let w0 = _mm512_shuffle_i64x2(lo, hi, 0x44);
                     let w1 = _mm512_shuffle_i64x2(lo, hi, 0xEE);
-                    let scale = |s0: u8, s1: u8| {
-                        _mm512_inserti64x4(
-                            _mm512_set1_epi16(s0 as i16),
-                            _mm256_set1_epi16(s1 as i16),
-                            1,
-                        )
-                    };
-                    let s0 = scale(sm[4 * c], sm[4 * c + 1]);
-                    let s1 = scale(sm[4 * c + 2], sm[4 * c + 3]);
+                    let s0 = _mm512_permutexvar_epi16(idx[2 * c], sm);
+                    let s1 = _mm512_permutexvar_epi16(idx[2 * c + 1], sm);
                     for (j, s) in sumi.iter_mut().enumerate() {
                         let x = a.qx.add(j * w.cols + 256 * b + 128 * c);
                         let x0 = _mm512_loadu_si512(x as *const _);
