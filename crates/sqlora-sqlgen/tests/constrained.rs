@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use sqlora_data::list_domains;
 use sqlora_model::fetch::QWEN_CODER_0_5B;
 use sqlora_model::generate::{generate_constrained, GenerateParams};
-use sqlora_model::testing::{named_real_model, real_model};
+use sqlora_model::testing::{
+    named_real_model_f32 as named_real_model, real_model_f32 as real_model,
+};
 use sqlora_model::LoadedModel;
 use sqlora_sql::exec::ReadOnlyDb;
 use sqlora_sql::schema::Schema;

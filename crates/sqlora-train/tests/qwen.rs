@@ -20,7 +20,7 @@ use std::path::Path;
 use common::assert_resumed_equals;
 use sqlora_data::{build_domain, Domain};
 use sqlora_model::fetch::QWEN_CODER_0_5B;
-use sqlora_model::testing::named_real_model;
+use sqlora_model::testing::named_real_model_f32;
 use sqlora_model::LoadedModel;
 use sqlora_sql::Schema;
 use sqlora_sqlgen::PromptBuilder;
@@ -114,7 +114,9 @@ fn info() -> RunInfo {
 
 #[test]
 fn training_on_the_0_5b_lowers_the_loss_and_resumes_exactly() {
-    let Some(m) = named_real_model(QWEN_CODER_0_5B) else {
+    // The f32 activation path: the trainer always computes in f32, and the check below
+    // compares its pass with the inference forward.
+    let Some(m) = named_real_model_f32(QWEN_CODER_0_5B) else {
         return;
     };
     let data = retail_products(m);
