@@ -694,12 +694,7 @@ pub fn n_best_constrained(
     adapter: Option<&AdapterBatch>,
     constraint: Option<Box<dyn Constraint>>,
 ) -> Result<Vec<Candidate>> {
-    if adapter.is_some_and(|a| a.is_gathered()) {
-        return Err(ModelError::Generation(
-            "beam search takes one adapter for all beams, not a per-row batch".to_string(),
-        ));
-    }
-    if n == 0 {
+    if !beam_wanted(adapter, n)? {
         return Ok(Vec::new());
     }
     if prompt.is_empty() {
@@ -714,6 +709,17 @@ pub fn n_best_constrained(
     check_room(model, prompt.len(), params.max_new_tokens)?;
     let cache = Cache::with_capacity(model.config(), prompt.len() + params.max_new_tokens);
     beam_search(model, info, cache, prompt, n, params, adapter, constraint)
+}
+
+/// The checks every beam search starts with: one adapter for all beams (not a per-row batch);
+/// false when no candidate is wanted (`n` = 0: nothing to do).
+pub(crate) fn beam_wanted(adapter: Option<&AdapterBatch>, n: usize) -> Result<bool> {
+    if adapter.is_some_and(|a| a.is_gathered()) {
+        return Err(ModelError::Generation(
+            "beam search takes one adapter for all beams, not a per-row batch".to_string(),
+        ));
+    }
+    Ok(n > 0)
 }
 
 /// Beam search continuing `cache` (empty, or batch 1 holding the positions before `tail`)

@@ -24,8 +24,8 @@ use candle_core::Tensor;
 use crate::constraint::Constraint;
 use crate::error::{ModelError, Result};
 use crate::generate::{
-    beam_search, choose_token, find_stop, finished, per_row, Candidate, DecodeRows, FinishReason,
-    GenerateParams, Generation, RowConstraints, TokenInfo,
+    beam_search, beam_wanted, choose_token, find_stop, finished, per_row, Candidate, DecodeRows,
+    FinishReason, GenerateParams, Generation, RowConstraints, TokenInfo,
 };
 use crate::llama::{Cache, Model};
 use crate::lora::AdapterBatch;
@@ -320,17 +320,13 @@ pub fn n_best_from_prefix_constrained(
     adapter: Option<&AdapterBatch>,
     constraint: Option<Box<dyn Constraint>>,
 ) -> Result<Vec<Candidate>> {
-    if adapter.is_some_and(|a| a.is_gathered()) {
-        return Err(ModelError::Generation(
-            "beam search takes one adapter for all beams, not a per-row batch".to_string(),
-        ));
-    }
+    let wanted = beam_wanted(adapter, n)?;
     if prefix_cache.batch_size() != Some(1) {
         return Err(ModelError::Generation(
             "the prefix cache must hold exactly one row (run prefill_prefix first)".to_string(),
         ));
     }
-    if n == 0 {
+    if !wanted {
         return Ok(Vec::new());
     }
     if suffix.is_empty() {

@@ -371,26 +371,34 @@ pub fn named_real_model(name: &str) -> Option<&'static LoadedModel> {
     })
 }
 
+/// A fixture's array of token ids.
+fn fixture_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("an array of token ids")
+        .iter()
+        .map(|x| x.as_u64().expect("a token id") as u32)
+        .collect()
+}
+
+/// The parameters that generate a greedy fixture's `new_tokens` (greedy, no stop at
+/// end-of-sequence).
+fn fixture_params(fx: &serde_json::Value) -> crate::GenerateParams {
+    crate::GenerateParams {
+        max_new_tokens: fx["new_tokens"].as_u64().expect("new_tokens") as usize,
+        temperature: 0.0,
+        stop_on_eos: false,
+        ..crate::GenerateParams::default()
+    }
+}
+
 /// Checks `m` against a greedy-generation fixture made by a reference implementation
 /// (`tools/reference/make_fixtures.py`, `make_qwen_fixtures.py`: `new_tokens` and `cases` of
 /// chat `messages`, `prompt_ids`, `generated_ids`): our chat rendering and tokenization give the
 /// fixture's prompt ids, and greedy decoding gives its tokens exactly, one row at a time and
 /// all rows in one left-padded batch. Panics on a mismatch (a test helper).
 pub fn assert_greedy_fixture(m: &LoadedModel, fx: &serde_json::Value) {
-    let ids = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .expect("an array of token ids")
-            .iter()
-            .map(|x| x.as_u64().expect("a token id") as u32)
-            .collect()
-    };
-    let n = fx["new_tokens"].as_u64().expect("new_tokens") as usize;
-    let params = crate::GenerateParams {
-        max_new_tokens: n,
-        temperature: 0.0,
-        stop_on_eos: false,
-        ..crate::GenerateParams::default()
-    };
+    let ids = fixture_ids;
+    let params = fixture_params(fx);
     let cases = fx["cases"].as_array().expect("cases");
     assert!(cases.len() >= 3);
     let template = m.chat_template.as_ref().expect("chat template");
@@ -441,20 +449,8 @@ pub fn compare_greedy_fixture(
     other: &LoadedModel,
     fx: &serde_json::Value,
 ) -> Vec<GreedyAgreement> {
-    let ids = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .expect("an array of token ids")
-            .iter()
-            .map(|x| x.as_u64().expect("a token id") as u32)
-            .collect()
-    };
-    let n = fx["new_tokens"].as_u64().expect("new_tokens") as usize;
-    let params = crate::GenerateParams {
-        max_new_tokens: n,
-        temperature: 0.0,
-        stop_on_eos: false,
-        ..crate::GenerateParams::default()
-    };
+    let ids = fixture_ids;
+    let params = fixture_params(fx);
     let cases = fx["cases"].as_array().expect("cases");
     let prompts: Vec<Vec<u32>> = cases.iter().map(|c| ids(&c["prompt_ids"])).collect();
     let batched = crate::generate(other, &prompts, &params).expect("generate");
