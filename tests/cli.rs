@@ -428,6 +428,35 @@ fn ask_answers_with_checked_sql_and_rows() {
     }
 }
 
+/// `sqlora ask --model MODEL --db <retail> ARGS...`.
+fn ask_retail(model: &str, args: &[&str]) -> Output {
+    let db = retail_db();
+    let mut all = vec!["ask", "--model", model, "--db", &db];
+    all.extend_from_slice(args);
+    sqlora(&all)
+}
+
+#[test]
+fn ask_print_prompt_shows_what_the_model_is_sent_and_generates_nothing() {
+    let Some(model) = real_model() else { return };
+    let question = "Which customers live in Berlin?";
+    let print_prompt = |k: &str| {
+        let o = ask_retail(&model, &["--k", k, "--print-prompt", question]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let prompt = print_prompt("2");
+    // The chat template's turns, the schema, retrieved examples, the question, the prime.
+    assert!(prompt.contains("<|im_start|>"), "{prompt}");
+    assert!(prompt.contains("customers(customer_id PK"), "{prompt}");
+    assert!(prompt.contains("SQL: SELECT"), "{prompt}");
+    assert!(prompt.contains(question), "{prompt}");
+    assert!(prompt.trim_end().ends_with("SELECT"), "{prompt}");
+    let zero = print_prompt("0");
+    assert!(!zero.contains("SQL: SELECT"), "{zero}");
+    assert!(zero.contains(question) && zero.trim_end().ends_with("SELECT"));
+}
+
 fn peft_fixture() -> PathBuf {
     repo().join("tests/fixtures/reference/peft/peft_made")
 }
@@ -674,21 +703,19 @@ fn ask_shows_retrieved_examples_and_k_zero_is_zero_shot() {
     let (_, question) = leaky_dataset(dir.path());
     let train = dir.path().join("train.jsonl");
     let ask = |k: &str| {
-        let o = sqlora(&[
-            "ask",
-            "--model",
+        let o = ask_retail(
             &model,
-            "--db",
-            &retail_db(),
-            "--examples",
-            train.to_str().unwrap(),
-            "--k",
-            k,
-            "--max-tokens",
-            "8",
-            "--json",
-            &question,
-        ]);
+            &[
+                "--examples",
+                train.to_str().unwrap(),
+                "--k",
+                k,
+                "--max-tokens",
+                "8",
+                "--json",
+                &question,
+            ],
+        );
         serde_json::from_str::<serde_json::Value>(&stdout(&o))
             .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)))
     };

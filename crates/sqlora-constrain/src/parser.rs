@@ -183,6 +183,8 @@ struct InScope {
     /// The alias, else the table name; empty for an unaliased subquery.
     name: Arc<str>,
     cols: Cols,
+    /// A table of the schema (not a CTE or a subquery): what `sqlora_sql::requalify` can see.
+    base: bool,
 }
 
 /// The names of one SELECT (one core of a compound).
@@ -220,6 +222,16 @@ impl Frame {
         let mut found = self.tables.iter().filter(|t| &*t.name == name);
         let first = found.next()?;
         found.next().is_none().then_some(first)
+    }
+
+    /// Whether `sqlora_sql::requalify` moves a select-list column `c` read under base table
+    /// `t`, which lacks it, to another table of this FROM clause: a base table with `c` that
+    /// its name picks out alone.
+    fn requalifies(&self, t: &InScope, c: &str) -> bool {
+        t.base
+            && self.tables.iter().any(|u| {
+                u.base && !u.name.is_empty() && u.cols.has(c) && self.table(&u.name).is_some()
+            })
     }
 
     fn has_name(&self, name: &str) -> bool {
@@ -416,13 +428,31 @@ enum St {
 pub const FORWARD_ALIAS_MAX: usize = 4;
 
 /// Options of the recognizer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Let a select list name columns that no schema table or CTE has, as long as the FROM
     /// clause then provides them (`SELECT avg(n) FROM (SELECT count(*) AS n …)`). Off by
     /// default: the select list is where a model most often invents a column, and with this
     /// on such a column is only refused once the FROM clause cannot provide it.
     pub forward_names: bool,
+    /// Let a FROM clause give a base table an alias (or its own name) that the select list
+    /// read a column under which that table lacks, when another base table of the same FROM
+    /// clause has the column: `SELECT T2.first_name FROM crew_members AS T1 JOIN flight_crew
+    /// AS T2`. `sqlora_sql::requalify` then rewrites the qualifier (`T1.first_name`), and the
+    /// pipeline applies it to every answer before the guard. On by default: refusing the
+    /// alias left the model nowhere to go (it wrote `AS T2_on` and wandered to its token
+    /// budget). The statement may not end, nor its FROM clause close, until such a table is
+    /// in the FROM clause.
+    pub requalify: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            forward_names: false,
+            requalify: true,
+        }
+    }
 }
 
 /// The parser state (cheap to clone: the scopes are shared until changed).
@@ -721,7 +751,13 @@ impl Parser {
                 match (&r.qual, &r.col) {
                     (Some(q), col) => {
                         if let Some(t) = f.table(q) {
-                            if col.as_ref().is_some_and(|c| !t.cols.has(c)) {
+                            // A column the table lacks is right only when requalification
+                            // moves it to another table of this FROM clause.
+                            let fits = |c: &Arc<str>| {
+                                t.cols.has(c)
+                                    || (self.opts.requalify && j + 1 == n && f.requalifies(t, c))
+                            };
+                            if col.as_ref().is_some_and(|c| !fits(c)) {
                                 return false;
                             }
                             if col.is_none() && j + 1 != n {
@@ -1715,14 +1751,14 @@ impl Parser {
             },
             CorePh::FromItem { join } => match tok {
                 Tok::Name(n, _) => {
-                    let cols = match self.cte(n) {
-                        Some(c) => c.cols.clone(),
+                    let (cols, base) = match self.cte(n) {
+                        Some(c) => (c.cols.clone(), false),
                         None => match self.schema.table(n) {
-                            Some(t) => t.cols.clone(),
+                            Some(t) => (t.cols.clone(), true),
                             None => return Fail,
                         },
                     };
-                    if !self.add_table(n.clone(), cols) {
+                    if !self.add_table(n.clone(), cols, base) {
                         return Fail;
                     }
                     to(
@@ -1743,7 +1779,7 @@ impl Parser {
             CorePh::FromSubClose { join } => match tok {
                 Tok::RParen => {
                     let cols = self.last_outputs.take().unwrap_or(Cols::Any);
-                    if !self.add_table(Arc::from(""), cols) {
+                    if !self.add_table(Arc::from(""), cols, false) {
                         return Fail;
                     }
                     to(
@@ -1762,7 +1798,7 @@ impl Parser {
                         .frame()
                         .tables
                         .last()
-                        .is_some_and(|t| self.binds(&t.name, &t.cols)) =>
+                        .is_some_and(|t| self.binds(&t.name, t)) =>
             {
                 // The table keeps its own name, and the select list read a column it lacks
                 // under that name.
@@ -1928,21 +1964,25 @@ impl Parser {
 
     /// Whether the select list's references qualified with `name` are columns of `cols` (the
     /// table that takes that name).
-    fn binds(&self, name: &str, cols: &Cols) -> bool {
-        self.frame()
-            .deferred
-            .iter()
-            .filter(|r| r.qual.as_deref() == Some(name))
-            .all(|r| r.col.as_ref().is_none_or(|c| cols.has(c)))
+    /// With [`Options::requalify`], a base table may take the name anyway: the FROM clause
+    /// may still gain a base table that has the column ([`Parser::close_from`] checks).
+    fn binds(&self, name: &str, t: &InScope) -> bool {
+        (self.opts.requalify && t.base)
+            || self
+                .frame()
+                .deferred
+                .iter()
+                .filter(|r| r.qual.as_deref() == Some(name))
+                .all(|r| r.col.as_ref().is_none_or(|c| t.cols.has(c)))
     }
 
     /// Adds a table to the FROM clause; false when it would make a column the select list
     /// reads unqualified ambiguous ([`Parser::joinable`]).
-    fn add_table(&mut self, name: Arc<str>, cols: Cols) -> bool {
+    fn add_table(&mut self, name: Arc<str>, cols: Cols, base: bool) -> bool {
         if !self.joinable(&cols) {
             return false;
         }
-        self.frame_mut().tables.push(InScope { name, cols });
+        self.frame_mut().tables.push(InScope { name, cols, base });
         true
     }
 
@@ -1980,7 +2020,7 @@ impl Parser {
             return false;
         }
         match self.frame().tables.last() {
-            Some(t) if self.binds(n, &t.cols) => {}
+            Some(t) if self.binds(n, t) => {}
             _ => return false,
         }
         let f = self.frame_mut();

@@ -24,6 +24,7 @@ fn every_gold_query_is_accepted() {
                 total += 1;
                 let forward = Options {
                     forward_names: true,
+                    ..Default::default()
                 };
                 if !complete_with(&index, sql, forward) {
                     let at = dies_at(&index, sql);

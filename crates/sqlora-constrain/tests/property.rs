@@ -1,6 +1,7 @@
 //! Random schemas, random token sequences forced through the constraint: every statement the
-//! constraint lets end is prepared by SQLite over that schema, and none names an unknown
-//! table or column.
+//! constraint lets end is prepared by SQLite over that schema once requalified (the one repair
+//! the pipeline makes, `sqlora_sql::requalify`), none names an unknown table or column, and the
+//! repair never touches a statement SQLite prepares as it is.
 
 mod common;
 
@@ -12,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rusqlite::Connection;
 use sqlora_constrain::{SchemaIndex, SqlConstraint, Vocab};
 use sqlora_model::constraint::Constraint;
+use sqlora_sql::requalify;
 use sqlora_sql::schema::Schema;
 
 const SYLLABLES: &[&str] = &[
@@ -191,6 +193,7 @@ fn forced_token_sequences_never_end_with_unknown_names() {
     let mut stuck = 0;
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut longest = 0;
+    let mut requalified = 0;
     for _schema in 0..40 {
         let (ddl, tables, cols) = random_schema(&mut rng);
         let conn = Connection::open_in_memory().unwrap();
@@ -267,7 +270,17 @@ fn forced_token_sequences_never_end_with_unknown_names() {
                 if pick == eos {
                     ended += 1;
                     longest = longest.max(text.len());
-                    if let Some(e) = prepare_error(&conn, &text) {
+                    // What the pipeline runs: the text after the one repair made to answers
+                    // (`Options::requalify`), which never touches a statement SQLite prepares.
+                    let fixed = requalify(&text, &schema);
+                    if fixed.is_some() {
+                        requalified += 1;
+                        assert!(
+                            prepare_error(&conn, &text).is_some(),
+                            "requalified a statement SQLite prepares: {text}"
+                        );
+                    }
+                    if let Some(e) = prepare_error(&conn, fixed.as_deref().unwrap_or(&text)) {
                         errors.push((text.clone(), e));
                     }
                     break;
@@ -277,7 +290,8 @@ fn forced_token_sequences_never_end_with_unknown_names() {
         }
     }
     eprintln!(
-        "{ended} statements ended (longest {longest} bytes), {stuck} walks stuck, {} refused by SQLite",
+        "{ended} statements ended (longest {longest} bytes, {requalified} requalified), {stuck} walks \
+         stuck, {} refused by SQLite",
         errors.len()
     );
     for (sql, e) in errors.iter().take(40) {

@@ -228,12 +228,39 @@ fn before_from_the_select_list_checks_names_against_the_whole_schema() {
     assert!(prefix(&idx, "SELECT T1.email, T1."));
     assert!(!prefix(&idx, "SELECT T1.email, T1.unit"));
     assert!(!prefix(&idx, "SELECT T1.email, T1.unit_price"));
-    // A table cannot take a name under which the select list read a column it lacks.
-    assert!(!prefix(&idx, "SELECT T1.email FROM products AS T1 "));
-    assert!(!prefix(&idx, "SELECT products.email FROM products,"));
+    // A table takes a name under which the select list read a column it lacks only when
+    // another table of the FROM clause provides the column (requalification, the default):
+    // the FROM clause cannot close before one does.
+    assert!(prefix(&idx, "SELECT T1.email FROM products AS T1 "));
+    assert!(!complete(&idx, "SELECT T1.email FROM products AS T1"));
+    assert!(!prefix(&idx, "SELECT T1.email FROM products AS T1 WHERE"));
+    assert!(complete(
+        &idx,
+        "SELECT T1.email FROM products AS T1 JOIN customers AS T2 ON 1"
+    ));
     assert!(complete(
         &idx,
         "SELECT T1.email FROM products AS T2 JOIN customers AS T1 ON 1"
+    ));
+    // Without requalification the name is refused at once.
+    let strict = sqlora_constrain::Options {
+        requalify: false,
+        ..Default::default()
+    };
+    assert!(!prefix_with(
+        &idx,
+        "SELECT T1.email FROM products AS T1 ",
+        strict
+    ));
+    assert!(!prefix_with(
+        &idx,
+        "SELECT products.email FROM products,",
+        strict
+    ));
+    assert!(complete_with(
+        &idx,
+        "SELECT T1.email FROM products AS T2 JOIN customers AS T1 ON 1",
+        strict
     ));
     // A qualifier not declared yet is a table name or a short alias, and `.` follows it.
     assert!(prefix(&idx, "SELECT emp."));
@@ -321,6 +348,7 @@ fn forward_names_let_a_select_list_name_a_subquery_column() {
     let idx = retail();
     let forward = sqlora_constrain::Options {
         forward_names: true,
+        ..Default::default()
     };
     for sql in [
         "SELECT x.n FROM (SELECT name AS n FROM products) AS x",

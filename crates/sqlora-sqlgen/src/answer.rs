@@ -24,7 +24,7 @@ use crate::constrain::{Constrainer, SchemaConstraints};
 use crate::error::Result;
 use crate::prompt::{primed_answer, PromptBuilder};
 use crate::retrieve::{FewShot, Shot};
-use crate::sql::extract_sql;
+use crate::sql::answer_sql;
 
 /// One candidate that did not make it, with why.
 #[derive(Debug, Clone, Serialize)]
@@ -172,7 +172,7 @@ pub fn answer(
     // (vote key, result) of each valid candidate, by ballot index.
     let mut results: Vec<Option<(String, Option<QueryResult>)>> = Vec::new();
     for text in generated {
-        let sql = extract_sql(&primed_answer(opts.primed, text));
+        let sql = answer_sql(&primed_answer(opts.primed, text), db.guard().schema());
         let outcome = if opts.execute {
             db.execute(&sql, &opts.limits).map(Some)
         } else {
@@ -358,6 +358,32 @@ pub struct Asked {
     pub examples: Vec<Shot>,
 }
 
+/// The prompt [`ask`] sends for `question` (the chat template applied, the answer primed) and
+/// the retrieved examples it shows: what a peer server (vLLM, LoRAX) must be sent to answer as
+/// sqlora does.
+pub fn ask_prompt(
+    model: &LoadedModel,
+    db: &ReadOnlyDb,
+    question: &str,
+    opts: &AskOptions,
+) -> Result<(String, Vec<Shot>)> {
+    let examples = match &opts.examples {
+        Some(f) => {
+            f.check_templates(&opts.prompts)?;
+            f.for_question(question, None)
+        }
+        None => Vec::new(),
+    };
+    let prompt = opts.prompts.prompt_with_examples(
+        model,
+        db.guard().schema(),
+        question,
+        &examples,
+        opts.answer.primed,
+    )?;
+    Ok((prompt, examples))
+}
+
 /// The whole pipeline for one question about `db`, with a loaded model and `adapter` (or
 /// none): the prompt ([`PromptBuilder::prompt`]), the candidates ([`candidates`]) and the
 /// guarded answer ([`answer`]).
@@ -369,20 +395,7 @@ pub fn ask(
     opts: &AskOptions,
 ) -> Result<Asked> {
     let schema = db.guard().schema();
-    let examples = match &opts.examples {
-        Some(f) => {
-            f.check_templates(&opts.prompts)?;
-            f.for_question(question, None)
-        }
-        None => Vec::new(),
-    };
-    let prompt = opts.prompts.prompt_with_examples(
-        model,
-        schema,
-        question,
-        &examples,
-        opts.answer.primed,
-    )?;
+    let (prompt, examples) = ask_prompt(model, db, question, opts)?;
     let ids = model.tokenizer.encode(&prompt, false)?;
     let params = GenerateParams {
         max_new_tokens: opts.max_new_tokens,

@@ -34,8 +34,8 @@ pub mod retrieve;
 pub mod sql;
 
 pub use answer::{
-    answer, ask, candidates, error_json, generate, result_key, Answer, AnswerOptions, AskOptions,
-    Asked, Attempt, Ballot, Selection,
+    answer, ask, ask_prompt, candidates, error_json, generate, result_key, Answer, AnswerOptions,
+    AskOptions, Asked, Attempt, Ballot, Selection,
 };
 pub use constrain::{Constrainer, SchemaConstraints};
 pub use error::{Result, SqlgenError};
@@ -45,4 +45,4 @@ pub use prompt::{
     TrainingExample, ANSWER_PRIME,
 };
 pub use retrieve::{ExampleIndex, FewShot, Shot};
-pub use sql::{extract_sql, one_line_sql, statement_complete};
+pub use sql::{answer_sql, extract_sql, one_line_sql, statement_complete};

@@ -30,7 +30,7 @@ use crate::constrain::Constrainer;
 use crate::error::{Result, SqlgenError};
 use crate::prompt::{primed_answer, PromptBuilder};
 use crate::retrieve::FewShot;
-use crate::sql::{extract_sql, statement_complete};
+use crate::sql::{answer_sql, statement_complete};
 
 /// How [`predict`] generates.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct PredictOptions {
     pub prompts: PromptBuilder,
     /// End a question's generation as soon as its SQL statement is over (a `;` or a blank
     /// line outside quotes, see [`statement_complete`]) instead of at EOS or `max_new_tokens`
-    /// (default true). The extracted SQL is the same ([`extract_sql`] cuts there anyway);
+    /// (default true). The extracted SQL is the same ([`crate::extract_sql`] cuts there anyway);
     /// what follows, e.g. a base model repeating itself, is never generated.
     pub stop_at_statement_end: bool,
     /// Constrain every answer to SQL over its database's schema (default: none; see
@@ -110,7 +110,7 @@ pub struct Prediction {
     pub id: String,
     /// The question's database.
     pub db_id: String,
-    /// The SQL extracted from the answer ([`extract_sql`]).
+    /// The SQL of the answer ([`answer_sql`]: extracted, then requalified).
     pub sql: String,
     /// The answer as generated (with the prime in front when priming).
     pub raw: String,
@@ -348,7 +348,7 @@ pub fn predict(
                 out[i] = Some(Prediction {
                     id: q.id.to_string(),
                     db_id: q.db_id.to_string(),
-                    sql: extract_sql(&raw),
+                    sql: answer_sql(&raw, &schema),
                     raw,
                     new_tokens: g.tokens.len(),
                     examples: shown[k].clone(),
@@ -443,7 +443,7 @@ mod tests {
             let alone = crate::answer::generate(&m, None, &[ids], &params).unwrap();
             let raw = format!("{ANSWER_PRIME}{}", alone[0].text);
             assert_eq!(full[i].raw, raw, "{}", ex.id);
-            assert_eq!(full[i].sql, extract_sql(&raw));
+            assert_eq!(full[i].sql, answer_sql(&raw, &schema));
             assert_eq!(early[i].sql, full[i].sql, "{}", ex.id);
             assert!(early[i].new_tokens <= full[i].new_tokens);
             assert!(full[i].latency_ms > 0.0);
@@ -488,7 +488,7 @@ mod tests {
                 crate::answer::candidates(&m, None, &ids, 3, &params, Some(&constraints)).unwrap();
             let sqls: Vec<String> = texts
                 .iter()
-                .map(|t| extract_sql(&primed_answer(true, t)))
+                .map(|t| answer_sql(&primed_answer(true, t), &schema))
                 .collect();
             let got: Vec<String> = p.candidates.iter().map(|b| b.sql.clone()).collect();
             assert_eq!(got, sqls, "{}", ex.id);

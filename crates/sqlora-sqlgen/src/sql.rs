@@ -1,11 +1,14 @@
 //! SQL text in and out of the model: the gold answer on one line ([`one_line_sql`]), the SQL
-//! pulled out of a model's output ([`extract_sql`]) and the test that a generated answer's
+//! pulled out of a model's output ([`extract_sql`], and [`answer_sql`] with the one repair)
+//! and the test that a generated answer's
 //! statement is over ([`statement_complete`]).
 //!
 //! All three read SQL through one quote-aware scanner ([`quoted_chars`]): nothing inside a
 //! string literal or quoted identifier (`'…'`, `"…"`, `` `…` ``) ends a statement or is
 //! reformatted. [`extract_sql`] cuts exactly where [`statement_complete`] says a statement
 //! has ended, so a generation may stop there without changing the extracted SQL.
+
+use sqlora_sql::schema::Schema;
 
 /// Each character of `sql` with its byte offset and whether it lies inside a quoted string
 /// or identifier (`'…'`, `"…"` or `` `…` ``). An opening quote counts as outside, its closing
@@ -106,6 +109,15 @@ pub fn one_line_sql(sql: &str) -> String {
         out.pop();
     }
     out
+}
+
+/// The SQL of a model's output over `schema`: [`extract_sql`], then the one repair made to
+/// generated SQL, [`sqlora_sql::requalify`] (a select-list column read under an alias whose
+/// table lacks it moves to the table of the FROM clause that has it; a query the guard would
+/// accept is never changed). Every answer that is checked or run goes through this.
+pub fn answer_sql(generated: &str, schema: &Schema) -> String {
+    let sql = extract_sql(generated);
+    sqlora_sql::requalify(&sql, schema).unwrap_or(sql)
 }
 
 /// Pulls the SQL out of a model's output: takes the first ```` ``` ```` fenced

@@ -111,6 +111,10 @@ pub struct AskArgs {
     /// Print one JSON object: sql, valid, error, columns, rows, attempts, examples.
     #[arg(long)]
     pub json: bool,
+    /// Print the prompt the model would be sent (chat template applied, answer primed, with
+    /// the retrieved examples) and stop: what to send a peer server such as vLLM or LoRAX.
+    #[arg(long)]
+    pub print_prompt: bool,
 }
 
 /// Resolves ([`paths::resolve_model`]) and loads the model: `--model`, `$SQLORA_MODEL`, or the
@@ -275,6 +279,11 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(&m)),
         examples,
     };
+    if a.print_prompt {
+        let (prompt, _) = sqlora_sqlgen::ask_prompt(&m, &db, &a.question, &opts)?;
+        print!("{prompt}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let asked = sqlora_sqlgen::ask(&m, adapter.as_ref(), &db, &a.question, &opts)?;
     let ans = &asked.answer;
     if a.json {

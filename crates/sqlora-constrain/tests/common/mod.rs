@@ -63,7 +63,11 @@ pub fn complete_with(index: &Arc<SchemaIndex>, sql: &str, opts: Options) -> bool
 
 /// Whether `text` is a valid prefix (alive).
 pub fn prefix(index: &Arc<SchemaIndex>, text: &str) -> bool {
-    let mut s = SqlState::new(index.clone());
+    prefix_with(index, text, Options::default())
+}
+
+pub fn prefix_with(index: &Arc<SchemaIndex>, text: &str, opts: Options) -> bool {
+    let mut s = SqlState::with_options(index.clone(), opts);
     s.feed_str(text)
 }
 
