@@ -156,14 +156,24 @@ fn a_malformed_extra_file_is_refused_with_its_line() {
         let file = tmp.path().join("bad.jsonl");
         std::fs::write(&file, lines.join("\n")).unwrap();
         let mut c = sqlora(home);
-        c.args(["train", "--domain", "retail", "--model", "/nonexistent/model.gguf"])
-            .arg("--extra")
-            .arg(&file);
+        c.args([
+            "train",
+            "--domain",
+            "retail",
+            "--model",
+            "/nonexistent/model.gguf",
+        ])
+        .arg("--extra")
+        .arg(&file);
         let o = run(c);
         assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{what}: {}", stderr(&o));
         // Refused before the model was looked for.
-        assert!(!stderr(&o).contains("nonexistent"), "{what}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("nonexistent"),
+            "{what}: {}",
+            stderr(&o)
+        );
     }
 }
 
@@ -179,7 +189,9 @@ fn ask_correct_export_train_ask_again() {
     // The retail database alone (built from datasets/retail by `ask`'s first use).
     let question = "How many customers are there?";
     let mut c = sqlora(&home);
-    c.args(["ask", "--model", &model, "--db", "retail", "--json", question]);
+    c.args([
+        "ask", "--model", &model, "--db", "retail", "--json", question,
+    ]);
     let first: Value = serde_json::from_slice(&run(c).stdout).unwrap();
     assert!(first["sql"].is_string(), "{first}");
     let served = tmp.path().join("served");
@@ -249,9 +261,11 @@ fn ask_correct_export_train_ask_again() {
         ]
     );
     let questions: i64 = conn
-        .query_row("SELECT COUNT(*) FROM queries WHERE database = 'retail'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT COUNT(*) FROM queries WHERE database = 'retail'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(questions, 2);
     drop(conn);
@@ -265,7 +279,11 @@ fn ask_correct_export_train_ask_again() {
         .arg("--out")
         .arg(&exported);
     let o = ok(run(c));
-    assert!(stderr(&o).contains("2 examples (2 corrected"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 examples (2 corrected"),
+        "{}",
+        stderr(&o)
+    );
     let text = std::fs::read_to_string(&exported).unwrap();
     let rows: Vec<Value> = text
         .lines()
@@ -331,8 +349,10 @@ fn ask_correct_export_train_ask_again() {
     assert_eq!(meta["config"]["rank"], 8, "{meta}");
     assert_eq!(meta["steps"], 2, "{meta}");
     let bundled: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("adapters/smollm2-135m-instruct/retail/sqlora_meta.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            repo().join("adapters/smollm2-135m-instruct/retail/sqlora_meta.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -341,6 +361,41 @@ fn ask_correct_export_train_ask_again() {
         "{meta}"
     );
 
+    // It continued the bundled adapter: two small steps away from it, not from a fresh start
+    // (whose B matrices begin at zero).
+    let load = |dir: &Path| {
+        candle_core::safetensors::load(
+            dir.join("adapter_model.safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap()
+    };
+    let (new, old) = (
+        load(&adapter),
+        load(&repo().join("adapters/smollm2-135m-instruct/retail")),
+    );
+    assert_eq!(
+        new.keys().collect::<std::collections::BTreeSet<_>>(),
+        old.keys().collect::<std::collections::BTreeSet<_>>()
+    );
+    let norm = |t: &candle_core::Tensor| {
+        t.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .sqrt()
+    };
+    for (key, b_old) in old.iter().filter(|(k, _)| k.contains("lora_B")) {
+        let moved = norm(&(&new[key] - b_old).unwrap());
+        assert!(
+            moved < 0.5 * norm(b_old),
+            "{key}: moved {moved} from the bundled adapter's {}",
+            norm(b_old)
+        );
+    }
+
     // Ask again with the continued adapter: it loads and answers.
     let mut c = sqlora(&home);
     c.args(["ask", "--model", &model, "--db", "retail", "--json"])
@@ -348,8 +403,8 @@ fn ask_correct_export_train_ask_again() {
         .arg(&adapter)
         .arg(question);
     let o = run(c);
-    let again: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let again: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
     assert!(again["sql"].is_string(), "{again}");
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
 }

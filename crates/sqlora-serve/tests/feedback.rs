@@ -1,5 +1,5 @@
 //! The feedback loop over a real server on a loopback port (the scripted tiny model, which
-//! answers every question with `SELECT COUNT(*) FROM customers`): every answer carries a
+//! answers every question with `SELECT COUNT ( * ) FROM customers`): every answer carries a
 //! `query_id` stored in the feedback file; verdicts and corrections are stored, a correction
 //! only after the guard accepted it and it ran; every bad input gets its 4xx; `/v1/sql` runs a
 //! user's SQL through the same guard; without a store there is no `query_id`. A writer killed
@@ -15,6 +15,9 @@ use sqlora_serve::feedback::{FeedbackStore, GoldSource, Verdict};
 use sqlora_serve::{App, DatabaseSpec, ServeConfig};
 
 use common::{post, Kind};
+
+/// What the scripted model answers to every question.
+const SCRIPTED_SQL: &str = "SELECT COUNT ( * ) FROM customers";
 
 struct Server {
     addr: SocketAddr,
@@ -99,7 +102,7 @@ fn answers_carry_a_query_id_and_verdicts_and_corrections_are_stored() {
     let a = ask(s.addr, "How many customers are there?");
     let id = a["query_id"].as_str().expect("a query_id").to_string();
     assert_eq!(id.len(), 32, "{a}");
-    assert_eq!(a["sql"], "SELECT COUNT(*) FROM customers", "{a}");
+    assert_eq!(a["sql"], SCRIPTED_SQL, "{a}");
     let b = ask(s.addr, "What is the name of the largest one?");
     let id_b = b["query_id"].as_str().unwrap().to_string();
     assert_ne!(id, id_b, "every answer has its own id");
@@ -108,10 +111,13 @@ fn answers_carry_a_query_id_and_verdicts_and_corrections_are_stored() {
 
     // The answers were stored before they went out, with their result digest.
     let store = FeedbackStore::open_existing(&file).unwrap();
-    let rec = store.query(&id).unwrap().expect("the answer is in the store");
+    let rec = store
+        .query(&id)
+        .unwrap()
+        .expect("the answer is in the store");
     assert_eq!(rec.database, "shop");
     assert_eq!(rec.question, "How many customers are there?");
-    assert_eq!(rec.sql, "SELECT COUNT(*) FROM customers");
+    assert_eq!(rec.sql, SCRIPTED_SQL);
     assert!(rec.valid);
     assert_eq!(rec.adapter, None);
     assert_eq!(rec.result_digest.as_deref().map(str::len), Some(64));
@@ -165,7 +171,7 @@ fn answers_carry_a_query_id_and_verdicts_and_corrections_are_stored() {
         [
             (
                 "How many customers are there?",
-                "SELECT COUNT(*) FROM customers",
+                SCRIPTED_SQL,
                 GoldSource::Confirmed
             ),
             (
@@ -200,7 +206,11 @@ fn bad_feedback_gets_the_right_4xx_and_nothing_is_stored() {
             404,
             "unknown_query",
         ),
-        (json!({"query_id": id, "verdict": "maybe"}), 400, "bad_verdict"),
+        (
+            json!({"query_id": id, "verdict": "maybe"}),
+            400,
+            "bad_verdict",
+        ),
         (json!({"query_id": id}), 400, "bad_request"),
         (
             json!({"query_id": id, "verdict": "wrong", "extra": 1}),
@@ -276,11 +286,27 @@ fn user_sql_runs_through_the_same_guard() {
     assert_eq!(r.json()["rows"].as_array().unwrap().len(), 2);
     assert_eq!(r.json()["truncated"], true);
     for (body, status, code) in [
-        (json!({"database": "shop", "sql": "DROP TABLE orders"}), 422, "guard_refused"),
-        (json!({"database": "shop", "sql": "PRAGMA table_info(orders)"}), 422, "guard_refused"),
-        (json!({"database": "nope", "sql": "SELECT 1"}), 404, "unknown_database"),
+        (
+            json!({"database": "shop", "sql": "DROP TABLE orders"}),
+            422,
+            "guard_refused",
+        ),
+        (
+            json!({"database": "shop", "sql": "PRAGMA table_info(orders)"}),
+            422,
+            "guard_refused",
+        ),
+        (
+            json!({"database": "nope", "sql": "SELECT 1"}),
+            404,
+            "unknown_database",
+        ),
         (json!({"database": "shop", "sql": ""}), 400, "empty_sql"),
-        (json!({"database": "shop", "sql": "SELECT 1", "max_rows": 0}), 400, "bad_max_rows"),
+        (
+            json!({"database": "shop", "sql": "SELECT 1", "max_rows": 0}),
+            400,
+            "bad_max_rows",
+        ),
     ] {
         let r = post(s.addr, "/v1/sql", &body);
         assert_eq!(r.status, status, "{body}: {}", r.body);
@@ -302,7 +328,10 @@ fn user_sql_runs_through_the_same_guard() {
         "/v1/feedback",
         &json!({"query_id": "x", "verdict": "correct"}),
     );
-    assert_eq!((r.status, error_code(&r).as_str()), (404, "feedback_disabled"));
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (404, "feedback_disabled")
+    );
 }
 
 /// The child side of the SIGKILL test: stores a query and a verdict, says so on stdout, then
@@ -330,7 +359,7 @@ fn child_writer(path: &Path) {
             corrected_digest: None,
         })
         .unwrap();
-    println!("acknowledged {id}");
+    println!("\nFEEDBACK-ACK {id}");
     std::io::Write::flush(&mut std::io::stdout()).unwrap();
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -362,7 +391,7 @@ fn sigkill_after_an_acknowledged_write_keeps_it() {
         line.clear();
         let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
         assert!(n > 0, "the child ended before acknowledging");
-        if line.starts_with("acknowledged") {
+        if line.starts_with("FEEDBACK-ACK") {
             break;
         }
     }
@@ -370,7 +399,10 @@ fn sigkill_after_an_acknowledged_write_keeps_it() {
     child.wait().unwrap();
     // The WAL is still beside the file (no clean close): the row must be in it.
     let store = FeedbackStore::open_existing(&file).unwrap();
-    let rec = store.query("killed").unwrap().expect("the acknowledged query");
+    let rec = store
+        .query("killed")
+        .unwrap()
+        .expect("the acknowledged query");
     assert_eq!(rec.adapter.as_deref(), Some("shop"));
     let fb = store.feedback_for("killed").unwrap();
     assert_eq!(fb.len(), 1);
