@@ -109,11 +109,6 @@ fn serve(home: &Path, model: &str, db_dir: &Path, feedback_db: &Path) -> (Server
     (server, addr)
 }
 
-fn write_lines(path: &Path, lines: &[Value]) {
-    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    std::fs::write(path, text).unwrap();
-}
-
 #[test]
 fn a_malformed_extra_file_is_refused_with_its_line() {
     let tmp = tempfile::tempdir().unwrap();
