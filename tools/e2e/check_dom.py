@@ -3,6 +3,7 @@
 
 Usage: check_dom.py answer DOM.html ANSWER.json   -- the page asked a question and shows the answer
        check_dom.py error  DOM.html [TEXT]          -- the page shows its error box (containing TEXT)
+       check_dom.py feedback DOM.html               -- feedback was stored and the edited SQL's rows shown
 
 Standard library only. Exit status 0 when every check passes; the failures are printed.
 """
@@ -28,6 +29,12 @@ class Dom(HTMLParser):
         self.rows = []
         self.cell = None
         self.badges = []
+        self.feedback = None  # body data-feedback
+        self.feedback_status = []
+        self.edit_error = []
+        self.edit_error_hidden = None
+        self.edit_rows = []
+        self.edit_cell = None
 
     def _inside(self, elem_id):
         return any(i == elem_id for (_, i, _) in self.stack)
@@ -36,6 +43,9 @@ class Dom(HTMLParser):
         a = dict(attrs)
         if tag == "body":
             self.state = a.get("data-state")
+            self.feedback = a.get("data-feedback")
+        if a.get("id") == "edit-error":
+            self.edit_error_hidden = "hidden" in a
         if a.get("id") == "error":
             self.error_hidden = "hidden" in a
         if a.get("id") == "result-panel":
@@ -50,6 +60,11 @@ class Dom(HTMLParser):
                 self.rows.append([])
             elif tag in ("th", "td"):
                 self.cell = []
+        if self._inside("edit-table"):
+            if tag == "tr" and any(t == "tbody" for (t, _, _) in self.stack):
+                self.edit_rows.append([])
+            elif tag == "td":
+                self.edit_cell = []
 
     def handle_endtag(self, tag):
         if self._inside("result") and tag in ("th", "td") and self.cell is not None:
@@ -59,6 +74,10 @@ class Dom(HTMLParser):
             elif self.section == "tbody" and self.rows:
                 self.rows[-1].append(text)
             self.cell = None
+        if tag == "td" and self.edit_cell is not None:
+            if self.edit_rows:
+                self.edit_rows[-1].append("".join(self.edit_cell).strip())
+            self.edit_cell = None
         # Pop to the matching open tag (the dumped DOM is well formed).
         for i in range(len(self.stack) - 1, -1, -1):
             if self.stack[i][0] == tag:
@@ -74,6 +93,12 @@ class Dom(HTMLParser):
             self.cell.append(data)
         if self._inside("badges"):
             self.badges.append(data)
+        if self._inside("feedback-status"):
+            self.feedback_status.append(data)
+        if self._inside("edit-error"):
+            self.edit_error.append(data)
+        if self.edit_cell is not None:
+            self.edit_cell.append(data)
 
 
 def parse(path):
@@ -147,9 +172,28 @@ def check_error(dom_path, text=None):
     return failures, f"error box: {msg!r}"
 
 
+def check_feedback(dom_path):
+    d = parse(dom_path)
+    failures = []
+    status = "".join(d.feedback_status).strip()
+    if d.state != "done":
+        failures.append(f"body data-state is {d.state!r}, not 'done' (error box: {''.join(d.error).strip()!r})")
+    if d.feedback != "stored":
+        failures.append(f"body data-feedback is {d.feedback!r}, not 'stored' (status: {status!r})")
+    if "stored" not in status.lower():
+        failures.append(f"the feedback status {status!r} does not say it was stored")
+    if d.edit_error_hidden is not True:
+        failures.append(f"the edit box shows an error: {''.join(d.edit_error).strip()!r}")
+    if not d.edit_rows or not d.edit_rows[0]:
+        failures.append("the edited SQL's result table has no data row")
+    return failures, f"feedback status {status!r}; edited result {d.edit_rows[:3]}"
+
+
 def main(argv):
     if len(argv) >= 3 and argv[1] == "answer" and len(argv) == 4:
         failures, summary = check_answer(argv[2], argv[3])
+    elif len(argv) == 3 and argv[1] == "feedback":
+        failures, summary = check_feedback(argv[2])
     elif len(argv) in (3, 4) and argv[1] == "error":
         failures, summary = check_error(argv[2], argv[3] if len(argv) == 4 else None)
     else:

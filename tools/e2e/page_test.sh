@@ -5,13 +5,16 @@
 # that is already running; then opens `/?db=retail&q=How many customers are there?` in headless Chromium
 # with --dump-dom, and checks that the page asked and shows the answer: the SQL, a result table
 # with a header row and data rows, equal to what POST /v1/query answers for the same question.
-# Then checks that a 4xx answer (an absurd max_rows) and an unknown database show the error box.
+# Then checks that a 4xx answer (an absurd max_rows) and an unknown database show the error box,
+# and the feedback loop: 👍 on the answer, then an edited SQL run through /v1/sql and sent as the
+# correction, both stored in the server's feedback file (a fresh one under the test's folder).
 # With SCREENSHOT=docs/page.png it also saves a 1280x900 screenshot of the answered page.
 #
 # Needs Debian's chromium (/usr/bin/chromium; `apt-get install -y chromium`): without it the
 # test is skipped (exit 0), unless SQLORA_REQUIRE_BROWSER=1, when it fails.
 # Environment: SQLORA_BIN (default target/debug/sqlora), SQLORA_SERVE_ARGS (extra arguments for
-# `sqlora serve`), CHROMIUM (default /usr/bin/chromium), E2E_DB, E2E_QUESTION, SERVE_WAIT_S.
+# `sqlora serve`), CHROMIUM (default /usr/bin/chromium), E2E_DB, E2E_QUESTION, E2E_EDIT_SQL (the
+# corrected SQL, default a count over customers), SERVE_WAIT_S.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -29,6 +32,7 @@ db="${E2E_DB:-retail}"
 question="${E2E_QUESTION:-How many customers are there?}"
 work=$(mktemp -d)
 server_pid=""
+feedback_db=""
 cleanup() {
   if [ -n "$server_pid" ]; then
     kill "$server_pid" 2>/dev/null || true
@@ -45,7 +49,8 @@ else
   [ -x "$bin" ] || { echo "FAIL: $bin not found (cargo build -p sqlora)" >&2; exit 1; }
   # Port 0: the server picks a free port and prints "listening on http://ADDR".
   # shellcheck disable=SC2086
-  "$bin" serve --addr 127.0.0.1:0 ${SQLORA_SERVE_ARGS:-} >"$work/server.log" 2>&1 &
+  feedback_db="$work/feedback.sqlite3"
+  "$bin" serve --addr 127.0.0.1:0 --feedback-db "$feedback_db" ${SQLORA_SERVE_ARGS:-} >"$work/server.log" 2>&1 &
   server_pid=$!
   wait_s="${SERVE_WAIT_S:-180}"
   base=""
@@ -117,7 +122,25 @@ check "a 4xx answer shows the error box" python3 tools/e2e/check_dom.py error "$
 run_chromium --dump-dom "$base/?db=no_such_database&q=x" >"$work/unknown_dom.html" || true
 check "an unknown database shows the error box" python3 tools/e2e/check_dom.py error "$work/unknown_dom.html" "no_such_database"
 
-# 5. The screenshot kept in docs/.
+# 5. Feedback: 👍, then "edit SQL and run" and "send as the right SQL"; both land in the store.
+if python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("query_id") else 1)' "$work/answer.json"; then
+  edit_sql="${E2E_EDIT_SQL:-SELECT COUNT(*) FROM customers}"
+  run_chromium --dump-dom "$page&feedback=up&edit=$(urlencode "$edit_sql")&send=1" >"$work/feedback_dom.html" || true
+  check "👍 and an edited, run and sent SQL are stored as feedback" \
+    python3 tools/e2e/check_dom.py feedback "$work/feedback_dom.html"
+  if [ -n "$feedback_db" ]; then
+    check "the feedback file holds the verdict and the correction" python3 -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+rows = c.execute("SELECT verdict, corrected_sql FROM feedback ORDER BY id").fetchall()
+sys.exit(0 if [r[0] for r in rows][-2:] == ["correct", "wrong"] and rows[-1][1] == sys.argv[2] else print(rows) or 1)
+' "$feedback_db" "$edit_sql"
+  fi
+else
+  echo "skipped: feedback (the server keeps none: its answers have no query_id)"
+fi
+
+# 6. The screenshot kept in docs/.
 if [ -n "${SCREENSHOT:-}" ]; then
   mkdir -p "$(dirname "$SCREENSHOT")"
   shot=$(realpath -m "$SCREENSHOT")
@@ -126,7 +149,7 @@ if [ -n "${SCREENSHOT:-}" ]; then
   check "screenshot $SCREENSHOT written ($size bytes)" test "$size" -gt 20000
 fi
 
-# 6. No uncaught JavaScript exception on any of those pages.
+# 7. No uncaught JavaScript exception on any of those pages.
 if grep -q 'CONSOLE.*Uncaught' "$work/chromium.log"; then
   echo "FAIL: the page threw: $(grep 'CONSOLE.*Uncaught' "$work/chromium.log" | head -n 3)"
   failed=1

@@ -93,6 +93,18 @@ pub enum ServeError {
     /// templates, so a server fault (500).
     #[error("prompt: {0}")]
     Prompt(#[source] Box<sqlora_sqlgen::SqlgenError>),
+    /// Well-formed but unusable input, e.g. a corrected SQL the guard refused or that did not
+    /// run (422).
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code, e.g. `guard_refused`.
+        code: &'static str,
+        /// What is wrong, for humans.
+        message: String,
+    },
+    /// The feedback store failed (500, `feedback_store`).
+    #[error("{0}")]
+    Feedback(#[from] crate::feedback::FeedbackError),
     /// Other start-up or internal failures.
     #[error("{0}")]
     Internal(String),
@@ -106,7 +118,8 @@ impl ServeError {
             ServeError::NotFound { .. } => 404,
             ServeError::AdapterRefused { .. }
             | ServeError::AdapterBase { .. }
-            | ServeError::Adapter(_) => 422,
+            | ServeError::Adapter(_)
+            | ServeError::Unprocessable { .. } => 422,
             ServeError::Conflict(_) => 409,
             ServeError::QueueFull(_) => 429,
             ServeError::TooLarge(_) => 413,
@@ -118,6 +131,7 @@ impl ServeError {
             | ServeError::Candle(_)
             | ServeError::Prompt(_)
             | ServeError::Database { .. }
+            | ServeError::Feedback(_)
             | ServeError::Internal(_) => 500,
         }
     }
@@ -125,7 +139,9 @@ impl ServeError {
     /// The machine-readable code of the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {
-            ServeError::BadRequest { code, .. } | ServeError::NotFound { code, .. } => code,
+            ServeError::BadRequest { code, .. }
+            | ServeError::NotFound { code, .. }
+            | ServeError::Unprocessable { code, .. } => code,
             ServeError::AdapterRefused { .. } | ServeError::Adapter(_) => "adapter_refused",
             ServeError::AdapterBase { .. } => "adapter_wrong_base",
             ServeError::Conflict(_) => "conflict",
@@ -136,6 +152,7 @@ impl ServeError {
             ServeError::Step(_) | ServeError::Generation(_) => "generation_failed",
             ServeError::Model(_) | ServeError::Candle(_) => "model_error",
             ServeError::Prompt(_) => "prompt_error",
+            ServeError::Feedback(_) => "feedback_store",
             ServeError::Database { .. } | ServeError::Internal(_) => "internal",
         }
     }
@@ -162,6 +179,14 @@ impl ServeError {
     /// A [`ServeError::Step`] wrapping the failed step's error.
     pub fn step(source: ServeError) -> ServeError {
         ServeError::Step(Arc::new(source))
+    }
+
+    /// A [`ServeError::Unprocessable`].
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ServeError {
+        ServeError::Unprocessable {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A [`ServeError::NotFound`].

@@ -88,9 +88,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// When the server started (seconds since the epoch).
     pub created: u64,
+    /// The feedback store (`None`: feedback is off; answers carry no `query_id`).
+    pub feedback: Option<Arc<crate::feedback::FeedbackStore>>,
 }
 
-type AppResult<T> = std::result::Result<T, ApiError>;
+pub(crate) type AppResult<T> = std::result::Result<T, ApiError>;
 
 /// A [`ServeError`] answered as `{error: {code, message}}` with its status.
 #[derive(Debug)]
@@ -117,7 +119,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Parses a JSON body with clear 4xx errors (malformed JSON, wrong types, oversized bodies).
-fn parse_body<T: DeserializeOwned>(
+pub(crate) fn parse_body<T: DeserializeOwned>(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> AppResult<T> {
     let bytes = body.map_err(|e| {
@@ -159,6 +161,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/databases", get(databases))
         .route("/v1/query", post(query))
+        .route("/v1/feedback", post(crate::http_feedback::feedback))
+        .route("/v1/sql", post(crate::http_feedback::run_sql))
         .route("/v1/models", get(models))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
@@ -455,12 +459,24 @@ async fn query(
     let metrics = s.metrics.clone();
     let texts = out.texts.clone();
     let db2 = db.clone();
-    let ans = tokio::task::spawn_blocking(move || {
-        db2.with_db(|conn| answer(conn, &texts, &opts, |e| count_failure(&metrics, e)))
+    let (store, asked, by) = (s.feedback.clone(), question.to_string(), adapter.clone());
+    let (ans, query_id) = tokio::task::spawn_blocking(move || {
+        let ans = db2.with_db(|conn| answer(conn, &texts, &opts, |e| count_failure(&metrics, e)));
+        // On disk before the answer goes out, so feedback on it always finds it.
+        let id = crate::http_feedback::record_answer(
+            store.as_deref(),
+            &metrics,
+            &db2.name,
+            by.as_deref(),
+            &asked,
+            &ans,
+        );
+        (ans, id)
     })
     .await
     .map_err(|e| ServeError::Internal(format!("query execution failed: {e}")))?;
     Ok(Json(json!({
+        "query_id": query_id,
         "sql": ans.sql,
         "adapter": adapter,
         "database": db.name,

@@ -11,15 +11,20 @@
 //!   exactly as `sqlora ask` uses them.
 //! * [`http`] — the axum routes: `/v1/query`, OpenAI-style `/v1/completions` and
 //!   `/v1/chat/completions` (with SSE streaming), `/v1/models`, `/v1/adapters`,
-//!   `/v1/databases`, `/healthz`, `/metrics` and the page at `/`.
+//!   `/v1/databases`, `/v1/feedback`, `/v1/sql`, `/healthz`, `/metrics` and the page at `/`.
+//! * [`feedback`] — the feedback store: every answer under a `query_id`, users' verdicts and
+//!   corrected SQL, durably in a SQLite file; the training pairs `sqlora feedback export`
+//!   writes.
 //!
 //! [`App::new`] wires them together; [`App::serve`] runs the server on a listener.
 
 pub mod database;
 pub mod engine;
 pub mod error;
+pub mod feedback;
 pub mod forward;
 pub mod http;
+mod http_feedback;
 pub mod metrics;
 
 use std::collections::BTreeMap;
@@ -51,6 +56,9 @@ pub struct ServeConfig {
     pub examples: BTreeMap<String, PathBuf>,
     /// Retrieved examples per `/v1/query` prompt when a request does not say (default 0).
     pub examples_k: usize,
+    /// The feedback store's SQLite file (created if missing); `None` (the default): no
+    /// feedback, answers carry no `query_id`.
+    pub feedback_db: Option<PathBuf>,
 }
 
 /// A database to serve: its name in requests and its SQLite file.
@@ -153,6 +161,10 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "base".to_string())
         });
+        let feedback = match &cfg.feedback_db {
+            Some(path) => Some(Arc::new(feedback::FeedbackStore::open(path)?)),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let (engine, thread) = engine::start(
             model,
@@ -174,6 +186,7 @@ impl App {
                 model_id,
                 metrics,
                 created,
+                feedback,
             }),
             engine_thread: Some(thread),
         })

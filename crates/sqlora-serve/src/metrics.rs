@@ -102,6 +102,8 @@ impl Metrics {
                 ("sqlora_prefix_cache_bytes", Kind::Gauge, "Bytes of key/value cache held by the prefix cache."),
                 ("sqlora_resident_adapters", Kind::Gauge, "Adapters resident in memory."),
                 ("sqlora_adapter_evictions_total", Kind::Counter, "Adapters evicted to respect the resident cap."),
+                ("sqlora_feedback_total", Kind::Counter, "Feedback stored, by verdict (correct, wrong, corrected)."),
+                ("sqlora_feedback_store_errors_total", Kind::Counter, "Answers whose record could not be written to the feedback store."),
                 ("sqlora_rejected_total", Kind::Counter, "Requests shed or abandoned, by reason (queue_full, deadline, disconnected)."),
             ] {
                 g.families.insert(name, (kind, help));

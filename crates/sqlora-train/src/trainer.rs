@@ -98,6 +98,10 @@ pub struct TrainOptions {
     pub out_dir: PathBuf,
     /// Continue from this checkpoint folder (`checkpoints/step-NNNNNN`).
     pub resume: Option<PathBuf>,
+    /// Start from this adapter (a PEFT folder) instead of a fresh one: its A and B are the
+    /// initial values (a fresh optimizer and schedule). Its modules, ranks and scales must be
+    /// the ones the config makes. Ignored when resuming (the checkpoint has the values).
+    pub init: Option<PathBuf>,
     /// Stop after this optimizer step without saving the final adapter (an interruption).
     pub stop_after: Option<usize>,
     /// Show a progress bar on stderr.
@@ -112,6 +116,7 @@ impl TrainOptions {
         TrainOptions {
             out_dir: out_dir.into(),
             resume: None,
+            init: None,
             stop_after: None,
             progress: false,
             pad_id: 0,
@@ -278,6 +283,49 @@ pub fn dylora_rank(config: &TrainConfig, step: usize) -> Option<usize> {
     Some(lo + (h % span) as usize)
 }
 
+/// Sets the trainable `adapter`'s A and B to those of the adapter folder `dir`, which must
+/// adapt the same modules with the same shapes and scales.
+fn init_from(adapter: &LoraAdapter, dir: &Path, model: &Model) -> Result<()> {
+    let from = sqlora_model::peft::load_adapter(dir, model)?;
+    let mismatch = |what: String| {
+        TrainError::Config(format!(
+            "cannot continue from {}: {what}; train with the adapter's own rank, alpha, target \
+             modules and layers",
+            dir.display()
+        ))
+    };
+    let want: Vec<&String> = adapter.modules().keys().collect();
+    let have: Vec<&String> = from.modules().keys().collect();
+    if want != have {
+        return Err(mismatch(format!(
+            "it adapts {} modules, this run's config {}",
+            have.len(),
+            want.len()
+        )));
+    }
+    let vars = adapter.vars();
+    for (i, (key, m)) in adapter.modules().iter().enumerate() {
+        let f = &from.modules()[key];
+        if f.a.dims() != m.a.dims() || f.b.dims() != m.b.dims() {
+            return Err(mismatch(format!(
+                "{key} has rank {}, this run's config {}",
+                f.rank(),
+                m.rank()
+            )));
+        }
+        if (f.scale - m.scale).abs() > 1e-9 * m.scale.abs().max(1.0) {
+            return Err(mismatch(format!(
+                "{key} has scale {}, this run's config {}",
+                f.scale, m.scale
+            )));
+        }
+        let (a, b) = (&vars[2 * i], &vars[2 * i + 1]);
+        a.set(&f.a.to_device(a.device())?.to_dtype(a.dtype())?)?;
+        b.set(&f.b.to_device(b.device())?.to_dtype(b.dtype())?)?;
+    }
+    Ok(())
+}
+
 /// [`train`] with hooks: `hooks.dev_score` runs every `eval_interval` steps and after the last
 /// one; the adapter with the best score is the one saved (ties keep the later).
 pub fn train_with(
@@ -311,6 +359,9 @@ pub fn train_with(
     let mut adapter = LoraAdapter::init(name.clone(), model, config.lora_config()?, config.seed)?;
     adapter.base_model = info.base_model.clone();
     let vars: Vec<Var> = adapter.vars().to_vec();
+    if let (Some(dir), None) = (&opts.init, &opts.resume) {
+        init_from(&adapter, dir, model)?;
+    }
     let params = AdamWParams {
         beta1: config.beta1,
         beta2: config.beta2,

@@ -332,3 +332,72 @@ fn ties_keep_the_later_adapter() {
         train_with(&model, &cfg, &data(16, 4), None, &info(), &opts, &mut Flat).unwrap();
     assert_eq!(report.kept_step, 20);
 }
+
+/// Every module's A and B of `a`, in module order.
+fn module_values(a: &LoraAdapter) -> Vec<Vec<f32>> {
+    a.modules()
+        .values()
+        .flat_map(|m| [&m.a, &m.b])
+        .map(|t| t.flatten_all().unwrap().to_vec1().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_can_start_from_a_saved_adapter() {
+    let model: Model = common::tiny_model(5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.max_steps = Some(4);
+    let (_, first) = train(
+        &model,
+        &cfg,
+        &data(16, 1),
+        None,
+        &info(),
+        &TrainOptions::new(dir.path().join("first")),
+    )
+    .unwrap();
+    let saved_dir = first.adapter_dir.unwrap();
+    let saved = module_values(&peft::load_adapter(&saved_dir, &model).unwrap());
+    assert!(
+        saved
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .any(|b| b.iter().any(|&x| x != 0.0)),
+        "the first run trained B away from zero"
+    );
+
+    // One step at a vanishing learning rate from the saved adapter: still the saved adapter
+    // (a fresh start would have B = 0).
+    let mut still = cfg.clone();
+    still.lr = 1e-20;
+    still.warmup_steps = 0;
+    still.max_steps = Some(1);
+    let mut opts = TrainOptions::new(dir.path().join("second"));
+    opts.init = Some(saved_dir.clone());
+    let (second, _) = train(&model, &still, &data(8, 3), None, &info(), &opts).unwrap();
+    let got = module_values(&second);
+    assert_eq!(got.len(), saved.len());
+    for (g, s) in got.iter().zip(&saved) {
+        for (x, y) in g.iter().zip(s) {
+            assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+        }
+    }
+
+    // Another rank (so other shapes and scale) is refused, naming the adapter.
+    let mut other = still.clone();
+    other.rank = 2;
+    let mut opts = TrainOptions::new(dir.path().join("third"));
+    opts.init = Some(saved_dir.clone());
+    match train(&model, &other, &data(8, 3), None, &info(), &opts) {
+        Err(TrainError::Config(msg)) => {
+            assert!(
+                msg.contains("rank 4") && msg.contains(&saved_dir.display().to_string()),
+                "{msg}"
+            )
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a rank-4 adapter continued at rank 2"),
+    }
+}

@@ -52,6 +52,19 @@ pub struct ServeArgs {
     /// 0: none.
     #[arg(long, value_name = "K", default_value_t = crate::examples::DEFAULT_EXAMPLES_K)]
     pub examples_k: usize,
+    /// The feedback store (SQLite, created if missing): every `/v1/query` answer is kept under
+    /// its `query_id`, with the verdicts and corrections of `POST /v1/feedback`. Default:
+    /// $SQLORA_HOME/feedback.sqlite3.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_feedback")]
+    pub feedback_db: Option<PathBuf>,
+    /// Keep no feedback: answers carry no `query_id` and `/v1/feedback` answers 404.
+    #[arg(long)]
+    pub no_feedback: bool,
+}
+
+/// The default feedback store: `$SQLORA_HOME/feedback.sqlite3`.
+pub fn default_feedback_db() -> PathBuf {
+    sqlora_model::fetch::sqlora_home().join("feedback.sqlite3")
 }
 
 /// The examples file of each served database: `--examples NAME=FILE`, else the bundled
@@ -175,8 +188,13 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         model_id: None,
         examples,
         examples_k: args.examples_k,
+        feedback_db: (!args.no_feedback)
+            .then(|| args.feedback_db.clone().unwrap_or_else(default_feedback_db)),
     };
     let n_dbs = dbs.len();
+    if let Some(f) = &cfg.feedback_db {
+        eprintln!("feedback store: {}", f.display());
+    }
     let names: Vec<String> = adapters.iter().map(|a| a.name.clone()).collect();
     let app = App::new(model, dbs, adapters, cfg).context("starting the service")?;
     eprintln!(

@@ -90,6 +90,19 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in the run folder.
     #[arg(long)]
     pub resume: bool,
+    /// More training examples in the dataset JSONL format (e.g. `sqlora feedback export`'s),
+    /// added to the training split; each must be about a database of this run and its SQL must
+    /// pass the guard and run. Repeatable. With --extra the run continues the domain's adapter
+    /// (adapters/<base model name>/<name>) when there is one, unless --init or --fresh.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub extra: Vec<PathBuf>,
+    /// Start from this adapter folder instead of a fresh adapter; the LoRA shape (rank, alpha,
+    /// target modules, layers) defaults to the one in its sqlora_meta.json.
+    #[arg(long, value_name = "DIR", conflicts_with = "fresh")]
+    pub init: Option<PathBuf>,
+    /// With --extra, start a fresh adapter instead of continuing the domain's.
+    #[arg(long)]
+    pub fresh: bool,
     /// Dev questions scored (execution accuracy) at each evaluation; 0 turns it off.
     /// Default: the whole dev split.
     #[arg(long)]
@@ -212,16 +225,50 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
     })
 }
 
-fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut table: toml::Table = match &a.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            text.parse()
-                .with_context(|| format!("{} is not valid TOML", p.display()))?
+/// The LoRA shape keys an adapter's `sqlora_meta.json` config gives a run continuing it.
+const SHAPE_KEYS: [&str; 6] = [
+    "rank",
+    "alpha",
+    "use_rslora",
+    "target_modules",
+    "layers_to_transform",
+    "dylora",
+];
+
+/// The LoRA shape of the adapter in `dir` (from its `sqlora_meta.json`; empty without one).
+fn shape_of(dir: &Path) -> Result<toml::Table> {
+    let p = dir.join(META_FILE);
+    let mut out = toml::Table::new();
+    if !p.is_file() {
+        return Ok(out);
+    }
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", p.display()))?;
+    for key in SHAPE_KEYS {
+        if let Some(v) = meta["config"].get(key).filter(|v| !v.is_null()) {
+            let v = toml::Value::try_from(v)
+                .with_context(|| format!("{}: config.{key}", p.display()))?;
+            out.insert(key.to_string(), v);
         }
+    }
+    Ok(out)
+}
+
+fn build_config(a: &TrainArgs, init: Option<&Path>) -> Result<TrainConfig> {
+    let mut table = match init {
+        Some(dir) => shape_of(dir)?,
         None => toml::Table::new(),
     };
+    if let Some(p) = &a.config {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let file: toml::Table = text
+            .parse()
+            .with_context(|| format!("{} is not valid TOML", p.display()))?;
+        table.extend(file);
+    }
     for kv in &a.set {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--set wants KEY=VALUE, got '{kv}'");
@@ -379,18 +426,87 @@ fn copy_dir_files(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads `--extra` files: the dataset format, every line about a database of the run (`dbs`),
+/// every SQL accepted by the guard and run read-only on it. Errors name the file and line.
+fn read_extra(files: &[PathBuf], dbs: &BTreeMap<String, PathBuf>) -> Result<Vec<Example>> {
+    let mut out = Vec::new();
+    let mut opened: BTreeMap<String, sqlora_sql::exec::ReadOnlyDb> = BTreeMap::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let at = format!("{}:{}", file.display(), i + 1);
+            let e: Example = serde_json::from_str(line).with_context(|| {
+                format!("{at}: not a training example (id, db_id, question, sql, difficulty)")
+            })?;
+            let Some(path) = dbs.get(&e.db_id) else {
+                bail!(
+                    "{at}: db_id '{}' is not a database of this run ({})",
+                    e.db_id,
+                    dbs.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            if e.question.trim().is_empty() {
+                bail!("{at}: the question is empty");
+            }
+            if !opened.contains_key(&e.db_id) {
+                let db = sqlora_sql::exec::ReadOnlyDb::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                opened.insert(e.db_id.clone(), db);
+            }
+            if let Some(db) = opened.get(&e.db_id) {
+                db.execute(&e.sql, &sqlora_sql::exec::ExecLimits::default())
+                    .map_err(|err| anyhow::anyhow!("{at}: the SQL of '{}': {err}", e.id))?;
+            }
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     let device = crate::cmd_model::parse_device(&a.device)?;
-    let cfg = build_config(a)?;
-    let src = resolve_source(a)?;
+    let mut cfg = build_config(a, a.init.as_deref())?;
+    let mut src = resolve_source(a)?;
     if src.train.is_empty() {
         bail!("the training set is empty");
     }
+    let extra = read_extra(&a.extra, &src.dbs)?;
+    if !a.extra.is_empty() {
+        eprintln!(
+            "{} extra training examples from {}",
+            extra.len(),
+            a.extra
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    src.train.extend(extra);
     let model = load_model_on(&a.model, &device)?;
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::paths::adapters_root(&model).join(&src.name));
+    let own = crate::paths::adapters_root(&model).join(&src.name);
+    let init = match &a.init {
+        Some(dir) => Some(dir.clone()),
+        None if !a.extra.is_empty() && !a.fresh && own.join("adapter_config.json").is_file() => {
+            cfg = build_config(a, Some(&own))?;
+            Some(own.clone())
+        }
+        None => None,
+    };
+    if let Some(dir) = &init {
+        if !dir.join("adapter_config.json").is_file() {
+            bail!(
+                "--init {}: not an adapter folder (no adapter_config.json)",
+                dir.display()
+            );
+        }
+        eprintln!("continuing the adapter in {}", dir.display());
+    }
+    let out = a.out.clone().unwrap_or(own);
     let run_dir = a
         .run_dir
         .clone()
@@ -502,6 +618,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     let mut opts = TrainOptions::new(&run_dir);
     opts.progress = true;
     opts.pad_id = model.tokenizer.pad_token_id();
+    opts.init = init;
     if a.resume {
         match latest_checkpoint(&run_dir) {
             Some(c) => {

@@ -5,6 +5,7 @@ mod cmd_bench;
 mod cmd_bench_serve;
 mod cmd_data;
 mod cmd_eval_model;
+mod cmd_feedback;
 mod cmd_model;
 mod cmd_serve;
 mod cmd_sql;
@@ -50,6 +51,11 @@ enum Command {
     Eval(cmd_eval_model::EvalModelArgs),
     /// Fit a LoRA adapter on a domain (or all of them) or on any dataset, on the base model.
     Train(Box<cmd_train::TrainArgs>),
+    /// The answers `sqlora serve` kept and what users said about them.
+    Feedback {
+        #[command(subcommand)]
+        action: cmd_feedback::FeedbackCmd,
+    },
     /// Convert Spider/BIRD-format data into sqlora's dataset layout.
     ImportSpider(cmd_data::ImportSpiderArgs),
     /// Lint datasets: gold queries parse, pass the guard and run; split leakage; difficulty labels.
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         Command::Exec(a) => cmd_sql::exec(a),
         Command::Eval(a) => cmd_eval_model::run(&a),
         Command::Train(a) => cmd_train::run(&a),
+        Command::Feedback { action } => cmd_feedback::feedback(action),
         Command::ImportSpider(a) => cmd_data::import_spider(a),
         Command::Dataset { action } => cmd_data::dataset(action),
         Command::Model { action } => cmd_model::model(action),
