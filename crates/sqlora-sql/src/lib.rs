@@ -13,4 +13,4 @@ pub use exec::{
     Value,
 };
 pub use guard::{check_policy, Guard, GuardCode, GuardError, Position};
-pub use schema::{Column, ForeignKey, Schema, SchemaError, Table};
+pub use schema::{quote_ident, Column, ForeignKey, Schema, SchemaError, Table};

@@ -31,8 +31,9 @@ pub enum SchemaError {
 /// The schema of one SQLite database.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Schema {
-    /// User tables and views in creation order (internal `sqlite_*` tables and
-    /// views that no longer compile are excluded).
+    /// User tables and views in creation order (internal `sqlite_*` tables, views that no
+    /// longer compile and tables this SQLite cannot read, e.g. a virtual table whose module
+    /// it lacks, are excluded: they cannot be queried either).
     pub tables: Vec<Table>,
 }
 
@@ -49,6 +50,9 @@ pub struct Table {
     pub foreign_keys: Vec<ForeignKey>,
     /// Number of rows (0 for views, which are not counted).
     pub row_count: u64,
+    /// Whether this is a view (queryable, read-only, no keys, rows not counted).
+    #[serde(default)]
+    pub view: bool,
 }
 
 /// One column.
@@ -116,10 +120,10 @@ impl Schema {
         for (name, kind) in objects {
             match read_table(conn, &name, kind == "view", samples) {
                 Ok(t) => tables.push(t),
-                // A broken view (e.g. over a dropped table) cannot be queried
-                // anyway: leave it out instead of failing the whole database.
-                Err(_) if kind == "view" => {}
-                Err(e) => return Err(e),
+                // A broken view (e.g. over a dropped table) or a table this SQLite cannot
+                // read (a virtual table of a module it lacks) cannot be queried anyway:
+                // leave it out instead of failing the whole database.
+                Err(_) => {}
             }
         }
         // Foreign keys that omit the referenced columns point at the primary key.
@@ -229,8 +233,10 @@ impl Schema {
     }
 }
 
-/// Quotes an identifier with double quotes when it is not a plain word.
-pub(crate) fn quote_ident(name: &str) -> String {
+/// The identifier `name` as SQL: as it is when it is a plain ASCII word that is not a
+/// keyword, else between double quotes with inner `"` doubled (`first name` →
+/// `"first name"`, `Last"Name` → `"Last""Name"`, `Città` → `"Città"`).
+pub fn quote_ident(name: &str) -> String {
     let plain = !name.is_empty()
         && name
             .chars()
@@ -296,6 +302,30 @@ fn is_reserved(name: &str) -> bool {
         "like",
         "order",
         "offset",
+        "left",
+        "right",
+        "full",
+        "inner",
+        "outer",
+        "cross",
+        "natural",
+        "using",
+        "collate",
+        "cast",
+        "glob",
+        "intersect",
+        "except",
+        "with",
+        "recursive",
+        "isnull",
+        "notnull",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "true",
+        "false",
+        "if",
+        "escape",
     ];
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
@@ -404,6 +434,7 @@ fn read_table(
         primary_key,
         foreign_keys: fks,
         row_count,
+        view: is_view,
     })
 }
 

@@ -426,6 +426,7 @@ mod tests {
                     primary_key: vec!["author_id".into()],
                     foreign_keys: vec![],
                     row_count: 3,
+                    view: false,
                 },
                 Table {
                     name: "book_authors".into(),
@@ -440,6 +441,7 @@ mod tests {
                         ref_columns: vec!["author_id".into()],
                     }],
                     row_count: 1,
+                    view: false,
                 },
             ],
         }
