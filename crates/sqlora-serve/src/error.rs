@@ -57,6 +57,24 @@ pub enum ServeError {
         /// What was not found.
         message: String,
     },
+    /// The request is not allowed here (e.g. adding databases on a server without
+    /// `--db-root`, a path outside it).
+    #[error("{message}")]
+    Forbidden {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The request is well-formed but names something unusable (e.g. a file that is not a
+    /// SQLite database).
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// An adapter could not be loaded (corrupt, incompatible, missing files).
     #[error("adapter refused: {context}: {source}")]
     AdapterRefused {
@@ -104,6 +122,8 @@ impl ServeError {
         match self {
             ServeError::BadRequest { .. } => 400,
             ServeError::NotFound { .. } => 404,
+            ServeError::Forbidden { .. } => 403,
+            ServeError::Unprocessable { .. } => 422,
             ServeError::AdapterRefused { .. }
             | ServeError::AdapterBase { .. }
             | ServeError::Adapter(_) => 422,
@@ -125,7 +145,10 @@ impl ServeError {
     /// The machine-readable code of the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {
-            ServeError::BadRequest { code, .. } | ServeError::NotFound { code, .. } => code,
+            ServeError::BadRequest { code, .. }
+            | ServeError::NotFound { code, .. }
+            | ServeError::Forbidden { code, .. }
+            | ServeError::Unprocessable { code, .. } => code,
             ServeError::AdapterRefused { .. } | ServeError::Adapter(_) => "adapter_refused",
             ServeError::AdapterBase { .. } => "adapter_wrong_base",
             ServeError::Conflict(_) => "conflict",

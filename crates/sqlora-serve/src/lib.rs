@@ -12,6 +12,9 @@
 //! * [`http`] — the axum routes: `/v1/query`, OpenAI-style `/v1/completions` and
 //!   `/v1/chat/completions` (with SSE streaming), `/v1/models`, `/v1/adapters`,
 //!   `/v1/databases`, `/healthz`, `/metrics` and the page at `/`.
+//! * [`registry`] — the served databases ([`registry::Registry`]), and adding and removing
+//!   them at runtime (`POST /v1/databases`, `DELETE /v1/databases/{name}`) under the
+//!   database root ([`ServeConfig::db_root`]).
 //!
 //! [`App::new`] wires them together; [`App::serve`] runs the server on a listener.
 
@@ -21,6 +24,7 @@ pub mod error;
 pub mod forward;
 pub mod http;
 pub mod metrics;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +55,9 @@ pub struct ServeConfig {
     pub examples: BTreeMap<String, PathBuf>,
     /// Retrieved examples per `/v1/query` prompt when a request does not say (default 0).
     pub examples_k: usize,
+    /// The folder under which `POST /v1/databases` may serve SQLite files (`None`: adding
+    /// and removing databases is off).
+    pub db_root: Option<PathBuf>,
 }
 
 /// A database to serve: its name in requests and its SQLite file.
@@ -105,10 +112,7 @@ impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
             .field("model_id", &self.state.model_id)
-            .field(
-                "databases",
-                &self.state.databases.keys().collect::<Vec<_>>(),
-            )
+            .field("databases", &self.state.databases.names())
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +150,7 @@ impl App {
                 dbs.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         }
+        let databases = registry::Registry::new(dbs, cfg.db_root.as_deref(), constrainer)?;
         let model_id = cfg.model_id.clone().unwrap_or_else(|| {
             model
                 .source
@@ -167,7 +172,7 @@ impl App {
         Ok(App {
             state: Arc::new(AppState {
                 engine,
-                databases: dbs,
+                databases,
                 builder,
                 examples_k: cfg.examples_k,
                 limits: cfg.limits,

@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// 0: none.
     #[arg(long, value_name = "K", default_value_t = crate::examples::DEFAULT_EXAMPLES_K)]
     pub examples_k: usize,
+    /// Let clients serve SQLite files under this folder on the fly (`POST /v1/databases
+    /// {name, path}`, `DELETE /v1/databases/NAME`); paths leading outside it, by `..` or
+    /// links, are refused. Without it those routes are off.
+    #[arg(long, value_name = "DIR")]
+    pub db_root: Option<PathBuf>,
 }
 
 /// The examples file of each served database: `--examples NAME=FILE`, else the bundled
@@ -175,6 +180,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         model_id: None,
         examples,
         examples_k: args.examples_k,
+        db_root: args.db_root.clone(),
     };
     let n_dbs = dbs.len();
     let names: Vec<String> = adapters.iter().map(|a| a.name.clone()).collect();
