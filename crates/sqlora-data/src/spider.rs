@@ -193,7 +193,11 @@ pub fn import_spider(
                 ),
             ));
         }
-        let (schema_sql, data_sql, unreadable) = dump(&conn, &objects, &sqlite)?;
+        let Dump {
+            schema: schema_sql,
+            data: data_sql,
+            unreadable,
+        } = dump(&conn, &objects, &sqlite)?;
         for (table, why) in unreadable {
             summary.notes.push((
                 db_id.clone(),
@@ -277,14 +281,20 @@ fn all_table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     rows.collect()
 }
 
+/// A database as [`dump`] writes it.
+struct Dump {
+    /// `schema.sql`.
+    schema: String,
+    /// `data.sql`.
+    data: String,
+    /// `(table, reason)` for the tables left out because they cannot be read here.
+    unreadable: Vec<(String, String)>,
+}
+
 /// `schema.sql` and `data.sql` of a database (see the module docs), and the tables left out
 /// because they cannot be read here, with the reason (their CREATE statements, and the
 /// indexes and triggers on them, are left out too).
-fn dump(
-    conn: &Connection,
-    objects: &[Object],
-    path: &Path,
-) -> Result<(String, String, Vec<(String, String)>), DataError> {
+fn dump(conn: &Connection, objects: &[Object], path: &Path) -> Result<Dump, DataError> {
     let mut data = String::new();
     let mut unreadable: Vec<(String, String)> = Vec::new();
     for (ty, name, _) in objects {
@@ -315,7 +325,11 @@ fn dump(
         schema.push_str(text.trim().trim_end_matches(';'));
         schema.push_str(";\n");
     }
-    Ok((schema, data, unreadable))
+    Ok(Dump {
+        schema,
+        data,
+        unreadable,
+    })
 }
 
 /// The table an index or trigger belongs to.

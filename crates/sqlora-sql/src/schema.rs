@@ -118,12 +118,11 @@ impl Schema {
 
         let mut tables = Vec::with_capacity(objects.len());
         for (name, kind) in objects {
-            match read_table(conn, &name, kind == "view", samples) {
-                Ok(t) => tables.push(t),
-                // A broken view (e.g. over a dropped table) or a table this SQLite cannot
-                // read (a virtual table of a module it lacks) cannot be queried anyway:
-                // leave it out instead of failing the whole database.
-                Err(_) => {}
+            // A broken view (e.g. over a dropped table) or a table this SQLite cannot read (a
+            // virtual table of a module it lacks) cannot be queried anyway: leave it out
+            // instead of failing the whole database.
+            if let Ok(t) = read_table(conn, &name, kind == "view", samples) {
+                tables.push(t);
             }
         }
         // Foreign keys that omit the referenced columns point at the primary key.
