@@ -197,7 +197,8 @@ impl Schema {
     }
 
     /// One line per table, e.g.
-    /// `orders(order_id PK, customer_id -> customers.customer_id, order_date, total)`.
+    /// `orders(order_id PK, customer_id -> customers.customer_id, order_date, total)`; names
+    /// that are not plain words are quoted ([`quote_ident`]).
     pub fn to_compact(&self) -> String {
         let mut out = Vec::with_capacity(self.tables.len());
         for table in &self.tables {
@@ -205,7 +206,7 @@ impl Schema {
                 .columns
                 .iter()
                 .map(|c| {
-                    let mut s = c.name.clone();
+                    let mut s = quote_ident(&c.name);
                     if table
                         .primary_key
                         .iter()
@@ -220,13 +221,17 @@ impl Schema {
                             .position(|f| f.eq_ignore_ascii_case(&c.name))
                         {
                             let target = fk.ref_columns.get(pos).cloned().unwrap_or_default();
-                            s.push_str(&format!(" -> {}.{}", fk.ref_table, target));
+                            s.push_str(&format!(
+                                " -> {}.{}",
+                                quote_ident(&fk.ref_table),
+                                quote_ident(&target)
+                            ));
                         }
                     }
                     s
                 })
                 .collect();
-            out.push(format!("{}({})", table.name, cols.join(", ")));
+            out.push(format!("{}({})", quote_ident(&table.name), cols.join(", ")));
         }
         out.join("\n")
     }
@@ -541,6 +546,10 @@ mod tests {
         let compact = s.to_compact();
         let lines: Vec<&str> = compact.lines().collect();
         assert_eq!(lines[0], "customers(customer_id PK, name, city)");
+        assert_eq!(
+            lines[2], "\"order items\"(order_id PK -> orders.order_id, line PK, sku)",
+            "names that are not plain words are quoted"
+        );
         assert_eq!(
             lines[1],
             "orders(order_id PK, customer_id -> customers.customer_id, order_date, total)"

@@ -69,6 +69,15 @@ fn introspection_lists_tables_views_and_odd_names() {
     assert!(ddl.contains("  \"Last\"\"Name\" TEXT,"), "{ddl}");
     assert!(ddl.contains("  \"Città\" TEXT"), "{ddl}");
     assert!(ddl.contains("CREATE TABLE Orders ("), "{ddl}");
+    let compact = schema.to_compact();
+    assert!(
+        compact.contains("\n\"Order Items\"(order_id PK, line PK, sku, qty)\n"),
+        "{compact}"
+    );
+    assert!(
+        compact.contains("Customers(CustomerID PK, \"first name\", \"Last\"\"Name\", \"Città\")"),
+        "{compact}"
+    );
     assert_eq!(quote_ident("Last\"Name"), "\"Last\"\"Name\"");
     assert_eq!(quote_ident("CustomerID"), "CustomerID");
     assert_eq!(quote_ident("left"), "\"left\"");
