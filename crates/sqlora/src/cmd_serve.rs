@@ -190,6 +190,12 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         app.model_id(),
         names.join(", ")
     );
+    if let Some(root) = &args.db_root {
+        eprintln!(
+            "sqlora serve: POST /v1/databases serves SQLite files under {}",
+            root.display()
+        );
+    }
     // Scripts may read this line for the address.
     println!("listening on http://{local}");
     let _ = std::io::Write::flush(&mut std::io::stdout());
