@@ -29,7 +29,8 @@
 //!   resolves its names against the whole FROM clause, tables joined later included.
 //! - Expressions: literals (strings, numbers, `NULL`, `TRUE`, `FALSE`, `CURRENT_DATE`,
 //!   `CURRENT_TIME`, `CURRENT_TIMESTAMP`), columns (`col`, `t.col`, names quoted with `"…"`,
-//!   `` `…` `` or `[…]`), unary (`-`, `+`, `~`, `NOT`) and binary operators, `[NOT] LIKE`,
+//!   `` `…` `` or `[…]`, a doubled `""` or ``` `` ``` standing for one quote inside the name;
+//!   names compare ASCII-case-insensitively, as SQLite's do), unary (`-`, `+`, `~`, `NOT`) and binary operators, `[NOT] LIKE`,
 //!   `[NOT] GLOB`, `IS [NOT] [DISTINCT FROM]`, `ISNULL`, `NOTNULL`, `NOT NULL`, `[NOT] BETWEEN
 //!   … AND …`, `[NOT] IN (list | subquery)`, `[NOT] EXISTS (subquery)`, scalar subqueries,
 //!   `CASE`, `CAST(x AS type)`, `COLLATE binary|nocase|rtrim`, and calls of a fixed list of
@@ -46,7 +47,7 @@
 //! Not covered (refused): other statements, `VALUES`, `NATURAL` joins, window functions
 //! (`OVER`), `FILTER`, row values, comments, bound parameters, blob literals, `ESCAPE`,
 //! `REGEXP`/`MATCH`, table-valued functions, `INDEXED BY`, schema-qualified names (`main.t`),
-//! expressions in LIMIT/OFFSET, doubled quotes inside quoted names, `COLLATE` in a compound's
+//! expressions in LIMIT/OFFSET, `COLLATE` in a compound's
 //! ORDER BY, and double-quoted text used as a string (SQLite's legacy fallback).
 //!
 //! # What is guaranteed

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::state::is_word_byte;
 use crate::words::{free_name_ok, func, Cols, Kw, SchemaIndex, COLLATIONS, FUNCS, TYPE_NAMES};
 
 /// A token of SQL, as the lexer hands it over.
@@ -579,9 +580,11 @@ impl Parser {
 
     /// Whether some column of the schema or a CTE starting with `prefix` could be read here
     /// (deferred to a select list).
-    fn global_col_prefix(&self, prefix: &[u8]) -> bool {
+    fn global_col_prefix(&self, prefix: &[u8], quoted: bool) -> bool {
         let ok = |c: &Arc<str>| {
-            c.as_bytes().starts_with(prefix) && !matches!(self.lookup(c), Lookup::Missing)
+            c.as_bytes().starts_with(prefix)
+                && (quoted || c.bytes().all(is_word_byte))
+                && !matches!(self.lookup(c), Lookup::Missing)
         };
         self.opts.forward_names
             || self.schema.all_columns.iter().any(ok)
@@ -1130,7 +1133,10 @@ impl Parser {
         if e.free_name_prefix_ok(prefix, quoted) {
             return true;
         }
-        let starts = |n: &str| n.as_bytes().starts_with(prefix);
+        // Unquoted, only a name of word bytes can be written out (`order items` or `Last"Name`
+        // need quotes).
+        let starts =
+            |n: &str| n.as_bytes().starts_with(prefix) && (quoted || n.bytes().all(is_word_byte));
         if !quoted {
             if e.func
                 && FUNCS
@@ -1160,7 +1166,7 @@ impl Parser {
             return true;
         }
         if e.qual {
-            if self.any_select_list() && self.forward_qual_ok(prefix) {
+            if self.any_select_list() && self.forward_qual_ok(prefix, quoted) {
                 return true;
             }
             if self.frames[self.visible()..].iter().any(|f| {
@@ -1172,7 +1178,7 @@ impl Parser {
             }
         }
         if e.col {
-            if self.any_select_list() && self.global_col_prefix(prefix) {
+            if self.any_select_list() && self.global_col_prefix(prefix, quoted) {
                 return true;
             }
             let n = self.frames.len();
@@ -2331,15 +2337,13 @@ impl Parser {
     /// Whether a qualifier (or its beginning) not declared yet may be used in a select list:
     /// a table or CTE name, or a short alias (`T1`, `c`, `emp`; at most
     /// [`FORWARD_ALIAS_MAX`] bytes), so that a misspelt column is not taken for an alias.
-    fn forward_qual_ok(&self, q: &[u8]) -> bool {
+    fn forward_qual_ok(&self, q: &[u8], quoted: bool) -> bool {
+        let starts =
+            |n: &str| n.as_bytes().starts_with(q) && (quoted || n.bytes().all(is_word_byte));
         q.len() < FORWARD_ALIAS_MAX
             || (q.len() == FORWARD_ALIAS_MAX && std::str::from_utf8(q).is_ok_and(free_name_ok))
-            || self
-                .schema
-                .tables
-                .iter()
-                .any(|t| t.name.as_bytes().starts_with(q))
-            || self.ctes.iter().any(|c| c.name.as_bytes().starts_with(q))
+            || self.schema.tables.iter().any(|t| starts(&t.name))
+            || self.ctes.iter().any(|c| starts(&c.name))
     }
 
     /// Whether the top of the stack is a word that can only be a qualifier (a `.` must follow
@@ -2363,7 +2367,7 @@ impl Parser {
         match self.lookup_qual(q) {
             (Some(_), _) => true,
             (None, Some(j)) => {
-                self.forward_qual_ok(q.as_bytes()) && self.deferred_qual_ok(j, q, None)
+                self.forward_qual_ok(q.as_bytes(), true) && self.deferred_qual_ok(j, q, None)
             }
             (None, None) => false,
         }

@@ -19,9 +19,12 @@ enum Lex {
     Quoted(u8, Vec<u8>, Arc<Expect>),
     /// A string literal; `true` just after a `'` that may close it or start a `''`.
     Str(bool),
-    /// Just after a quoted name closed by this byte (a second one at once would be an escaped
-    /// quote inside the name, which is not read).
+    /// Just after a `]` that closed a bracketed name (a second one at once is refused).
     AfterQuoted(u8),
+    /// Just after a `"` or `` ` `` inside a quoted name: it closes the name (`"a b"`) unless
+    /// the next byte is the same quote, which makes the pair one quote inside the name
+    /// (`"Last""Name"` is `Last"Name`). The closing byte, the name so far, what it may be.
+    QuoteClosing(u8, Vec<u8>, Arc<Expect>),
     /// A number: its text so far.
     Num(Vec<u8>),
     /// After an operator byte that a second byte may extend (`<`, `>`, `=`, `|`), or that must
@@ -176,6 +179,10 @@ impl SqlState {
         match std::mem::replace(&mut self.lex, Lex::Gap) {
             Lex::Gap | Lex::Str(true) | Lex::AfterQuoted(_) => true,
             Lex::Str(false) | Lex::Quoted(..) => false,
+            Lex::QuoteClosing(_, text, _) => match String::from_utf8(text) {
+                Ok(name) if !name.is_empty() => self.parser.feed(&Tok::Name(name.into(), true)),
+                _ => false,
+            },
             Lex::Op(b'!') => false,
             Lex::Op(_) => true,
             Lex::Word(w, e) => {
@@ -235,7 +242,7 @@ impl SqlState {
                 self.gap_byte(b)
             }
             Lex::Quoted(close, text, e) => {
-                if b == *close {
+                if b == *close && *close == b']' {
                     let Ok(name) = String::from_utf8(std::mem::take(text)) else {
                         return false;
                     };
@@ -246,11 +253,47 @@ impl SqlState {
                     self.line_blank = false;
                     return self.parser.feed(&Tok::Name(name.into(), true));
                 }
+                if b == *close {
+                    // The name ends here, or the quote is the first of a doubled one.
+                    let close = *close;
+                    let text = std::mem::take(text);
+                    let e = e.clone();
+                    let ends = match std::str::from_utf8(&text) {
+                        Ok(name) if !name.is_empty() => {
+                            self.parser.clone().feed(&Tok::Name(name.into(), true))
+                        }
+                        _ => false,
+                    };
+                    let mut longer = text.clone();
+                    longer.push(close);
+                    let goes_on = self.parser.name_prefix_ok(&e, &longer, true);
+                    self.lex = Lex::QuoteClosing(close, text, e);
+                    self.line_blank = false;
+                    return ends || goes_on;
+                }
                 if b == b'\n' || b == b'\r' {
                     return false;
                 }
                 text.push(b.to_ascii_lowercase());
                 self.parser.name_prefix_ok(e, text, true)
+            }
+            Lex::QuoteClosing(close, text, e) => {
+                if b == *close {
+                    let mut text = std::mem::take(text);
+                    text.push(b);
+                    let e = e.clone();
+                    let ok = self.parser.name_prefix_ok(&e, &text, true);
+                    self.lex = Lex::Quoted(b, text, e);
+                    return ok;
+                }
+                let Ok(name) = String::from_utf8(std::mem::take(text)) else {
+                    return false;
+                };
+                self.lex = Lex::Gap;
+                if name.is_empty() || !self.parser.feed(&Tok::Name(name.into(), true)) {
+                    return false;
+                }
+                self.gap_byte(b)
             }
             Lex::Num(text) => {
                 let last = *text.last().unwrap_or(&b'0');

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use sqlora_constrain::{SchemaIndex, SqlConstraint, Vocab};
 use sqlora_model::constraint::Constraint;
 use sqlora_sql::requalify;
-use sqlora_sql::schema::Schema;
+use sqlora_sql::schema::{quote_ident, Schema};
 
 const SYLLABLES: &[&str] = &[
     "ka", "lo", "mi", "zu", "ver", "tos", "pa", "ne", "rub", "ix",
@@ -27,25 +27,48 @@ fn name(rng: &mut StdRng, parts: usize) -> String {
         .join("")
 }
 
-/// A random schema as DDL, with its table and column names.
-fn random_schema(rng: &mut StdRng) -> (String, Vec<String>, Vec<String>) {
+/// `n`, with `odd`, sometimes made odd the way real schemas are: a space, a double quote,
+/// mixed case or a non-ASCII letter in it (no randomness is drawn without `odd`).
+fn oddify(rng: &mut StdRng, n: String, odd: bool) -> String {
+    if !odd || !rng.gen_bool(0.4) {
+        return n;
+    }
+    let cut = n.len() / 2;
+    match rng.gen_range(0..4) {
+        0 => format!("{} {}", &n[..cut], &n[cut..]),
+        1 => format!("{}\"{}", &n[..cut], &n[cut..]),
+        2 => format!("{}{}", n[..1].to_uppercase(), &n[1..]),
+        _ => format!("{n}é"),
+    }
+}
+
+/// A random schema as DDL, with its table and column names; odd names ([`oddify`]) when
+/// `odd`.
+fn random_schema_with(rng: &mut StdRng, odd: bool) -> (String, Vec<String>, Vec<String>) {
     let mut tables: Vec<String> = Vec::new();
     let mut all_cols: Vec<String> = Vec::new();
     let mut ddl = String::new();
     for _ in 0..rng.gen_range(2..=4) {
         let t = name(rng, 2);
-        if tables.contains(&t) {
+        let t = oddify(rng, t, odd);
+        if tables.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
             continue;
         }
         let mut cols: Vec<String> = vec!["id".into()];
         for _ in 0..rng.gen_range(1..=4) {
             let parts = rng.gen_range(1..=2);
             let c = name(rng, parts);
-            if !cols.contains(&c) {
+            let c = oddify(rng, c, odd);
+            if !cols.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
                 cols.push(c);
             }
         }
-        ddl.push_str(&format!("CREATE TABLE {t} ({});\n", cols.join(", ")));
+        let quoted: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+        ddl.push_str(&format!(
+            "CREATE TABLE {} ({});\n",
+            quote_ident(&t),
+            quoted.join(", ")
+        ));
         tables.push(t);
         all_cols.extend(cols);
     }
@@ -111,11 +134,29 @@ fn vocab_for(rng: &mut StdRng, tables: &[String], cols: &[String]) -> Vec<String
     for n in tables.iter().chain(cols) {
         v.push(format!(" {n}"));
         v.push(n.clone());
-        let cut = n.len() / 2;
+        let cut = (0..=n.len() / 2)
+            .rev()
+            .find(|&i| n.is_char_boundary(i))
+            .unwrap_or(0);
         v.push(format!(" {}", &n[..cut]));
         v.push(n[cut..].to_string());
         v.push(format!("{n}x"));
-        v.push(format!("\"{n}\""));
+        v.push(format!("\"{}\"", n.replace('"', "\"\"")));
+        if n.contains(['"', ' ']) || !n.is_ascii() {
+            // How a query writes an odd name, whole and in pieces.
+            let q = quote_ident(n);
+            let cut = (0..=q.len() / 2)
+                .rev()
+                .find(|&i| q.is_char_boundary(i))
+                .unwrap_or(0);
+            v.push(format!(" {q}"));
+            v.push(format!(" {}", &q[..cut]));
+            v.push(q[cut..].to_string());
+            if !n.contains(']') {
+                v.push(format!("[{n}]"));
+            }
+            v.push(format!("`{n}`"));
+        }
     }
     for _ in 0..6 {
         v.push(format!(" {}", name(rng, 2)));
@@ -167,9 +208,15 @@ fn vocab_for(rng: &mut StdRng, tables: &[String], cols: &[String]) -> Vec<String
         v.push(p.to_string());
     }
     // Every printable byte on its own, as a byte-level BPE vocabulary has: any valid prefix
-    // can then be completed, so a walk with nothing allowed is a real dead end.
+    // can then be completed, so a walk with nothing allowed is a real dead end. (The non-ASCII
+    // letters of odd names stand for their bytes.)
     for b in b' '..=b'~' {
         v.push((b as char).to_string());
+    }
+    for c in tables.iter().chain(cols).flat_map(|n| n.chars()) {
+        if !c.is_ascii() {
+            v.push(c.to_string());
+        }
     }
     v.sort();
     v.dedup();
@@ -188,14 +235,32 @@ fn forced_token_sequences_never_end_with_unknown_names() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_c0de_u64);
+    walks(seed, 40, false, 150);
+}
+
+/// The same over schemas with odd names (spaces, double quotes, mixed case, non-ASCII
+/// letters), written quoted, with doubled quotes, in brackets and backticks, and unquoted
+/// (which must not get far).
+#[test]
+fn forced_token_sequences_over_odd_names_never_end_with_unknown_names() {
+    let seed = std::env::var("SQLORA_CONSTRAIN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0dd_5eed_u64);
+    walks(seed, 12, true, 40);
+}
+
+/// `schemas` random schemas (odd names when `odd`), 50 forced walks each: at least
+/// `min_ended` statements end, SQLite prepares every one, no walk gets stuck.
+fn walks(seed: u64, schemas: usize, odd: bool, min_ended: usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut ended = 0;
     let mut stuck = 0;
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut longest = 0;
     let mut requalified = 0;
-    for _schema in 0..40 {
-        let (ddl, tables, cols) = random_schema(&mut rng);
+    for _schema in 0..schemas {
+        let (ddl, tables, cols) = random_schema_with(&mut rng, odd);
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(&ddl).unwrap();
         let schema = Schema::from_connection(&conn, 0).unwrap();
@@ -302,7 +367,7 @@ fn forced_token_sequences_never_end_with_unknown_names() {
         .filter(|(_, e)| e.contains("no such table") || e.contains("no such column"))
         .collect();
     assert!(unknown.is_empty(), "unknown names: {unknown:?}");
-    assert!(ended > 150, "only {ended} statements ended");
+    assert!(ended > min_ended, "only {ended} statements ended");
     assert!(
         errors.is_empty(),
         "{} statements refused by SQLite",

@@ -38,6 +38,10 @@ pub struct ImportSummary {
     pub examples: usize,
     /// `(example id or db_id, reason)` for everything left out.
     pub skipped: Vec<(String, String)>,
+    /// `(db_id, what)` for what was noticed about a database and worked around (a table
+    /// tables.json lists that the file lacks, a table this SQLite cannot read); the database
+    /// is still imported.
+    pub notes: Vec<(String, String)>,
     /// The output directory.
     pub out_dir: PathBuf,
 }
@@ -75,8 +79,14 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DataError
 
 /// Imports the examples of `examples_json` (and their databases) into
 /// `out_dir` (see the module docs for the layout). Examples whose database
-/// is not in `tables.json`, has no sqlite file, or whose SQL has no Spider
-/// hardness are skipped with a reason.
+/// is not in `tables.json` or has no readable sqlite file, whose SQL does not
+/// prepare on the database (a table or column it lacks) or is not read-only,
+/// or has no Spider hardness are skipped with a reason, each on its own.
+/// Databases are taken as they are: a table tables.json lists that the file
+/// lacks (or spells in another case), tables without a primary key, `WITHOUT
+/// ROWID` tables, views, odd or non-ASCII names; what cannot be read (a
+/// virtual table of a module this SQLite lacks) is left out with a note in
+/// [`ImportSummary::notes`], never the whole database.
 pub fn import_spider(
     tables_json: &Path,
     examples_json: &Path,
@@ -99,6 +109,7 @@ pub fn import_spider(
         databases: 0,
         examples: 0,
         skipped: Vec::new(),
+        notes: Vec::new(),
         out_dir: out_dir.to_path_buf(),
     };
     // Examples grouped by database, in file order within each database.
@@ -137,22 +148,62 @@ pub fn import_spider(
             );
             continue;
         }
-        let conn = Connection::open_with_flags(&sqlite, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| DataError::sqlite(format!("opening {}", sqlite.display()), e))?;
-        let (schema_sql, tables) = dump_schema(&conn, &sqlite)?;
-        let lower: HashSet<String> = tables.iter().map(|t| t.to_lowercase()).collect();
-        if let Some(missing) = meta
+        let conn = match Connection::open_with_flags(&sqlite, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.pragma_update(None, "query_only", true).map(|()| c))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                skip_all(
+                    &mut summary,
+                    format!("cannot open {} read-only: {e}", sqlite.display()),
+                );
+                continue;
+            }
+        };
+        let objects = match schema_objects(&conn) {
+            Ok(o) => o,
+            Err(e) => {
+                skip_all(
+                    &mut summary,
+                    format!("cannot read the schema of {}: {e}", sqlite.display()),
+                );
+                continue;
+            }
+        };
+        // What tables.json says and the file disagrees on is noted, never a reason to drop the
+        // database: names compare case-insensitively (as SQLite does), SQLite's own tables
+        // (`sqlite_sequence`, `sqlite_stat1`) are in the file whether or not the dump shows
+        // them, and an example whose query needs a table the file lacks is skipped on its
+        // own (its query does not prepare).
+        let in_file: HashSet<String> = all_table_names(&conn)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.to_lowercase())
+            .collect();
+        for missing in meta
             .table_names_original
             .iter()
-            .find(|t| !lower.contains(&t.to_lowercase()))
+            .filter(|t| !in_file.contains(&t.to_lowercase()))
         {
-            skip_all(
-                &mut summary,
-                format!("tables.json lists table {missing} which {db_id}.sqlite lacks"),
-            );
-            continue;
+            summary.notes.push((
+                db_id.clone(),
+                format!(
+                    "tables.json lists table {missing:?}, which {db_id}.sqlite lacks: ignored \
+                     (examples that use it are skipped)"
+                ),
+            ));
         }
-        let data_sql = dump_data(&conn, &tables, &sqlite)?;
+        let Dump {
+            schema: schema_sql,
+            data: data_sql,
+            unreadable,
+        } = dump(&conn, &objects, &sqlite)?;
+        for (table, why) in unreadable {
+            summary.notes.push((
+                db_id.clone(),
+                format!("table {table:?} cannot be read here ({why}): left out of the import"),
+            ));
+        }
 
         let mut out = Vec::new();
         for (n, (_, ex)) in examples.into_iter().enumerate() {
@@ -165,6 +216,10 @@ pub fn import_spider(
                 continue;
             };
             let sql = sql.trim().to_string();
+            if let Err(why) = gold_runs(&conn, &sql) {
+                summary.skipped.push((id(n), why));
+                continue;
+            }
             match hardness(&sql) {
                 Ok(difficulty) => out.push(Example {
                     id: id(n),
@@ -193,74 +248,125 @@ fn is_safe_name(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0'])
 }
 
-/// The CREATE statements of a database (tables, indexes, views, triggers in
-/// creation order within each kind) and its table names.
-fn dump_schema(conn: &Connection, path: &Path) -> Result<(String, Vec<String>), DataError> {
-    let ctx = || format!("reading schema of {}", path.display());
-    let mut st = conn
-        .prepare(
-            "SELECT type, name, sql FROM sqlite_master \
-             WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' \
-             ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 \
-             WHEN 'view' THEN 2 ELSE 3 END, rowid",
-        )
-        .map_err(|e| DataError::sqlite(ctx(), e))?;
-    let rows = st
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(|e| DataError::sqlite(ctx(), e))?;
-    let mut sql = String::new();
-    let mut tables = Vec::new();
-    for row in rows {
-        let (ty, name, text) = row.map_err(|e| DataError::sqlite(ctx(), e))?;
-        sql.push_str(text.trim().trim_end_matches(';'));
-        sql.push_str(";\n");
-        if ty == "table" {
-            tables.push(name);
-        }
+/// Whether the gold query `sql` prepares on `conn` as one read-only statement; the reason
+/// when not.
+fn gold_runs(conn: &Connection, sql: &str) -> Result<(), String> {
+    match conn.prepare(sql) {
+        Ok(st) if st.readonly() => Ok(()),
+        Ok(_) => Err("the query is not read-only".into()),
+        Err(e) => Err(format!("the query does not run on the database: {e}")),
     }
-    Ok((sql, tables))
 }
 
-/// One `INSERT` per row of every table, rows in rowid order.
-fn dump_data(conn: &Connection, tables: &[String], path: &Path) -> Result<String, DataError> {
-    let ctx = || format!("reading rows of {}", path.display());
-    let mut out = String::new();
-    for t in tables {
-        let q = quote_ident(t);
-        let mut st = match conn.prepare(&format!("SELECT * FROM {q} ORDER BY rowid")) {
-            Ok(st) => st,
-            Err(_) => {
-                // WITHOUT ROWID table: order by every column.
-                let n = conn
-                    .prepare(&format!("SELECT * FROM {q}"))
-                    .map_err(|e| DataError::sqlite(ctx(), e))?
-                    .column_count();
-                let order: Vec<String> = (1..=n.max(1)).map(|i| i.to_string()).collect();
-                conn.prepare(&format!("SELECT * FROM {q} ORDER BY {}", order.join(",")))
-                    .map_err(|e| DataError::sqlite(ctx(), e))?
-            }
-        };
-        let n = st.column_count();
-        let mut rows = st.query([]).map_err(|e| DataError::sqlite(ctx(), e))?;
-        while let Some(r) = rows.next().map_err(|e| DataError::sqlite(ctx(), e))? {
-            let _ = write!(out, "INSERT INTO {q} VALUES (");
-            for i in 0..n {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                let v = r.get_ref(i).map_err(|e| DataError::sqlite(ctx(), e))?;
-                push_literal(&mut out, v);
-            }
-            out.push_str(");\n");
+/// One schema object: its type (`table`, `index`, `view`, `trigger`), name and CREATE text.
+type Object = (String, String, String);
+
+/// The schema objects with CREATE text, SQLite's own excluded: tables, indexes, views,
+/// triggers, in creation order within each kind.
+fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<Object>> {
+    let mut st = conn.prepare(
+        "SELECT type, name, sql FROM sqlite_master \
+         WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' \
+         ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 \
+         WHEN 'view' THEN 2 ELSE 3 END, rowid",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Every table and view name in the file, SQLite's own tables included.
+fn all_table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// A database as [`dump`] writes it.
+struct Dump {
+    /// `schema.sql`.
+    schema: String,
+    /// `data.sql`.
+    data: String,
+    /// `(table, reason)` for the tables left out because they cannot be read here.
+    unreadable: Vec<(String, String)>,
+}
+
+/// `schema.sql` and `data.sql` of a database (see the module docs), and the tables left out
+/// because they cannot be read here, with the reason (their CREATE statements, and the
+/// indexes and triggers on them, are left out too).
+fn dump(conn: &Connection, objects: &[Object], path: &Path) -> Result<Dump, DataError> {
+    let mut data = String::new();
+    let mut unreadable: Vec<(String, String)> = Vec::new();
+    for (ty, name, _) in objects {
+        if ty != "table" {
+            continue;
+        }
+        let mut rows = String::new();
+        match dump_table(conn, name, &mut rows) {
+            Ok(()) => data.push_str(&rows),
+            Err(e) => unreadable.push((name.clone(), e.to_string())),
         }
     }
-    Ok(out)
+    let dropped: HashSet<String> = unreadable.iter().map(|(t, _)| t.to_lowercase()).collect();
+    let mut schema = String::new();
+    for (ty, name, text) in objects {
+        let on_dropped = match ty.as_str() {
+            "table" => dropped.contains(&name.to_lowercase()),
+            "index" | "trigger" => table_of(conn, name)
+                .map(|t| dropped.contains(&t.to_lowercase()))
+                .map_err(|e| {
+                    DataError::sqlite(format!("reading schema of {}", path.display()), e)
+                })?,
+            _ => false,
+        };
+        if on_dropped {
+            continue;
+        }
+        schema.push_str(text.trim().trim_end_matches(';'));
+        schema.push_str(";\n");
+    }
+    Ok(Dump {
+        schema,
+        data,
+        unreadable,
+    })
+}
+
+/// The table an index or trigger belongs to.
+fn table_of(conn: &Connection, name: &str) -> rusqlite::Result<String> {
+    conn.query_row(
+        "SELECT tbl_name FROM sqlite_master WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+/// One `INSERT` per row of table `t` into `out`, rows in rowid order (`WITHOUT ROWID`
+/// tables: ordered by every column).
+fn dump_table(conn: &Connection, t: &str, out: &mut String) -> rusqlite::Result<()> {
+    let q = quote_ident(t);
+    let mut st = match conn.prepare(&format!("SELECT * FROM {q} ORDER BY rowid")) {
+        Ok(st) => st,
+        Err(_) => {
+            // WITHOUT ROWID table: order by every column.
+            let n = conn.prepare(&format!("SELECT * FROM {q}"))?.column_count();
+            let order: Vec<String> = (1..=n.max(1)).map(|i| i.to_string()).collect();
+            conn.prepare(&format!("SELECT * FROM {q} ORDER BY {}", order.join(",")))?
+        }
+    };
+    let n = st.column_count();
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let _ = write!(out, "INSERT INTO {q} VALUES (");
+        for i in 0..n {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            push_literal(out, r.get_ref(i)?);
+        }
+        out.push_str(");\n");
+    }
+    Ok(())
 }
 
 /// Writes `v` as a SQL literal that reads back with the same storage class.

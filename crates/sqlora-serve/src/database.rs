@@ -7,6 +7,7 @@
 //! examples for few-shot prompts.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sqlora_model::LoadedModel;
@@ -16,16 +17,26 @@ use sqlora_sqlgen::{prefix_tokens, Constrainer, ExampleIndex, PromptBuilder, Sch
 
 use crate::error::{Result, ServeError};
 
+/// The next [`Database::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A database the service answers questions about.
 pub struct Database {
     /// Its name in requests (`database`).
     pub name: String,
+    /// Unique among the databases this process opened (a database added under a removed
+    /// one's name gets another).
+    pub id: u64,
+    /// Added at runtime (`POST /v1/databases`), not given on the command line.
+    pub added: bool,
     /// The SQLite file.
     pub path: PathBuf,
     /// Its schema.
     pub schema: Schema,
     db: Mutex<ReadOnlyDb>,
-    /// Token ids every prompt about this database starts with.
+    /// Token ids every prompt about this database starts with; empty when its whole schema
+    /// does not fit the prompt budget (prompts then show the columns relevant to each
+    /// question, and nothing is cached).
     pub prefix_tokens: Vec<u32>,
     /// Schema-constrained decoding over this database (its schema index, built once).
     pub constraints: SchemaConstraints,
@@ -37,6 +48,8 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
             .field("name", &self.name)
+            .field("id", &self.id)
+            .field("added", &self.added)
             .field("path", &self.path)
             .field("prefix_tokens", &self.prefix_tokens.len())
             .field("examples", &self.examples.as_ref().map(|e| e.len()))
@@ -63,6 +76,8 @@ impl Database {
         let constraints = constrainer.for_schema(&schema, true);
         Ok(Database {
             name: name.to_string(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            added: false,
             path: path.to_path_buf(),
             schema,
             db: Mutex::new(db),
@@ -70,6 +85,12 @@ impl Database {
             constraints,
             examples: None,
         })
+    }
+
+    /// The prefix cache's name for this database's prompt prefix: its name and its id, so a
+    /// database added later under the same name never meets this one's cached prefix.
+    pub fn prefix_key(&self) -> String {
+        format!("{}#{}", self.name, self.id)
     }
 
     /// Runs `f` with the database connection (one query at a time per database).

@@ -57,6 +57,24 @@ pub enum ServeError {
         /// What was not found.
         message: String,
     },
+    /// The request is not allowed here (e.g. adding databases on a server without
+    /// `--db-root`, a path outside it).
+    #[error("{message}")]
+    Forbidden {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The request is well-formed but names something unusable (e.g. a file that is not a
+    /// SQLite database, a corrected SQL the guard refused or that did not run).
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// An adapter could not be loaded (corrupt, incompatible, missing files).
     #[error("adapter refused: {context}: {source}")]
     AdapterRefused {
@@ -93,15 +111,6 @@ pub enum ServeError {
     /// templates, so a server fault (500).
     #[error("prompt: {0}")]
     Prompt(#[source] Box<sqlora_sqlgen::SqlgenError>),
-    /// Well-formed but unusable input, e.g. a corrected SQL the guard refused or that did not
-    /// run (422).
-    #[error("{message}")]
-    Unprocessable {
-        /// Machine-readable code, e.g. `guard_refused`.
-        code: &'static str,
-        /// What is wrong, for humans.
-        message: String,
-    },
     /// The feedback store failed (500, `feedback_store`).
     #[error("{0}")]
     Feedback(#[from] crate::feedback::FeedbackError),
@@ -116,10 +125,11 @@ impl ServeError {
         match self {
             ServeError::BadRequest { .. } => 400,
             ServeError::NotFound { .. } => 404,
+            ServeError::Forbidden { .. } => 403,
+            ServeError::Unprocessable { .. } => 422,
             ServeError::AdapterRefused { .. }
             | ServeError::AdapterBase { .. }
-            | ServeError::Adapter(_)
-            | ServeError::Unprocessable { .. } => 422,
+            | ServeError::Adapter(_) => 422,
             ServeError::Conflict(_) => 409,
             ServeError::QueueFull(_) => 429,
             ServeError::TooLarge(_) => 413,
@@ -141,6 +151,7 @@ impl ServeError {
         match self {
             ServeError::BadRequest { code, .. }
             | ServeError::NotFound { code, .. }
+            | ServeError::Forbidden { code, .. }
             | ServeError::Unprocessable { code, .. } => code,
             ServeError::AdapterRefused { .. } | ServeError::Adapter(_) => "adapter_refused",
             ServeError::AdapterBase { .. } => "adapter_wrong_base",

@@ -1,7 +1,6 @@
 //! The HTTP API (axum): natural-language queries, OpenAI-compatible completions, adapter
 //! management, health, metrics and the web page.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +25,6 @@ use sqlora_sqlgen::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::database::Database;
 use crate::engine::{wait, EngineHandle, Finish, GenOutput, GenRequest, PrefixSpec, Sampling};
 use crate::error::{Result, ServeError};
 use crate::metrics::{Metrics, LATENCY_BUCKETS};
@@ -73,8 +71,8 @@ impl Default for Limits {
 pub struct AppState {
     /// The generation engine.
     pub engine: EngineHandle,
-    /// Databases by name.
-    pub databases: BTreeMap<String, Arc<Database>>,
+    /// Databases by name (added and removed at runtime under `--db-root`).
+    pub databases: crate::registry::Registry,
     /// The prompt templates.
     pub builder: PromptBuilder,
     /// Retrieved examples in a `/v1/query` prompt when the request does not say (databases
@@ -159,7 +157,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/v1/databases", get(databases))
+        .route(
+            "/v1/databases",
+            get(databases).post(crate::registry::add_database),
+        )
+        .route(
+            "/v1/databases/{name}",
+            delete(crate::registry::remove_database),
+        )
         .route("/v1/query", post(query))
         .route("/v1/feedback", post(crate::http_feedback::feedback))
         .route("/v1/sql", post(crate::http_feedback::run_sql))
@@ -231,25 +236,9 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
 async fn databases(State(s): State<Arc<AppState>>) -> Json<Json_> {
     let data: Vec<Json_> = s
         .databases
-        .values()
-        .map(|d| {
-            let tables: Vec<Json_> = d
-                .schema
-                .tables
-                .iter()
-                .map(|t| {
-                    json!({"name": t.name,
-                           "columns": t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>()})
-                })
-                .collect();
-            json!({
-                "name": d.name,
-                "schema": d.schema.to_compact(),
-                "tables": tables,
-                "adapter": s.engine.shared.has_adapter(&d.name).then(|| d.name.clone()),
-                "examples": d.examples.as_ref().map_or(0, |e| e.len()),
-            })
-        })
+        .list()
+        .iter()
+        .map(|d| crate::registry::describe(&s, d))
         .collect();
     Json(json!({"object": "list", "data": data}))
 }
@@ -333,16 +322,7 @@ async fn query(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<Json_>> {
     let b: QueryBody = parse_body(body)?;
-    let db = s.databases.get(&b.database).cloned().ok_or_else(|| {
-        ServeError::not_found(
-            "unknown_database",
-            format!(
-                "no database named '{}' (known: {})",
-                b.database,
-                s.databases.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })?;
+    let db = s.databases.lookup(&b.database)?;
     let question = b.question.trim();
     if question.is_empty() {
         return Err(ServeError::bad("empty_question", "the question is empty").into());
@@ -431,10 +411,12 @@ async fn query(
         .tokenizer
         .encode(&text, false)
         .map_err(ServeError::from)?;
-    let prefix = ids.starts_with(&db.prefix_tokens).then(|| PrefixSpec {
-        name: db.name.clone(),
-        len: db.prefix_tokens.len(),
-    });
+    // A database whose whole schema does not fit the prompt has no shared prefix.
+    let prefix =
+        (!db.prefix_tokens.is_empty() && ids.starts_with(&db.prefix_tokens)).then(|| PrefixSpec {
+            name: db.prefix_key(),
+            len: db.prefix_tokens.len(),
+        });
     let constrain = b.constrain.unwrap_or(true);
     let mut req = new_request(&s, ids, prefix, adapter.clone(), s.limits.query_max_tokens);
     req.candidates = candidates as usize;

@@ -58,15 +58,7 @@ pub(crate) fn record_answer(
 }
 
 fn database(s: &AppState, name: &str) -> Result<Arc<Database>> {
-    s.databases.get(name).cloned().ok_or_else(|| {
-        ServeError::not_found(
-            "unknown_database",
-            format!(
-                "no database named '{name}' (known: {})",
-                s.databases.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })
+    s.databases.lookup(name)
 }
 
 /// Runs a user's SQL through the guard and read-only execution on a blocking thread. A refusal

@@ -15,6 +15,9 @@
 //! * [`feedback`] — the feedback store: every answer under a `query_id`, users' verdicts and
 //!   corrected SQL, durably in a SQLite file; the training pairs `sqlora feedback export`
 //!   writes.
+//! * [`registry`] — the served databases ([`registry::Registry`]), and adding and removing
+//!   them at runtime (`POST /v1/databases`, `DELETE /v1/databases/{name}`) under the
+//!   database root ([`ServeConfig::db_root`]).
 //!
 //! [`App::new`] wires them together; [`App::serve`] runs the server on a listener.
 
@@ -26,6 +29,7 @@ pub mod forward;
 pub mod http;
 mod http_feedback;
 pub mod metrics;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +63,9 @@ pub struct ServeConfig {
     /// The feedback store's SQLite file (created if missing); `None` (the default): no
     /// feedback, answers carry no `query_id`.
     pub feedback_db: Option<PathBuf>,
+    /// The folder under which `POST /v1/databases` may serve SQLite files (`None`: adding
+    /// and removing databases is off).
+    pub db_root: Option<PathBuf>,
 }
 
 /// A database to serve: its name in requests and its SQLite file.
@@ -113,10 +120,7 @@ impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
             .field("model_id", &self.state.model_id)
-            .field(
-                "databases",
-                &self.state.databases.keys().collect::<Vec<_>>(),
-            )
+            .field("databases", &self.state.databases.names())
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +158,7 @@ impl App {
                 dbs.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         }
+        let databases = registry::Registry::new(dbs, cfg.db_root.as_deref(), constrainer)?;
         let model_id = cfg.model_id.clone().unwrap_or_else(|| {
             model
                 .source
@@ -179,7 +184,7 @@ impl App {
         Ok(App {
             state: Arc::new(AppState {
                 engine,
-                databases: dbs,
+                databases,
                 builder,
                 examples_k: cfg.examples_k,
                 limits: cfg.limits,

@@ -16,4 +16,4 @@ pub use exec::{
 };
 pub use guard::{check_policy, Guard, GuardCode, GuardError, Position};
 pub use repair::requalify;
-pub use schema::{Column, ForeignKey, Schema, SchemaError, Table};
+pub use schema::{quote_ident, Column, ForeignKey, Schema, SchemaError, Table};

@@ -253,6 +253,7 @@ mod tests {
             primary_key: Vec::new(),
             foreign_keys: Vec::new(),
             row_count: 0,
+            view: false,
         }
     }
 

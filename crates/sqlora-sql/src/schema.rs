@@ -31,8 +31,9 @@ pub enum SchemaError {
 /// The schema of one SQLite database.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Schema {
-    /// User tables and views in creation order (internal `sqlite_*` tables and
-    /// views that no longer compile are excluded).
+    /// User tables and views in creation order (internal `sqlite_*` tables, views that no
+    /// longer compile and tables this SQLite cannot read, e.g. a virtual table whose module
+    /// it lacks, are excluded: they cannot be queried either).
     pub tables: Vec<Table>,
 }
 
@@ -49,6 +50,9 @@ pub struct Table {
     pub foreign_keys: Vec<ForeignKey>,
     /// Number of rows (0 for views, which are not counted).
     pub row_count: u64,
+    /// Whether this is a view (queryable, read-only, no keys, rows not counted).
+    #[serde(default)]
+    pub view: bool,
 }
 
 /// One column.
@@ -114,12 +118,11 @@ impl Schema {
 
         let mut tables = Vec::with_capacity(objects.len());
         for (name, kind) in objects {
-            match read_table(conn, &name, kind == "view", samples) {
-                Ok(t) => tables.push(t),
-                // A broken view (e.g. over a dropped table) cannot be queried
-                // anyway: leave it out instead of failing the whole database.
-                Err(_) if kind == "view" => {}
-                Err(e) => return Err(e),
+            // A broken view (e.g. over a dropped table) or a table this SQLite cannot read (a
+            // virtual table of a module it lacks) cannot be queried anyway: leave it out
+            // instead of failing the whole database.
+            if let Ok(t) = read_table(conn, &name, kind == "view", samples) {
+                tables.push(t);
             }
         }
         // Foreign keys that omit the referenced columns point at the primary key.
@@ -194,7 +197,8 @@ impl Schema {
     }
 
     /// One line per table, e.g.
-    /// `orders(order_id PK, customer_id -> customers.customer_id, order_date, total)`.
+    /// `orders(order_id PK, customer_id -> customers.customer_id, order_date, total)`; names
+    /// that are not plain words are quoted ([`quote_ident`]).
     pub fn to_compact(&self) -> String {
         let mut out = Vec::with_capacity(self.tables.len());
         for table in &self.tables {
@@ -202,7 +206,7 @@ impl Schema {
                 .columns
                 .iter()
                 .map(|c| {
-                    let mut s = c.name.clone();
+                    let mut s = quote_ident(&c.name);
                     if table
                         .primary_key
                         .iter()
@@ -217,20 +221,26 @@ impl Schema {
                             .position(|f| f.eq_ignore_ascii_case(&c.name))
                         {
                             let target = fk.ref_columns.get(pos).cloned().unwrap_or_default();
-                            s.push_str(&format!(" -> {}.{}", fk.ref_table, target));
+                            s.push_str(&format!(
+                                " -> {}.{}",
+                                quote_ident(&fk.ref_table),
+                                quote_ident(&target)
+                            ));
                         }
                     }
                     s
                 })
                 .collect();
-            out.push(format!("{}({})", table.name, cols.join(", ")));
+            out.push(format!("{}({})", quote_ident(&table.name), cols.join(", ")));
         }
         out.join("\n")
     }
 }
 
-/// Quotes an identifier with double quotes when it is not a plain word.
-pub(crate) fn quote_ident(name: &str) -> String {
+/// The identifier `name` as SQL: as it is when it is a plain ASCII word that is not a
+/// keyword, else between double quotes with inner `"` doubled (`first name` →
+/// `"first name"`, `Last"Name` → `"Last""Name"`, `Città` → `"Città"`).
+pub fn quote_ident(name: &str) -> String {
     let plain = !name.is_empty()
         && name
             .chars()
@@ -296,6 +306,30 @@ fn is_reserved(name: &str) -> bool {
         "like",
         "order",
         "offset",
+        "left",
+        "right",
+        "full",
+        "inner",
+        "outer",
+        "cross",
+        "natural",
+        "using",
+        "collate",
+        "cast",
+        "glob",
+        "intersect",
+        "except",
+        "with",
+        "recursive",
+        "isnull",
+        "notnull",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "true",
+        "false",
+        "if",
+        "escape",
     ];
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
@@ -404,6 +438,7 @@ fn read_table(
         primary_key,
         foreign_keys: fks,
         row_count,
+        view: is_view,
     })
 }
 
@@ -511,6 +546,10 @@ mod tests {
         let compact = s.to_compact();
         let lines: Vec<&str> = compact.lines().collect();
         assert_eq!(lines[0], "customers(customer_id PK, name, city)");
+        assert_eq!(
+            lines[2], "\"order items\"(order_id PK -> orders.order_id, line PK, sku)",
+            "names that are not plain words are quoted"
+        );
         assert_eq!(
             lines[1],
             "orders(order_id PK, customer_id -> customers.customer_id, order_date, total)"

@@ -19,6 +19,8 @@
 //! * [`retrieve`] — few-shot examples: the (question, SQL) pairs of a training split most
 //!   similar to the asked question (BM25, [`ExampleIndex`]), shown after the schema
 //!   ([`FewShot`]), never the asked question itself.
+//! * [`fit`] — wide schemas: a prompt over its token budget shows the key columns and the
+//!   columns most relevant to the question ([`fit::ColumnRanking`]).
 //! * [`predict`] — batch prediction with one prefix prefill per database ([`predict()`]).
 //!
 //! The crate builds on `sqlora-model` (the model knows nothing about SQL), `sqlora-sql`
@@ -28,6 +30,7 @@
 pub mod answer;
 pub mod constrain;
 pub mod error;
+pub mod fit;
 pub mod predict;
 pub mod prompt;
 pub mod retrieve;
@@ -42,7 +45,7 @@ pub use error::{Result, SqlgenError};
 pub use predict::{predict, progress_bar, PredictOptions, Prediction, Question};
 pub use prompt::{
     prefix_tokens, prime, primed_answer, render_chat, ChatMessage, PromptBuilder, RenderedExample,
-    TrainingExample, ANSWER_PRIME,
+    TrainingExample, ANSWER_PRIME, PROMPT_CONTEXT_SHARE,
 };
 pub use retrieve::{ExampleIndex, FewShot, Shot};
 pub use sql::{answer_sql, extract_sql, one_line_sql, statement_complete};

@@ -17,9 +17,10 @@ use minijinja::{Environment, Value};
 use serde::{Deserialize, Serialize};
 
 use sqlora_model::LoadedModel;
-use sqlora_sql::schema::Schema;
+use sqlora_sql::schema::{quote_ident, Schema};
 
 use crate::error::SqlgenError;
+use crate::fit::ColumnRanking;
 use crate::retrieve::Shot;
 use crate::sql::one_line_sql;
 
@@ -78,11 +79,18 @@ pub fn render_chat(model: &LoadedModel, messages: &[ChatMessage]) -> Result<Stri
 /// The token ids shared by every prompt about `schema`: the text common to two prompts with
 /// different questions, tokenized, minus its last token (a token may merge across the
 /// boundary; users check that a prompt's ids start with these before reusing them).
+///
+/// Empty when the whole schema does not fit the prompt budget
+/// ([`PromptBuilder::schema_fits`]): such prompts show the columns relevant to each question
+/// ([`crate::fit`]), so they share no schema prefix worth caching.
 pub fn prefix_tokens(
     model: &LoadedModel,
     builder: &PromptBuilder,
     schema: &Schema,
 ) -> Result<Vec<u32>, SqlgenError> {
+    if !builder.schema_fits(model, schema)? {
+        return Ok(Vec::new());
+    }
     let a = builder.prompt(model, schema, "How many rows are there?", true)?;
     let b = builder.prompt(model, schema, "Which one is the largest?", true)?;
     // A prompt with retrieved examples shares the same prefix (they come after the schema).
@@ -109,10 +117,21 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
         .unwrap_or(a.len().min(b.len()))
 }
 
+/// The share of the model's context a prompt may take when the builder does not say
+/// ([`PromptBuilder::with_max_prompt_tokens`]): three quarters, the rest is left for the
+/// answer.
+pub const PROMPT_CONTEXT_SHARE: (usize, usize) = (3, 4);
+
+/// A question used to measure a schema's prompt ([`PromptBuilder::schema_fits`]).
+const PROBE_QUESTION: &str = "How many rows are there?";
+
 /// Renders prompts from the `system.jinja` and `user.jinja` templates.
 #[derive(Debug, Clone)]
 pub struct PromptBuilder {
     env: Environment<'static>,
+    /// The most tokens a prompt may take before its schema is cut to the question (`None`:
+    /// [`PROMPT_CONTEXT_SHARE`] of the model's context).
+    max_prompt_tokens: Option<usize>,
 }
 
 impl PromptBuilder {
@@ -165,7 +184,33 @@ impl PromptBuilder {
             env.add_template_owned(name.clone(), text)
                 .map_err(|source| SqlgenError::Template { name, source })?;
         }
-        Ok(PromptBuilder { env })
+        Ok(PromptBuilder {
+            env,
+            max_prompt_tokens: None,
+        })
+    }
+
+    /// This builder with prompts of at most `tokens` tokens (`None`: [`PROMPT_CONTEXT_SHARE`]
+    /// of the model's context). A prompt over the budget shows only the schema's columns most
+    /// relevant to its question ([`crate::fit`]).
+    pub fn with_max_prompt_tokens(mut self, tokens: Option<usize>) -> Self {
+        self.max_prompt_tokens = tokens;
+        self
+    }
+
+    /// The most tokens a prompt for `model` may take before its schema is cut.
+    pub fn prompt_budget(&self, model: &LoadedModel) -> usize {
+        self.max_prompt_tokens.unwrap_or(
+            model.config.max_position_embeddings * PROMPT_CONTEXT_SHARE.0 / PROMPT_CONTEXT_SHARE.1,
+        )
+    }
+
+    /// Whether a zero-shot prompt with the whole of `schema` fits [`prompt_budget`](Self::prompt_budget)
+    /// (a short question's). When it does not, every prompt about the database shows the
+    /// columns relevant to its own question and [`prefix_tokens`] is empty.
+    pub fn schema_fits(&self, model: &LoadedModel, schema: &Schema) -> Result<bool, SqlgenError> {
+        let text = self.render_prompt(model, schema, PROBE_QUESTION, &[], true, None)?;
+        Ok(model.tokenizer.encode(&text, false)?.len() <= self.prompt_budget(model))
     }
 
     /// The system and user messages for `question` about `schema`.
@@ -186,7 +231,19 @@ impl PromptBuilder {
         schema: &Schema,
         examples: &[Shot],
     ) -> Result<Vec<ChatMessage>, SqlgenError> {
-        let ctx = template_context(question, schema, examples);
+        self.messages_omitting(question, schema, examples, None)
+    }
+
+    /// The messages, with `omitted[i]` columns of table `i` left out of `schema` (a schema
+    /// cut to the question; `None`: nothing left out).
+    fn messages_omitting(
+        &self,
+        question: &str,
+        schema: &Schema,
+        examples: &[Shot],
+        omitted: Option<&[usize]>,
+    ) -> Result<Vec<ChatMessage>, SqlgenError> {
+        let ctx = template_context(question, schema, examples, omitted);
         let mut out = Vec::with_capacity(2);
         for (role, name) in [("system", "system.jinja"), ("user", "user.jinja")] {
             let text = self
@@ -217,6 +274,10 @@ impl PromptBuilder {
 
     /// [`prompt`](Self::prompt) with retrieved `examples` (most similar first) shown between
     /// the schema and the question ([`messages_with_examples`](Self::messages_with_examples)).
+    ///
+    /// A prompt longer than [`prompt_budget`](Self::prompt_budget) tokens shows, of the
+    /// schema, the key columns and as many of the others as fit, the most relevant to
+    /// `question` first ([`crate::fit::ColumnRanking`]); one that fits is left as it is.
     pub fn prompt_with_examples(
         &self,
         model: &LoadedModel,
@@ -225,7 +286,44 @@ impl PromptBuilder {
         examples: &[Shot],
         primed: bool,
     ) -> Result<String, SqlgenError> {
-        let messages = self.messages_with_examples(question, schema, examples)?;
+        let full = self.render_prompt(model, schema, question, examples, primed, None)?;
+        let budget = self.prompt_budget(model);
+        let fits = |text: &str| -> Result<bool, SqlgenError> {
+            Ok(model.tokenizer.encode(text, false)?.len() <= budget)
+        };
+        if fits(&full)? {
+            return Ok(full);
+        }
+        let ranking = ColumnRanking::new(schema, question);
+        let render = |k: usize| {
+            let (cut, omitted) = ranking.keep(schema, k);
+            self.render_prompt(model, &cut, question, examples, primed, Some(&omitted))
+        };
+        // The most columns that fit: showing all of them does not.
+        let (mut lo, mut hi) = (0, ranking.optional().saturating_sub(1));
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(&render(mid)?)? {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        render(lo)
+    }
+
+    /// The prompt for `question` over `schema` as it is (`omitted`: see
+    /// [`messages_omitting`](Self::messages_omitting)).
+    fn render_prompt(
+        &self,
+        model: &LoadedModel,
+        schema: &Schema,
+        question: &str,
+        examples: &[Shot],
+        primed: bool,
+        omitted: Option<&[usize]>,
+    ) -> Result<String, SqlgenError> {
+        let messages = self.messages_omitting(question, schema, examples, omitted)?;
         Ok(render_chat(model, &messages)? + prime(primed))
     }
 
@@ -254,12 +352,19 @@ impl PromptBuilder {
     }
 }
 
-/// The template variables (documented in `prompts/README.md`).
-fn template_context(question: &str, schema: &Schema, examples: &[Shot]) -> Value {
+/// The template variables (documented in `prompts/README.md`); `omitted[i]`: how many columns
+/// of table `i` the schema leaves out.
+fn template_context(
+    question: &str,
+    schema: &Schema,
+    examples: &[Shot],
+    omitted: Option<&[usize]>,
+) -> Value {
     let tables: Vec<Value> = schema
         .tables
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(ti, t)| {
             let is_pk =
                 |c: &str| t.primary_key.len() == 1 && t.primary_key[0].eq_ignore_ascii_case(c);
             let columns: Vec<Value> = t
@@ -287,12 +392,21 @@ fn template_context(question: &str, schema: &Schema, examples: &[Shot]) -> Value
                     let references = fk.map(|fk| {
                         format!(
                             "{}({})",
-                            fk.ref_table,
-                            fk.ref_columns.first().cloned().unwrap_or_default()
+                            quote_ident(&fk.ref_table),
+                            quote_ident(&fk.ref_columns.first().cloned().unwrap_or_default())
+                        )
+                    });
+                    let reference = fk.map(|fk| {
+                        format!(
+                            "{}.{}",
+                            quote_ident(&fk.ref_table),
+                            quote_ident(&fk.ref_columns.first().cloned().unwrap_or_default())
                         )
                     });
                     let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
                     m.insert("name", Value::from(c.name.clone()));
+                    m.insert("ident", Value::from(quote_ident(&c.name)));
+                    m.insert("ref", Value::from(reference));
                     m.insert("type", Value::from(c.decl_type.clone()));
                     m.insert("not_null", Value::from(c.not_null));
                     m.insert("pk", Value::from(is_pk(&c.name)));
@@ -314,6 +428,12 @@ fn template_context(question: &str, schema: &Schema, examples: &[Shot]) -> Value
                 .collect();
             let mut m: BTreeMap<&'static str, Value> = BTreeMap::new();
             m.insert("name", Value::from(t.name.clone()));
+            m.insert("ident", Value::from(quote_ident(&t.name)));
+            m.insert("view", Value::from(t.view));
+            m.insert(
+                "omitted",
+                Value::from(omitted.and_then(|o| o.get(ti).copied()).unwrap_or(0)),
+            );
             m.insert("columns", Value::from(columns));
             m.insert("primary_key", strings(&t.primary_key));
             m.insert("composite_pk", Value::from(t.primary_key.len() > 1));
@@ -426,6 +546,7 @@ mod tests {
                     primary_key: vec!["author_id".into()],
                     foreign_keys: vec![],
                     row_count: 3,
+                    view: false,
                 },
                 Table {
                     name: "book_authors".into(),
@@ -440,6 +561,7 @@ mod tests {
                         ref_columns: vec!["author_id".into()],
                     }],
                     row_count: 1,
+                    view: false,
                 },
             ],
         }

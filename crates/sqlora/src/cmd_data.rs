@@ -216,6 +216,9 @@ pub fn eval(dataset: &Path, predictions: &Path, db_dir: &Path, a: &ScoreArgs) ->
 
 pub fn import_spider(a: ImportSpiderArgs) -> Result<ExitCode> {
     let s = sqlora_data::spider::import_spider(&a.tables, &a.examples, &a.db_dir, &a.out)?;
+    for (db, what) in &s.notes {
+        eprintln!("note on {db}: {what}");
+    }
     for (what, why) in &s.skipped {
         eprintln!("skipped {what}: {why}");
     }

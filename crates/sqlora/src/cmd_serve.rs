@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// Keep no feedback: answers carry no `query_id` and `/v1/feedback` answers 404.
     #[arg(long)]
     pub no_feedback: bool,
+    /// Let clients serve SQLite files under this folder on the fly (`POST /v1/databases
+    /// {name, path}`, `DELETE /v1/databases/NAME`); paths leading outside it, by `..` or
+    /// links, are refused. Without it those routes are off.
+    #[arg(long, value_name = "DIR")]
+    pub db_root: Option<PathBuf>,
 }
 
 /// The default feedback store: `$SQLORA_HOME/feedback.sqlite3`.
@@ -190,6 +195,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         examples_k: args.examples_k,
         feedback_db: (!args.no_feedback)
             .then(|| args.feedback_db.clone().unwrap_or_else(default_feedback_db)),
+        db_root: args.db_root.clone(),
     };
     let n_dbs = dbs.len();
     if let Some(f) = &cfg.feedback_db {
@@ -202,6 +208,12 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         app.model_id(),
         names.join(", ")
     );
+    if let Some(root) = &args.db_root {
+        eprintln!(
+            "sqlora serve: POST /v1/databases serves SQLite files under {}",
+            root.display()
+        );
+    }
     // Scripts may read this line for the address.
     println!("listening on http://{local}");
     let _ = std::io::Write::flush(&mut std::io::stdout());
