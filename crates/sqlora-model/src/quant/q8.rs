@@ -225,6 +225,45 @@ impl Q8Rows {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[path = "q8_tiles.rs"]
+mod tiles;
+
+/// Fewest activation rows for which [`tiles_apply`] takes the tile kernels (below, unpacking
+/// the weights costs more than it saves).
+pub(crate) const TILES_MIN_ROWS: usize = 16;
+
+/// Whether the tile kernels ([`dispatch_tiles`]) take `n` rows of `fmt` with `isa`: the
+/// K-quants on AVX-512 VNNI, from [`TILES_MIN_ROWS`] rows. Their results are bit for bit
+/// those of [`dispatch`].
+pub(crate) fn tiles_apply(isa: Isa, fmt: QFormat, n: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        n >= TILES_MIN_ROWS
+            && isa == Isa::Avx512
+            && matches!(fmt, QFormat::Q4_K | QFormat::Q6_K)
+            && simd::vnni()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, fmt, n);
+        false
+    }
+}
+
+/// All `n` activation rows of `a` times its weight rows with the tile kernels (16 weight rows
+/// × 8 activation rows).
+///
+/// # Safety
+/// `a` must describe valid buffers for `n` rows and rows that are a multiple of 16 or end the
+/// weight; [`tiles_apply`] must hold.
+pub(crate) unsafe fn dispatch_tiles(fmt: QFormat, n: usize, a: &QArgs) {
+    #[cfg(target_arch = "x86_64")]
+    tiles::tiles512(fmt, n, a);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no tile kernels for {fmt:?} {n} {:p}", a.qx);
+}
+
 /// Runs the kernel of `isa` for `n ≤ group_max(isa)` activation rows.
 ///
 /// # Safety
@@ -263,16 +302,33 @@ pub(crate) unsafe fn scalar_rows(fmt: QFormat, n: usize, a: &QArgs) {
                 }
                 let x = &qx[b * bl..(b + 1) * bl];
                 let bsb = &bs[b * bl / 16..(b + 1) * bl / 16];
-                acc += block_dot(fmt, blk, &s, x, dx[b], bsb);
+                acc = match fmt {
+                    QFormat::Q4_K | QFormat::Q6_K => {
+                        let (isum, msum) = k_sums(fmt, blk, x, bsb);
+                        k_step(acc, isum, msum, s[0], s[1], dx[b])
+                    }
+                    _ => acc + block_dot(fmt, blk, &s, x, dx[b], bsb),
+                };
             }
             *w.y.add(j * w.y_stride + o) = acc;
         }
     }
 }
 
-/// One block's term of the product (scalar reference): weight block `blk` (quants as kept)
-/// with f32 scales `s`, activations `x` with scale `dx` and 16-sums `bs`.
-fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16]) -> f32 {
+/// The f32 step of a K-quant super-block, the same in every kernel (scalar, AVX2, AVX-512, the
+/// tiles), so a row's result does not depend on the kernel nor on the rows beside it: with the
+/// super-block's exact integer sums `isum = Σ_j sc_j·Σ q·a` (Q6_K: `Σ_g sc_g·(Σ q·a − 32·Σa)`)
+/// and `msum = Σ_j m_j·Σa` (Q6_K: 0), `t = isum·d − msum·dmin` (one product rounded, then a
+/// fused multiply-add) and `acc + t·dx` (fused).
+#[inline(always)]
+pub(crate) fn k_step(acc: f32, isum: i32, msum: i32, d: f32, dmin: f32, dx: f32) -> f32 {
+    let t = (-(msum as f32)).mul_add(dmin, isum as f32 * d);
+    t.mul_add(dx, acc)
+}
+
+/// A K-quant super-block's exact integer sums for [`k_step`] (scalar reference): weight block
+/// `blk` (quants as kept), activations `x` with 16-sums `bs`.
+fn k_sums(fmt: QFormat, blk: &[u8], x: &[i8], bs: &[i16]) -> (i32, i32) {
     let a = |i: usize| x[i] as i32;
     let bsum = |g: usize| bs[g] as i32;
     match fmt {
@@ -289,7 +345,7 @@ fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16])
                 sumi += sm[sub] as i32 * t;
                 summ += sm[8 + sub] as i32 * (bsum(2 * sub) + bsum(2 * sub + 1));
             }
-            (s[0] * dx) * sumi as f32 - (s[1] * dx) * summ as f32
+            (sumi, summ)
         }
         QFormat::Q6_K => {
             let (ql, qh, sc) = (&blk[..128], &blk[128..192], &blk[192..208]);
@@ -307,8 +363,18 @@ fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16])
             let sumi: i32 = (0..16)
                 .map(|g| (sc[g] as i8) as i32 * (sums[g] - 32 * bsum(g)))
                 .sum();
-            (s[0] * dx) * sumi as f32
+            (sumi, 0)
         }
+        _ => unreachable!("{fmt:?} is not a K-quant"),
+    }
+}
+
+/// One block's term of the product (scalar reference) for the 32-weight formats: weight block
+/// `blk` (quants as kept) with f32 scales `s`, activations `x` with scale `dx` and 16-sums `bs`.
+fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16]) -> f32 {
+    let a = |i: usize| x[i] as i32;
+    let bsum = |g: usize| bs[g] as i32;
+    match fmt {
         QFormat::Q5_0 => {
             let qh = u32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]);
             let nib = &blk[4..];
@@ -331,6 +397,7 @@ fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16])
             }
             (s[0] * dx) * t as f32 + (s[1] * dx) * (bsum(0) + bsum(1)) as f32
         }
+        QFormat::Q4_K | QFormat::Q6_K => unreachable!("K-quants take k_sums"),
         QFormat::F32 => unreachable!("f32 weights take the f32 path"),
     }
 }
@@ -355,7 +422,7 @@ mod simd {
     }
 
     /// Whether the CPU has AVX-512 VNNI (`vpdpbusd`).
-    fn vnni() -> bool {
+    pub(super) fn vnni() -> bool {
         static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *VNNI.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vnni"))
     }
@@ -636,6 +703,25 @@ mod simd {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(*p as i32)))
     }
 
+    /// Sum of the 4 lanes (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn hsum_epi32_128(v: __m128i) -> i32 {
+        let s = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
+        _mm_cvtsi128_si32(s)
+    }
+
+    /// Sum of the 8 lanes (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn hsum_epi32_256(v: __m256i) -> i32 {
+        hsum_epi32_128(_mm_add_epi32(
+            _mm256_castsi256_si128(v),
+            _mm256_extracti128_si256(v, 1),
+        ))
+    }
+
     /// Sum of the 8 lanes.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -655,7 +741,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm256_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 140);
                 let d = f16_at(srow.add(2 * b));
@@ -689,21 +775,12 @@ mod simd {
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
                     let bs32 =
                         _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-                    let summ = _mm256_zextsi128_si256(_mm_madd_epi16(mins, bs32));
-                    acc[j] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(d * dx),
-                        _mm256_cvtepi32_ps(sumi[j]),
-                        acc[j],
-                    );
-                    acc[j] = _mm256_fnmadd_ps(
-                        _mm256_set1_ps(dmin * dx),
-                        _mm256_cvtepi32_ps(summ),
-                        acc[j],
-                    );
+                    let summ = hsum_epi32_128(_mm_madd_epi16(mins, bs32));
+                    acc[j] = super::k_step(acc[j], hsum_epi32_256(sumi[j]), summ, d, dmin, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
-                *w.y.add(j * w.y_stride + o) = hsum256(*v);
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -718,7 +795,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm256_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 208);
                 let d = f16_at(srow.add(b));
@@ -767,12 +844,12 @@ mod simd {
                     let dx = *a.dx.add(j * a.xblocks + b);
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
                     let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-                    let t = _mm256_sub_epi32(sumi[j], corr);
-                    acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(t), acc[j]);
+                    let t = hsum_epi32_256(_mm256_sub_epi32(sumi[j], corr));
+                    acc[j] = super::k_step(acc[j], t, 0, d, 0.0, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
-                *w.y.add(j * w.y_stride + o) = hsum256(*v);
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -820,8 +897,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm512_setzero_ps(); N];
-            let mut accm = [_mm256_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 140);
                 let d = f16_at(srow.add(2 * b));
@@ -850,21 +926,13 @@ mod simd {
                 for j in 0..N {
                     let dx = *a.dx.add(j * a.xblocks + b);
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
-                    let summ = _mm256_madd_epi16(mins, bs);
-                    acc[j] = _mm512_fmadd_ps(
-                        _mm512_set1_ps(d * dx),
-                        _mm512_cvtepi32_ps(sumi[j]),
-                        acc[j],
-                    );
-                    accm[j] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(dmin * dx),
-                        _mm256_cvtepi32_ps(summ),
-                        accm[j],
-                    );
+                    let summ = hsum_epi32_256(_mm256_madd_epi16(mins, bs));
+                    let isum = _mm512_reduce_add_epi32(sumi[j]);
+                    acc[j] = super::k_step(acc[j], isum, summ, d, dmin, dx);
                 }
             }
-            for j in 0..N {
-                *w.y.add(j * w.y_stride + o) = _mm512_reduce_add_ps(acc[j]) - hsum256(accm[j]);
+            for (j, v) in acc.iter().enumerate() {
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -882,7 +950,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm512_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 208);
                 let d = f16_at(srow.add(b));
@@ -957,11 +1025,11 @@ mod simd {
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
                     let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
                     let t = _mm512_sub_epi32(sumi[j], _mm512_zextsi256_si512(corr));
-                    acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(d * dx), _mm512_cvtepi32_ps(t), acc[j]);
+                    acc[j] = super::k_step(acc[j], _mm512_reduce_add_epi32(t), 0, d, 0.0, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
-                *w.y.add(j * w.y_stride + o) = _mm512_reduce_add_ps(*v);
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -1100,6 +1168,37 @@ mod tests {
                         w.product_q8(isa, &q, n, &mut y);
                         let same = y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
                         assert!(same, "{format:?} {isa:?} [{rows},{cols}] n={n}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The K-quants combine each super-block's exact integer sums in the same f32 steps in
+    /// every kernel (`k_step`), so the one-row kernels, the groups and the tiles of prompts
+    /// (`tiles_apply`) give the scalar reference's values bit for bit, on any data.
+    #[test]
+    fn k_quant_kernels_and_tiles_equal_the_scalar_reference_bit_for_bit() {
+        for format in [QFormat::Q4_K, QFormat::Q6_K] {
+            for (rows, cols) in [(16, 256), (37, 512), (70, 768)] {
+                let w = random(format, rows, cols, rows as u64);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(cols as u64);
+                for n in [1, 5, 8, 15, 16, 17, 40] {
+                    let x: Vec<f32> = (0..n * cols).map(|_| rng.gen_range(-3f32..3.0)).collect();
+                    let mut want = vec![0f32; n * rows];
+                    w.matmul_t_q8_with(Isa::Scalar, &x, n, &mut want).unwrap();
+                    for isa in isas() {
+                        let mut y = vec![f32::NAN; n * rows];
+                        w.matmul_t_q8_with(isa, &x, n, &mut y).unwrap();
+                        for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                            assert_eq!(
+                                a.to_bits(),
+                                b.to_bits(),
+                                "{format:?} {isa:?} [{rows},{cols}] n={n} out {i}: {a} vs {b} \
+                                 (tiles: {})",
+                                super::tiles_apply(isa, format, n)
+                            );
+                        }
                     }
                 }
             }
