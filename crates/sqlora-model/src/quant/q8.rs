@@ -879,6 +879,67 @@ mod simd {
         _mm_or_si128(_mm_or_si128(low, high), top)
     }
 
+    /// Lane `i` = the sum of the 8 lanes of `v[i]` (exact, integers): one `vphaddd` tree.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn reduce8(v: [__m256i; 8]) -> [i32; 8] {
+        let h01 = _mm256_hadd_epi32(v[0], v[1]);
+        let h23 = _mm256_hadd_epi32(v[2], v[3]);
+        let h45 = _mm256_hadd_epi32(v[4], v[5]);
+        let h67 = _mm256_hadd_epi32(v[6], v[7]);
+        // Lanes 0..4: v0..v3 over their lanes 0..4; lanes 4..8: over their lanes 4..8.
+        let g0 = _mm256_hadd_epi32(h01, h23);
+        let g1 = _mm256_hadd_epi32(h45, h67);
+        let r = _mm256_add_epi32(
+            _mm256_permute2x128_si256(g0, g1, 0x20),
+            _mm256_permute2x128_si256(g0, g1, 0x31),
+        );
+        let mut out = [0i32; 8];
+        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, r);
+        out
+    }
+
+    /// The sums of the lanes of `a[j]` (16) and `b[j]` (8) for `N <= 8` rows, reduced
+    /// together (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    unsafe fn sums_of<const N: usize>(a: &[__m512i; N], b: &[__m256i; N]) -> ([i32; 8], [i32; 8]) {
+        let fold = |v: __m512i| {
+            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1))
+        };
+        let z = _mm256_setzero_si256();
+        if N == 1 {
+            let h = _mm256_hadd_epi32(fold(a[0]), b[0]);
+            let h = _mm256_hadd_epi32(h, h);
+            // [Σa, Σb, Σa, Σb]
+            let r = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            let mut x = [0; 8];
+            let mut y = [0; 8];
+            x[0] = _mm_cvtsi128_si32(r);
+            y[0] = _mm_extract_epi32(r, 1);
+            (x, y)
+        } else if N <= 4 {
+            let mut v = [z; 8];
+            for j in 0..N {
+                v[j] = fold(a[j]);
+                v[4 + j] = b[j];
+            }
+            let r = reduce8(v);
+            let mut x = [0; 8];
+            let mut y = [0; 8];
+            x[..4].copy_from_slice(&r[..4]);
+            y[..4].copy_from_slice(&r[4..]);
+            (x, y)
+        } else {
+            let (mut u, mut v) = ([z; 8], [z; 8]);
+            for j in 0..N {
+                u[j] = fold(a[j]);
+                v[j] = b[j];
+            }
+            (reduce8(u), reduce8(v))
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
     unsafe fn q4k_512<const N: usize>(a: &QArgs) {
         let w = &a.w;
@@ -923,12 +984,15 @@ mod simd {
                         *s = _mm512_add_epi32(*s, _mm512_add_epi32(p0, p1));
                     }
                 }
+                let mut summ = [_mm256_setzero_si256(); N];
+                for (j, m) in summ.iter_mut().enumerate() {
+                    let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
+                    *m = _mm256_madd_epi16(mins, bs);
+                }
+                let (is, ms) = sums_of(&sumi, &summ);
                 for j in 0..N {
                     let dx = *a.dx.add(j * a.xblocks + b);
-                    let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
-                    let summ = hsum_epi32_256(_mm256_madd_epi16(mins, bs));
-                    let isum = _mm512_reduce_add_epi32(sumi[j]);
-                    acc[j] = super::k_step(acc[j], isum, summ, d, dmin, dx);
+                    acc[j] = super::k_step(acc[j], is[j], ms[j], d, dmin, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
@@ -1020,12 +1084,15 @@ mod simd {
                         *s = _mm512_add_epi32(*s, _mm512_add_epi32(p0, p1));
                     }
                 }
+                let mut corr = [_mm256_setzero_si256(); N];
+                for (j, c) in corr.iter_mut().enumerate() {
+                    let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
+                    *c = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+                }
+                let (is, cs) = sums_of(&sumi, &corr);
                 for j in 0..N {
                     let dx = *a.dx.add(j * a.xblocks + b);
-                    let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
-                    let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-                    let t = _mm512_sub_epi32(sumi[j], _mm512_zextsi256_si512(corr));
-                    acc[j] = super::k_step(acc[j], _mm512_reduce_add_epi32(t), 0, d, 0.0, dx);
+                    acc[j] = super::k_step(acc[j], is[j] - cs[j], 0, d, 0.0, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
