@@ -1,4 +1,4 @@
-//! Grouped-query attention on the CPU, in one fused pass per (row, kv head, chunk of queries).
+//! Grouped-query attention for a few new positions on the CPU, in one pass per (row, kv head).
 //!
 //! Decoding feeds one (or a few) query positions per row against hundreds of cached keys. As
 //! tensor ops that is two batched matmuls of `b · kv_heads` tiny products plus a mask add and a
@@ -7,16 +7,11 @@
 //! (row, kv head) pair, in parallel, the scores of its query heads, the mask, an f32 softmax and
 //! the weighted sum of values, written straight into the `[b, t, heads · head_dim]` layout the
 //! output projection reads. It only differs from the tensor ops in summation order.
-//!
-//! Prompts ([`attend_prompt`]) take the same loop in chunks of query positions: as tensor ops a
-//! 400-token prompt allocated `[heads, t, t]` scores per layer, computed and exponentiated the
-//! masked (causal) half, and spent its time in the thread pool's barriers; here the masked keys
-//! cost nothing and nothing of size `t²` exists.
 
 use candle_core::{DType, Device, Layout, Storage, Tensor};
 use rayon::prelude::*;
 
-/// Most new positions per row [`attend`] takes ([`attend_prompt`] takes any number).
+/// Most new positions per row [`attend`] takes (beyond, the batched matmuls are efficient).
 pub const MAX_NEW: usize = 16;
 
 /// A read-only f32 view of a CPU tensor: its data and its layout.
@@ -62,28 +57,10 @@ fn fast_path_applies(tensors: &[Option<&Tensor>]) -> bool {
         .any(|x| x.dtype() != DType::F32 || !x.device().is_cpu() || x.track_op())
 }
 
-/// Query positions per work item of a prompt (beyond [`MAX_NEW`]): the items of one (row, kv
-/// head) pair spread over the threads, and each item's keys and values stay in cache.
-const QUERY_CHUNK: usize = 32;
-
-/// One work item: row `r`, kv head `g`, query positions `i0..i1`.
-#[derive(Clone, Copy)]
-struct Item {
-    r: usize,
-    g: usize,
-    i0: usize,
-    i1: usize,
-}
-
-/// The shared loop: for each (row, kv head) pair and chunk of query positions, in parallel, the
-/// scores of its `rep` query heads over the row's keys, the mask, an f32 softmax and the
-/// weighted sum of values, scattered into `[b, t, heads · d]`. `q` is scaled, `[b, heads, t, d]`
-/// flattened; `mask` is `[b or 1, t, n]` flattened, with `true` when it has a row per batch row.
-///
-/// A key whose mask is [`crate::llama::MASKED`] gets that score without a product (`s +
-/// MASKED` is `MASKED` for any finite score this model makes) and, unless every key is masked,
-/// probability exactly 0 without an `exp`, and adds nothing to the output: the causal half of a
-/// prompt costs nothing, and the result is the same as computing it.
+/// The shared loop: for each (row, kv head) pair, in parallel, the scores of its `rep` query
+/// heads at `t` positions over the row's keys, the mask, an f32 softmax and the weighted sum of
+/// values, scattered into `[b, t, heads · d]`. `q` is scaled, `[b, heads, t, d]` flattened;
+/// `mask` is `[b or 1, t, n]` flattened, with `true` when it has a row per batch row.
 fn attend_views(
     q: &[f32],
     (nh, nkv, t, d): (usize, usize, usize, usize),
@@ -92,137 +69,64 @@ fn attend_views(
 ) -> Vec<f32> {
     let b = rows.len();
     let rep = nh / nkv;
-    let chunk = if t <= MAX_NEW { t } else { QUERY_CHUNK };
-    let items: Vec<Item> = (0..b)
-        .flat_map(|r| {
-            (0..nkv).flat_map(move |g| {
-                (0..t).step_by(chunk).map(move |i0| Item {
-                    r,
-                    g,
-                    i0,
-                    i1: (i0 + chunk).min(t),
-                })
-            })
-        })
-        .collect();
-    let avx2 = avx2();
-    let work = |it: &Item| -> Vec<f32> {
-        let args = (q, (nh, rep, t, d), rows, mask);
-        if avx2 {
-            // SAFETY: the CPU has AVX2 (checked); the same arithmetic, wider registers.
-            #[cfg(target_arch = "x86_64")]
-            return unsafe { work_avx2(*it, args) };
-        }
-        work_item(*it, args)
-    };
-    let parts: Vec<Vec<f32>> = if items.len() > 1 {
-        items.par_iter().map(work).collect()
-    } else {
-        items.iter().map(work).collect()
-    };
-    // Scatter [b, kv head, chunk][rep, i1 - i0, d] into [b, t, heads, d].
-    let mut y = vec![0f32; b * t * nh * d];
-    for (it, part) in items.iter().zip(parts) {
-        let m = it.i1 - it.i0;
+    let pairs: Vec<(usize, usize)> = (0..b).flat_map(|r| (0..nkv).map(move |h| (r, h))).collect();
+    let work = |&(r, g): &(usize, usize)| -> Vec<f32> {
+        let row = &rows[r];
+        let n = row.n;
+        let kbase = row.k_row + g * row.k.stride[1];
+        let vbase = row.v_row + g * row.v.stride[1];
+        let (ks, vs) = (row.k.stride[2], row.v.stride[2]);
+        let mut out = vec![0f32; rep * t * d];
+        let mut scores = vec![0f32; n];
         for hr in 0..rep {
-            let h = it.g * rep + hr;
-            for i in 0..m {
-                let src = &part[(hr * m + i) * d..][..d];
-                y[((it.r * t + it.i0 + i) * nh + h) * d..][..d].copy_from_slice(src);
+            let h = g * rep + hr;
+            for i in 0..t {
+                let qrow = &q[((r * nh + h) * t + i) * d..][..d];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = dot(qrow, &row.k.data[kbase + j * ks..][..d]);
+                }
+                if let Some((m, per_row)) = mask {
+                    let mrow = if per_row { r } else { 0 };
+                    let mrow = &m[(mrow * t + i) * n..][..n];
+                    for (s, a) in scores.iter_mut().zip(mrow) {
+                        *s += a;
+                    }
+                }
+                let max = scores.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let o = &mut out[(hr * t + i) * d..][..d];
+                for (j, p) in scores.iter().enumerate() {
+                    let p = p / sum;
+                    let vrow = &row.v.data[vbase + j * vs..][..d];
+                    for (x, y) in o.iter_mut().zip(vrow) {
+                        *x += p * y;
+                    }
+                }
+            }
+        }
+        out
+    };
+    let parts: Vec<Vec<f32>> = if pairs.len() > 1 {
+        pairs.par_iter().map(work).collect()
+    } else {
+        pairs.iter().map(work).collect()
+    };
+    // Scatter [b, kv head][rep, t, d] into [b, t, heads, d].
+    let mut y = vec![0f32; b * t * nh * d];
+    for ((r, g), part) in pairs.iter().zip(parts) {
+        for hr in 0..rep {
+            let h = g * rep + hr;
+            for i in 0..t {
+                let src = &part[(hr * t + i) * d..][..d];
+                y[((r * t + i) * nh + h) * d..][..d].copy_from_slice(src);
             }
         }
     }
     y
-}
-
-/// Whether the CPU runs AVX2 (checked once).
-fn avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// The operands of [`work_item`]: scaled queries, `(heads, rep, t, d)`, rows, mask.
-type WorkArgs<'a> = (
-    &'a [f32],
-    (usize, usize, usize, usize),
-    &'a [RowView<'a>],
-    Option<(&'a [f32], bool)>,
-);
-
-/// [`work_item`] compiled for AVX2 (the same operations in the same order per lane, so the
-/// same values).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn work_avx2(it: Item, args: WorkArgs) -> Vec<f32> {
-    work_item(it, args)
-}
-
-/// One work item's outputs `[rep, i1 - i0, d]`.
-#[inline(always)]
-fn work_item(it: Item, (q, (nh, rep, t, d), rows, mask): WorkArgs) -> Vec<f32> {
-    use crate::llama::MASKED;
-    let Item { r, g, i0, i1 } = it;
-    let row = &rows[r];
-    let n = row.n;
-    let kbase = row.k_row + g * row.k.stride[1];
-    let vbase = row.v_row + g * row.v.stride[1];
-    let (ks, vs) = (row.k.stride[2], row.v.stride[2]);
-    let m = i1 - i0;
-    let mut out = vec![0f32; rep * m * d];
-    let mut scores = vec![0f32; n];
-    for hr in 0..rep {
-        let h = g * rep + hr;
-        for i in i0..i1 {
-            let qrow = &q[((r * nh + h) * t + i) * d..][..d];
-            let mrow = mask.map(|(mk, per_row)| {
-                let mr = if per_row { r } else { 0 };
-                &mk[(mr * t + i) * n..][..n]
-            });
-            match mrow {
-                Some(mrow) => {
-                    for (j, (s, a)) in scores.iter_mut().zip(mrow).enumerate() {
-                        *s = if *a == MASKED {
-                            MASKED
-                        } else {
-                            dot(qrow, &row.k.data[kbase + j * ks..][..d]) + a
-                        };
-                    }
-                }
-                None => {
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        *s = dot(qrow, &row.k.data[kbase + j * ks..][..d]);
-                    }
-                }
-            }
-            let max = scores.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-            let mut sum = 0f32;
-            for s in scores.iter_mut() {
-                *s = if *s == MASKED && max != MASKED {
-                    0.0
-                } else {
-                    (*s - max).exp()
-                };
-                sum += *s;
-            }
-            let o = &mut out[(hr * m + (i - i0)) * d..][..d];
-            for (j, p) in scores.iter().enumerate() {
-                if *p == 0.0 {
-                    continue;
-                }
-                let p = p / sum;
-                let vrow = &row.v.data[vbase + j * vs..][..d];
-                for (x, y) in o.iter_mut().zip(vrow) {
-                    *x += p * y;
-                }
-            }
-        }
-    }
-    out
 }
 
 /// A contiguous f32 CPU copy of `t` as a `Vec` (small tensors only: queries and masks).
@@ -264,25 +168,10 @@ pub fn attend(
     v: &Tensor,
     mask: Option<&Tensor>,
 ) -> candle_core::Result<Option<Tensor>> {
-    if q.dims4()?.2 > MAX_NEW {
-        return Ok(None);
-    }
-    attend_prompt(q, k, v, mask)
-}
-
-/// [`attend`] for any number of new positions, e.g. a whole prompt: the work is split into
-/// chunks of query positions over the threads, masked keys (the causal half) cost nothing, and
-/// no `[t, n]` score tensor is ever allocated. `None` only when the inputs are not f32 CPU
-/// tensors without gradients or the shapes do not fit.
-pub fn attend_prompt(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: Option<&Tensor>,
-) -> candle_core::Result<Option<Tensor>> {
     let (b, nh, t, d) = q.dims4()?;
     let (kb, nkv, n, kd) = k.dims4()?;
     if t == 0
+        || t > MAX_NEW
         || kb != b
         || kd != d
         || v.dims() != k.dims()
@@ -439,51 +328,6 @@ mod tests {
                     .unwrap();
                 assert!(diff < 1e-5, "b={b} nh={nh} t={t}: {diff}");
             }
-        }
-    }
-
-    /// Prompts: causal masks with cached keys before them, a left-padded row, a query whose
-    /// keys are all masked, and more positions than one chunk.
-    #[test]
-    fn prompts_match_tensor_ops_with_causal_and_padded_masks() {
-        use crate::llama::MASKED;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-        let (b, nh, nkv, d) = (2, 6, 2, 32);
-        for (t, past) in [(17, 0), (45, 5), (70, 0)] {
-            let n = past + t;
-            let q = rand_t(&mut rng, &[b, nh, t, d]);
-            let kc = rand_t(&mut rng, &[b, nkv, n + 3, d]);
-            let vc = rand_t(&mut rng, &[b, nkv, n + 3, d]);
-            let (k, v) = (kc.narrow(2, 0, n).unwrap(), vc.narrow(2, 0, n).unwrap());
-            let pad = 3;
-            let mut mask = vec![0f32; b * t * n];
-            for r in 0..b {
-                for i in 0..t {
-                    for j in 0..n {
-                        let masked = j > past + i || (r == 1 && j < pad) || (r == 1 && i == 0);
-                        if masked {
-                            mask[(r * t + i) * n + j] = MASKED;
-                        }
-                    }
-                }
-            }
-            let mask = Tensor::from_vec(mask, (b, 1, t, n), &Device::Cpu).unwrap();
-            assert!(attend(&q, &k, &v, Some(&mask)).unwrap().is_none());
-            let got = attend_prompt(&q, &k, &v, Some(&mask))
-                .unwrap()
-                .expect("fast path taken");
-            let want = reference(&q, &k, &v, Some(&mask));
-            let diff = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(diff < 1e-5, "t={t} past={past}: {diff}");
         }
     }
 

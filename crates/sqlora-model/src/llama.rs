@@ -851,7 +851,7 @@ impl DecoderLayer {
 }
 
 /// The [`Attend`] of [`Model::forward_with`]: append to the batch [`Cache`] (if any), then the
-/// fused CPU pass ([`crate::cpu_attn::attend_prompt`]) where it applies, else [`attention`].
+/// fused CPU pass ([`crate::cpu_attn::attend`]) where it applies, else [`attention`].
 struct CacheAttend<'a> {
     cache: Option<&'a mut Cache>,
     mask: Option<&'a Tensor>,
@@ -863,8 +863,8 @@ impl Attend for CacheAttend<'_> {
             Some(c) => c.append(layer, k, v)?,
             None => (k.clone(), v.clone()),
         };
-        // On the CPU: one fused pass (see cpu_attn), for decoding steps and prompts alike.
-        if let Some(out) = crate::cpu_attn::attend_prompt(q, &k, &v, self.mask)? {
+        // Decoding on the CPU: one fused pass instead of tiny batched matmuls (see cpu_attn).
+        if let Some(out) = crate::cpu_attn::attend(q, &k, &v, self.mask)? {
             return Ok(out);
         }
         attention(q, &k, &v, self.mask)
