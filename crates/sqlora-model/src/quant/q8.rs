@@ -940,6 +940,30 @@ mod simd {
         }
     }
 
+    /// The sums of the 16 lanes of `a[j]` for `N <= 8` rows (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    unsafe fn isums_of<const N: usize>(a: &[__m512i; N]) -> [i32; 8] {
+        let fold = |v: __m512i| {
+            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1))
+        };
+        if N == 1 {
+            let h = fold(a[0]);
+            let h = _mm256_hadd_epi32(h, h);
+            let h = _mm256_hadd_epi32(h, h);
+            let r = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            let mut x = [0; 8];
+            x[0] = _mm_cvtsi128_si32(r);
+            x
+        } else {
+            let mut v = [_mm256_setzero_si256(); 8];
+            for j in 0..N {
+                v[j] = fold(a[j]);
+            }
+            reduce8(v)
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
     unsafe fn q4k_512<const N: usize>(a: &QArgs) {
         let w = &a.w;
@@ -1084,15 +1108,15 @@ mod simd {
                         *s = _mm512_add_epi32(*s, _mm512_add_epi32(p0, p1));
                     }
                 }
-                let mut corr = [_mm256_setzero_si256(); N];
-                for (j, c) in corr.iter_mut().enumerate() {
+                for (j, s) in sumi.iter_mut().enumerate() {
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
-                    *c = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+                    let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+                    *s = _mm512_sub_epi32(*s, _mm512_zextsi256_si512(corr));
                 }
-                let (is, cs) = sums_of(&sumi, &corr);
+                let is = isums_of(&sumi);
                 for j in 0..N {
                     let dx = *a.dx.add(j * a.xblocks + b);
-                    acc[j] = super::k_step(acc[j], is[j] - cs[j], 0, d, 0.0, dx);
+                    acc[j] = super::k_step(acc[j], is[j], 0, d, 0.0, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
