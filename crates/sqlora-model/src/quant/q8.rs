@@ -13,15 +13,20 @@
 //!   sign, as ggml does).
 //! * Q4_1 (`ggml_vec_dot_q4_1_q8_1`): `d·dx·Σ q·a + m·dx·Σa`.
 //!
-//! Each block's integer sums are exact and the same on every instruction set; only the f32
-//! accumulation of the blocks' terms differs in order. The error against the f32 product is the
+//! Each block's integer sums are exact and the same on every instruction set. The K-quants
+//! combine them in the same f32 steps everywhere ([`k_step`], per super-block in order), so their
+//! results are the same bit for bit in every kernel and for any rows beside them; for the
+//! 32-weight formats only the f32 accumulation of the blocks' terms differs in order between
+//! instruction sets. The error against the f32 product is the
 //! activations' rounding: at most `dx/2` per value, so about `1e-2` of `|w|·|x|` relative to the
 //! dot at worst and much less on average (the tests bound it).
 //!
 //! The SIMD kernels decode one weight block into registers (AVX2: `_mm256_maddubs_epi16` and
 //! `_mm256_madd_epi16` with the sub-block scales, like ggml; AVX-512BW the same on 64 bytes; the
 //! 32-weight formats use VNNI's `_mm512_dpbusd_epi32` where the CPU has it) and multiply it
-//! with up to [`group_max`] activation rows.
+//! with up to [`group_max`] activation rows. Prompts of K-quants on AVX-512 VNNI take the tiles
+//! of `q8_tiles.rs` instead ([`tiles_apply`]): weights unpacked once per 16 rows, `vpdpbusd`
+//! with broadcast activations, the sub-block scales applied once per sub-block.
 
 use half::f16;
 
