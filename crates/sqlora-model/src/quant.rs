@@ -472,6 +472,18 @@ impl QWeight {
     /// `y = a · Wᵀ` for `n` quantized activation rows `q` (`y` of `n · rows` values, `isa`
     /// supported, checked by the callers).
     fn product_q8(&self, isa: Isa, q: &q8::Q8Rows, n: usize, y: &mut [f32]) {
+        if q8::tiles_apply(isa, self.format, n) {
+            let out = OutPtr(y.as_mut_ptr());
+            self.par_rows_by(n, TILE_ROWS, |start, end| {
+                // SAFETY: as in `matmul_t_with`, each chunk writes only its own outputs; the
+                // chunks are whole tiles of 16 rows (or end the weight).
+                unsafe {
+                    let args = q.args(0, self.args(start, end, None, out.at(0)));
+                    q8::dispatch_tiles(self.format, n, &args);
+                }
+            });
+            return;
+        }
         let group = q8::group_max(isa);
         // With more rows than one group, a tile of weight rows stays in cache for all groups.
         let tile = if n > group { Q8_TILE_ROWS } else { usize::MAX };
@@ -530,12 +542,21 @@ impl QWeight {
 
     /// Runs `run(start, end)` over chunks of output rows, in parallel on rayon's pool.
     fn par_rows(&self, n: usize, run: impl Fn(usize, usize) + Sync) {
+        self.par_rows_by(n, 4, run)
+    }
+
+    /// [`QWeight::par_rows`] with chunks of a multiple of `multiple` rows (but the last).
+    fn par_rows_by(&self, n: usize, multiple: usize, run: impl Fn(usize, usize) + Sync) {
         if n == 0 {
             return;
         }
         let threads = rayon::current_num_threads().max(1);
         // A few chunks per thread, each at least 16 rows, so rayon's overhead stays small.
-        let chunk = self.rows.div_ceil(threads * 4).max(16).next_multiple_of(4);
+        let chunk = self
+            .rows
+            .div_ceil(threads * 4)
+            .max(16)
+            .next_multiple_of(multiple);
         let starts: Vec<usize> = (0..self.rows).step_by(chunk).collect();
         let one = |start: usize| run(start, (start + chunk).min(self.rows));
         if starts.len() == 1 {
@@ -593,6 +614,9 @@ impl QWeight {
 
 /// Weight rows per tile of the integer kernels when the activation rows need several groups.
 const Q8_TILE_ROWS: usize = 32;
+
+/// Weight rows per tile of the K-quants' tile kernels (`q8::dispatch_tiles`).
+const TILE_ROWS: usize = 16;
 
 /// How the activations of a product with blocks are represented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,15 +13,20 @@
 //!   sign, as ggml does).
 //! * Q4_1 (`ggml_vec_dot_q4_1_q8_1`): `d·dx·Σ q·a + m·dx·Σa`.
 //!
-//! Each block's integer sums are exact and the same on every instruction set; only the f32
-//! accumulation of the blocks' terms differs in order. The error against the f32 product is the
+//! Each block's integer sums are exact and the same on every instruction set. The K-quants
+//! combine them in the same f32 steps everywhere ([`k_step`], per super-block in order), so their
+//! results are the same bit for bit in every kernel and for any rows beside them; for the
+//! 32-weight formats only the f32 accumulation of the blocks' terms differs in order between
+//! instruction sets. The error against the f32 product is the
 //! activations' rounding: at most `dx/2` per value, so about `1e-2` of `|w|·|x|` relative to the
 //! dot at worst and much less on average (the tests bound it).
 //!
 //! The SIMD kernels decode one weight block into registers (AVX2: `_mm256_maddubs_epi16` and
 //! `_mm256_madd_epi16` with the sub-block scales, like ggml; AVX-512BW the same on 64 bytes; the
 //! 32-weight formats use VNNI's `_mm512_dpbusd_epi32` where the CPU has it) and multiply it
-//! with up to [`group_max`] activation rows.
+//! with up to [`group_max`] activation rows. Prompts of K-quants on AVX-512 VNNI take the tiles
+//! of `q8_tiles.rs` instead ([`tiles_apply`]): weights unpacked once per 16 rows, `vpdpbusd`
+//! with broadcast activations, the sub-block scales applied once per sub-block.
 
 use half::f16;
 
@@ -225,6 +230,45 @@ impl Q8Rows {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[path = "q8_tiles.rs"]
+mod tiles;
+
+/// Fewest activation rows for which [`tiles_apply`] takes the tile kernels (below, unpacking
+/// the weights costs more than it saves).
+pub(crate) const TILES_MIN_ROWS: usize = 16;
+
+/// Whether the tile kernels ([`dispatch_tiles`]) take `n` rows of `fmt` with `isa`: the
+/// K-quants on AVX-512 VNNI, from [`TILES_MIN_ROWS`] rows. Their results are bit for bit
+/// those of [`dispatch`].
+pub(crate) fn tiles_apply(isa: Isa, fmt: QFormat, n: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        n >= TILES_MIN_ROWS
+            && isa == Isa::Avx512
+            && matches!(fmt, QFormat::Q4_K | QFormat::Q6_K)
+            && simd::vnni()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, fmt, n);
+        false
+    }
+}
+
+/// All `n` activation rows of `a` times its weight rows with the tile kernels (16 weight rows
+/// × 8 activation rows).
+///
+/// # Safety
+/// `a` must describe valid buffers for `n` rows and rows that are a multiple of 16 or end the
+/// weight; [`tiles_apply`] must hold.
+pub(crate) unsafe fn dispatch_tiles(fmt: QFormat, n: usize, a: &QArgs) {
+    #[cfg(target_arch = "x86_64")]
+    tiles::tiles512(fmt, n, a);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no tile kernels for {fmt:?} {n} {:p}", a.qx);
+}
+
 /// Runs the kernel of `isa` for `n ≤ group_max(isa)` activation rows.
 ///
 /// # Safety
@@ -263,16 +307,33 @@ pub(crate) unsafe fn scalar_rows(fmt: QFormat, n: usize, a: &QArgs) {
                 }
                 let x = &qx[b * bl..(b + 1) * bl];
                 let bsb = &bs[b * bl / 16..(b + 1) * bl / 16];
-                acc += block_dot(fmt, blk, &s, x, dx[b], bsb);
+                acc = match fmt {
+                    QFormat::Q4_K | QFormat::Q6_K => {
+                        let (isum, msum) = k_sums(fmt, blk, x, bsb);
+                        k_step(acc, isum, msum, s[0], s[1], dx[b])
+                    }
+                    _ => acc + block_dot(fmt, blk, &s, x, dx[b], bsb),
+                };
             }
             *w.y.add(j * w.y_stride + o) = acc;
         }
     }
 }
 
-/// One block's term of the product (scalar reference): weight block `blk` (quants as kept)
-/// with f32 scales `s`, activations `x` with scale `dx` and 16-sums `bs`.
-fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16]) -> f32 {
+/// The f32 step of a K-quant super-block, the same in every kernel (scalar, AVX2, AVX-512, the
+/// tiles), so a row's result does not depend on the kernel nor on the rows beside it: with the
+/// super-block's exact integer sums `isum = Σ_j sc_j·Σ q·a` (Q6_K: `Σ_g sc_g·(Σ q·a − 32·Σa)`)
+/// and `msum = Σ_j m_j·Σa` (Q6_K: 0), `t = isum·d − msum·dmin` (one product rounded, then a
+/// fused multiply-add) and `acc + t·dx` (fused).
+#[inline(always)]
+pub(crate) fn k_step(acc: f32, isum: i32, msum: i32, d: f32, dmin: f32, dx: f32) -> f32 {
+    let t = (-(msum as f32)).mul_add(dmin, isum as f32 * d);
+    t.mul_add(dx, acc)
+}
+
+/// A K-quant super-block's exact integer sums for [`k_step`] (scalar reference): weight block
+/// `blk` (quants as kept), activations `x` with 16-sums `bs`.
+fn k_sums(fmt: QFormat, blk: &[u8], x: &[i8], bs: &[i16]) -> (i32, i32) {
     let a = |i: usize| x[i] as i32;
     let bsum = |g: usize| bs[g] as i32;
     match fmt {
@@ -289,7 +350,7 @@ fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16])
                 sumi += sm[sub] as i32 * t;
                 summ += sm[8 + sub] as i32 * (bsum(2 * sub) + bsum(2 * sub + 1));
             }
-            (s[0] * dx) * sumi as f32 - (s[1] * dx) * summ as f32
+            (sumi, summ)
         }
         QFormat::Q6_K => {
             let (ql, qh, sc) = (&blk[..128], &blk[128..192], &blk[192..208]);
@@ -307,8 +368,18 @@ fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16])
             let sumi: i32 = (0..16)
                 .map(|g| (sc[g] as i8) as i32 * (sums[g] - 32 * bsum(g)))
                 .sum();
-            (s[0] * dx) * sumi as f32
+            (sumi, 0)
         }
+        _ => unreachable!("{fmt:?} is not a K-quant"),
+    }
+}
+
+/// One block's term of the product (scalar reference) for the 32-weight formats: weight block
+/// `blk` (quants as kept) with f32 scales `s`, activations `x` with scale `dx` and 16-sums `bs`.
+fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16]) -> f32 {
+    let a = |i: usize| x[i] as i32;
+    let bsum = |g: usize| bs[g] as i32;
+    match fmt {
         QFormat::Q5_0 => {
             let qh = u32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]);
             let nib = &blk[4..];
@@ -331,6 +402,7 @@ fn block_dot(fmt: QFormat, blk: &[u8], s: &[f32], x: &[i8], dx: f32, bs: &[i16])
             }
             (s[0] * dx) * t as f32 + (s[1] * dx) * (bsum(0) + bsum(1)) as f32
         }
+        QFormat::Q4_K | QFormat::Q6_K => unreachable!("K-quants take k_sums"),
         QFormat::F32 => unreachable!("f32 weights take the f32 path"),
     }
 }
@@ -355,7 +427,7 @@ mod simd {
     }
 
     /// Whether the CPU has AVX-512 VNNI (`vpdpbusd`).
-    fn vnni() -> bool {
+    pub(super) fn vnni() -> bool {
         static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *VNNI.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vnni"))
     }
@@ -636,6 +708,25 @@ mod simd {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(*p as i32)))
     }
 
+    /// Sum of the 4 lanes (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn hsum_epi32_128(v: __m128i) -> i32 {
+        let s = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
+        _mm_cvtsi128_si32(s)
+    }
+
+    /// Sum of the 8 lanes (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn hsum_epi32_256(v: __m256i) -> i32 {
+        hsum_epi32_128(_mm_add_epi32(
+            _mm256_castsi256_si128(v),
+            _mm256_extracti128_si256(v, 1),
+        ))
+    }
+
     /// Sum of the 8 lanes.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -655,7 +746,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm256_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 140);
                 let d = f16_at(srow.add(2 * b));
@@ -689,21 +780,12 @@ mod simd {
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
                     let bs32 =
                         _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-                    let summ = _mm256_zextsi128_si256(_mm_madd_epi16(mins, bs32));
-                    acc[j] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(d * dx),
-                        _mm256_cvtepi32_ps(sumi[j]),
-                        acc[j],
-                    );
-                    acc[j] = _mm256_fnmadd_ps(
-                        _mm256_set1_ps(dmin * dx),
-                        _mm256_cvtepi32_ps(summ),
-                        acc[j],
-                    );
+                    let summ = hsum_epi32_128(_mm_madd_epi16(mins, bs32));
+                    acc[j] = super::k_step(acc[j], hsum_epi32_256(sumi[j]), summ, d, dmin, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
-                *w.y.add(j * w.y_stride + o) = hsum256(*v);
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -718,7 +800,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm256_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 208);
                 let d = f16_at(srow.add(b));
@@ -767,12 +849,12 @@ mod simd {
                     let dx = *a.dx.add(j * a.xblocks + b);
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
                     let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-                    let t = _mm256_sub_epi32(sumi[j], corr);
-                    acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(t), acc[j]);
+                    let t = hsum_epi32_256(_mm256_sub_epi32(sumi[j], corr));
+                    acc[j] = super::k_step(acc[j], t, 0, d, 0.0, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
-                *w.y.add(j * w.y_stride + o) = hsum256(*v);
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -802,6 +884,91 @@ mod simd {
         _mm_or_si128(_mm_or_si128(low, high), top)
     }
 
+    /// Lane `i` = the sum of the 8 lanes of `v[i]` (exact, integers): one `vphaddd` tree.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn reduce8(v: [__m256i; 8]) -> [i32; 8] {
+        let h01 = _mm256_hadd_epi32(v[0], v[1]);
+        let h23 = _mm256_hadd_epi32(v[2], v[3]);
+        let h45 = _mm256_hadd_epi32(v[4], v[5]);
+        let h67 = _mm256_hadd_epi32(v[6], v[7]);
+        // Lanes 0..4: v0..v3 over their lanes 0..4; lanes 4..8: over their lanes 4..8.
+        let g0 = _mm256_hadd_epi32(h01, h23);
+        let g1 = _mm256_hadd_epi32(h45, h67);
+        let r = _mm256_add_epi32(
+            _mm256_permute2x128_si256(g0, g1, 0x20),
+            _mm256_permute2x128_si256(g0, g1, 0x31),
+        );
+        let mut out = [0i32; 8];
+        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, r);
+        out
+    }
+
+    /// The sums of the lanes of `a[j]` (16) and `b[j]` (8) for `N <= 8` rows, reduced
+    /// together (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    unsafe fn sums_of<const N: usize>(a: &[__m512i; N], b: &[__m256i; N]) -> ([i32; 8], [i32; 8]) {
+        let fold = |v: __m512i| {
+            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1))
+        };
+        let z = _mm256_setzero_si256();
+        if N == 1 {
+            let h = _mm256_hadd_epi32(fold(a[0]), b[0]);
+            let h = _mm256_hadd_epi32(h, h);
+            // [Σa, Σb, Σa, Σb]
+            let r = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            let mut x = [0; 8];
+            let mut y = [0; 8];
+            x[0] = _mm_cvtsi128_si32(r);
+            y[0] = _mm_extract_epi32(r, 1);
+            (x, y)
+        } else if N <= 4 {
+            let mut v = [z; 8];
+            for j in 0..N {
+                v[j] = fold(a[j]);
+                v[4 + j] = b[j];
+            }
+            let r = reduce8(v);
+            let mut x = [0; 8];
+            let mut y = [0; 8];
+            x[..4].copy_from_slice(&r[..4]);
+            y[..4].copy_from_slice(&r[4..]);
+            (x, y)
+        } else {
+            let (mut u, mut v) = ([z; 8], [z; 8]);
+            for j in 0..N {
+                u[j] = fold(a[j]);
+                v[j] = b[j];
+            }
+            (reduce8(u), reduce8(v))
+        }
+    }
+
+    /// The sums of the 16 lanes of `a[j]` for `N <= 8` rows (exact, integers).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    unsafe fn isums_of<const N: usize>(a: &[__m512i; N]) -> [i32; 8] {
+        let fold = |v: __m512i| {
+            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1))
+        };
+        if N == 1 {
+            let h = fold(a[0]);
+            let h = _mm256_hadd_epi32(h, h);
+            let h = _mm256_hadd_epi32(h, h);
+            let r = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            let mut x = [0; 8];
+            x[0] = _mm_cvtsi128_si32(r);
+            x
+        } else {
+            let mut v = [_mm256_setzero_si256(); 8];
+            for j in 0..N {
+                v[j] = fold(a[j]);
+            }
+            reduce8(v)
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
     unsafe fn q4k_512<const N: usize>(a: &QArgs) {
         let w = &a.w;
@@ -820,8 +987,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm512_setzero_ps(); N];
-            let mut accm = [_mm256_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 140);
                 let d = f16_at(srow.add(2 * b));
@@ -847,24 +1013,19 @@ mod simd {
                         *s = _mm512_add_epi32(*s, _mm512_add_epi32(p0, p1));
                     }
                 }
+                let mut summ = [_mm256_setzero_si256(); N];
+                for (j, m) in summ.iter_mut().enumerate() {
+                    let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
+                    *m = _mm256_madd_epi16(mins, bs);
+                }
+                let (is, ms) = sums_of(&sumi, &summ);
                 for j in 0..N {
                     let dx = *a.dx.add(j * a.xblocks + b);
-                    let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
-                    let summ = _mm256_madd_epi16(mins, bs);
-                    acc[j] = _mm512_fmadd_ps(
-                        _mm512_set1_ps(d * dx),
-                        _mm512_cvtepi32_ps(sumi[j]),
-                        acc[j],
-                    );
-                    accm[j] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(dmin * dx),
-                        _mm256_cvtepi32_ps(summ),
-                        accm[j],
-                    );
+                    acc[j] = super::k_step(acc[j], is[j], ms[j], d, dmin, dx);
                 }
             }
-            for j in 0..N {
-                *w.y.add(j * w.y_stride + o) = _mm512_reduce_add_ps(acc[j]) - hsum256(accm[j]);
+            for (j, v) in acc.iter().enumerate() {
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -882,7 +1043,7 @@ mod simd {
             prefetch_row(w, o + ahead);
             let row = w.w.add(o * w.row_bytes);
             let srow = w.s.add(o * w.row_scales);
-            let mut acc = [_mm512_setzero_ps(); N];
+            let mut acc = [0f32; N];
             for b in 0..w.nblocks {
                 let p = row.add(b * 208);
                 let d = f16_at(srow.add(b));
@@ -952,16 +1113,19 @@ mod simd {
                         *s = _mm512_add_epi32(*s, _mm512_add_epi32(p0, p1));
                     }
                 }
-                for j in 0..N {
-                    let dx = *a.dx.add(j * a.xblocks + b);
+                for (j, s) in sumi.iter_mut().enumerate() {
                     let bs = _mm256_loadu_si256(a.bs.add(j * w.cols / 16 + 16 * b) as *const _);
                     let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-                    let t = _mm512_sub_epi32(sumi[j], _mm512_zextsi256_si512(corr));
-                    acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(d * dx), _mm512_cvtepi32_ps(t), acc[j]);
+                    *s = _mm512_sub_epi32(*s, _mm512_zextsi256_si512(corr));
+                }
+                let is = isums_of(&sumi);
+                for j in 0..N {
+                    let dx = *a.dx.add(j * a.xblocks + b);
+                    acc[j] = super::k_step(acc[j], is[j], 0, d, 0.0, dx);
                 }
             }
             for (j, v) in acc.iter().enumerate() {
-                *w.y.add(j * w.y_stride + o) = _mm512_reduce_add_ps(*v);
+                *w.y.add(j * w.y_stride + o) = *v;
             }
         }
     }
@@ -1100,6 +1264,37 @@ mod tests {
                         w.product_q8(isa, &q, n, &mut y);
                         let same = y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
                         assert!(same, "{format:?} {isa:?} [{rows},{cols}] n={n}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The K-quants combine each super-block's exact integer sums in the same f32 steps in
+    /// every kernel (`k_step`), so the one-row kernels, the groups and the tiles of prompts
+    /// (`tiles_apply`) give the scalar reference's values bit for bit, on any data.
+    #[test]
+    fn k_quant_kernels_and_tiles_equal_the_scalar_reference_bit_for_bit() {
+        for format in [QFormat::Q4_K, QFormat::Q6_K] {
+            for (rows, cols) in [(16, 256), (37, 512), (70, 768)] {
+                let w = random(format, rows, cols, rows as u64);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(cols as u64);
+                for n in [1, 5, 8, 15, 16, 17, 40] {
+                    let x: Vec<f32> = (0..n * cols).map(|_| rng.gen_range(-3f32..3.0)).collect();
+                    let mut want = vec![0f32; n * rows];
+                    w.matmul_t_q8_with(Isa::Scalar, &x, n, &mut want).unwrap();
+                    for isa in isas() {
+                        let mut y = vec![f32::NAN; n * rows];
+                        w.matmul_t_q8_with(isa, &x, n, &mut y).unwrap();
+                        for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                            assert_eq!(
+                                a.to_bits(),
+                                b.to_bits(),
+                                "{format:?} {isa:?} [{rows},{cols}] n={n} out {i}: {a} vs {b} \
+                                 (tiles: {})",
+                                super::tiles_apply(isa, format, n)
+                            );
+                        }
                     }
                 }
             }
