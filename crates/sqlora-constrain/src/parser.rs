@@ -167,6 +167,10 @@ struct Ref {
     qual: Option<Arc<str>>,
     /// `None`: `qual.*`.
     col: Option<Arc<str>>,
+    /// Read in the select list of the frame that holds it (not in a subquery inside it):
+    /// only such a reference may be requalified ([`Options::requalify`]), as
+    /// `sqlora_sql::requalify` edits a SELECT's own select list only.
+    own: bool,
 }
 
 /// One output column of a select list.
@@ -701,9 +705,11 @@ impl Parser {
                     Lookup::Found => true,
                     Lookup::Missing => false,
                     Lookup::Defer(j) => {
+                        let own = j + 1 == self.frames.len();
                         Arc::make_mut(&mut self.frames[j]).deferred.push(Ref {
                             qual: None,
                             col: Some(col.clone()),
+                            own,
                         });
                         true
                     }
@@ -715,9 +721,11 @@ impl Parser {
                     if !self.deferred_qual_ok(j, q, col.map(|c| &**c)) {
                         return false;
                     }
+                    let own = j + 1 == self.frames.len();
                     Arc::make_mut(&mut self.frames[j]).deferred.push(Ref {
                         qual: Some(q.clone()),
                         col: col.cloned(),
+                        own,
                     });
                     true
                 }
@@ -747,7 +755,10 @@ impl Parser {
                             return false;
                         }
                     }
-                    Arc::make_mut(&mut self.frames[j]).deferred.push(r.clone());
+                    Arc::make_mut(&mut self.frames[j]).deferred.push(Ref {
+                        own: false,
+                        ..r.clone()
+                    });
                     done = true;
                     break;
                 }
@@ -758,7 +769,10 @@ impl Parser {
                             // moves it to another table of this FROM clause.
                             let fits = |c: &Arc<str>| {
                                 t.cols.has(c)
-                                    || (self.opts.requalify && j + 1 == n && f.requalifies(t, c))
+                                    || (self.opts.requalify
+                                        && r.own
+                                        && j + 1 == n
+                                        && f.requalifies(t, c))
                             };
                             if col.as_ref().is_some_and(|c| !fits(c)) {
                                 return false;
@@ -1970,16 +1984,23 @@ impl Parser {
 
     /// Whether the select list's references qualified with `name` are columns of `cols` (the
     /// table that takes that name).
-    /// With [`Options::requalify`], a base table may take the name anyway: the FROM clause
-    /// may still gain a base table that has the column ([`Parser::close_from`] checks).
+    /// With [`Options::requalify`], a base table may take the name anyway when the reference
+    /// is the frame's own and some base table of the schema has the column: the FROM clause
+    /// may still gain it ([`Parser::close_from`] checks).
     fn binds(&self, name: &str, t: &InScope) -> bool {
-        (self.opts.requalify && t.base)
-            || self
-                .frame()
-                .deferred
-                .iter()
-                .filter(|r| r.qual.as_deref() == Some(name))
-                .all(|r| r.col.as_ref().is_none_or(|c| t.cols.has(c)))
+        self.frame()
+            .deferred
+            .iter()
+            .filter(|r| r.qual.as_deref() == Some(name))
+            .all(|r| {
+                r.col.as_ref().is_none_or(|c| {
+                    t.cols.has(c)
+                        || (self.opts.requalify
+                            && t.base
+                            && r.own
+                            && self.schema.tables.iter().any(|b| b.cols.has(c)))
+                })
+            })
     }
 
     /// Adds a table to the FROM clause; false when it would make a column the select list

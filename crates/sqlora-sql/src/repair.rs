@@ -65,7 +65,7 @@ pub fn requalify(sql: &str, schema: &Schema) -> Option<String> {
         // The span must hold the identifier as written (bare or quoted), or nothing is edited.
         let text = sql.get(a..b)?;
         let quoted = text != ident.value;
-        if quoted && text.get(1..text.len().saturating_sub(1)) != Some(&ident.value) {
+        if quoted && unquote(text).as_deref() != Some(ident.value.as_str()) {
             return None;
         }
         // A quoted qualifier stays quoted: it may be glued to what precedes it (`SELECT"t".c`).
@@ -218,6 +218,25 @@ fn offset(s: &str, starts: &[usize], loc: Location) -> Option<usize> {
     }
 }
 
+/// The name a quoted identifier (`"a""b"`, `` `a``b` ``, `[a b]`) stands for.
+fn unquote(text: &str) -> Option<String> {
+    let close = match text.chars().next()? {
+        '"' => '"',
+        '`' => '`',
+        '[' => ']',
+        _ => return None,
+    };
+    let inner = text.get(1..text.len().checked_sub(1)?)?;
+    if !text.ends_with(close) {
+        return None;
+    }
+    Some(if close == ']' {
+        inner.to_string()
+    } else {
+        inner.replace(&format!("{close}{close}"), &close.to_string())
+    })
+}
+
 /// `name` as it can be written in SQL: bare when it is a plain identifier and `always` is false,
 /// else double-quoted.
 fn quote(name: &str, always: bool) -> String {
@@ -344,6 +363,24 @@ mod tests {
             .as_deref(),
             Some("SELECT\"c\".first_name FROM\"flights\" JOIN crew_members AS c ON 1")
         );
+    }
+
+    #[test]
+    fn quoted_names_with_doubled_quotes_are_matched_as_the_name_they_stand_for() {
+        let s = Schema {
+            tables: vec![table("mi\"ne", &["id"]), table("t", &["id", "i\"x"])],
+        };
+        assert_eq!(
+            requalify(
+                "SELECT \"mi\"\"ne\".`i\"x` FROM t JOIN \"mi\"\"ne\" ON 1",
+                &s
+            )
+            .as_deref(),
+            Some("SELECT \"t\".`i\"x` FROM t JOIN \"mi\"\"ne\" ON 1")
+        );
+        assert_eq!(unquote("[a b]").as_deref(), Some("a b"));
+        assert_eq!(unquote("`a``b`").as_deref(), Some("a`b"));
+        assert_eq!(unquote("\"x"), None);
     }
 
     #[test]
