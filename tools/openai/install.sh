@@ -8,4 +8,5 @@ cd "$(dirname "$0")/../.."
 venv=${1:-target/openai-venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==3.63.0"
-echo "$PWD/$venv/bin/python"
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
+echo "$venv/bin/python"
