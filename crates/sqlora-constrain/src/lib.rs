@@ -91,12 +91,14 @@
 //! be provided by a FROM subquery.
 
 mod constraint;
+mod cut;
 mod parser;
 mod state;
 mod vocab;
 mod words;
 
 pub use constraint::{SqlConstraint, DEFAULT_PRIME, MASK_AFTER};
+pub use cut::{complete_prefix, CUT_BEFORE};
 pub use parser::{Options, FORWARD_ALIAS_MAX};
 pub use state::SqlState;
 pub use vocab::{TokenText, Vocab};

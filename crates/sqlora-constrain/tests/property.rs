@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rusqlite::Connection;
-use sqlora_constrain::{SchemaIndex, SqlConstraint, Vocab};
+use sqlora_constrain::{complete_prefix, SchemaIndex, SqlConstraint, Vocab};
 use sqlora_model::constraint::Constraint;
 use sqlora_sql::requalify;
 use sqlora_sql::schema::{quote_ident, Schema};
@@ -251,9 +251,14 @@ fn forced_token_sequences_over_odd_names_never_end_with_unknown_names() {
 }
 
 /// `schemas` random schemas (odd names when `odd`), 50 forced walks each: at least
-/// `min_ended` statements end, SQLite prepares every one, no walk gets stuck.
+/// `min_ended` statements end, SQLite prepares every one, no walk gets stuck. Unfinished
+/// walks cut back by `complete_prefix` (an answer out of tokens) are statements SQLite
+/// prepares too.
 fn walks(seed: u64, schemas: usize, odd: bool, min_ended: usize) {
     let mut rng = StdRng::seed_from_u64(seed);
+    // Which unfinished prefixes are cut: a stream of its own, so the walks stay the same.
+    let mut cut_rng = StdRng::seed_from_u64(seed ^ 0xC07);
+    let mut cuts = 0;
     let mut ended = 0;
     let mut stuck = 0;
     let mut errors: Vec<(String, String)> = Vec::new();
@@ -310,6 +315,16 @@ fn walks(seed: u64, schemas: usize, odd: bool, min_ended: usize) {
                     break;
                 }
                 let end_ok = allowed.contains(&eos);
+                if !end_ok && cut_rng.gen_bool(0.2) {
+                    // What the pipeline runs when an answer stops here, out of tokens.
+                    if let Some(cut) = complete_prefix(&text, &schema) {
+                        cuts += 1;
+                        let fixed = requalify(&cut, &schema).unwrap_or(cut);
+                        if let Some(e) = prepare_error(&conn, &fixed) {
+                            errors.push((format!("cut of {text:?}: {fixed}"), e));
+                        }
+                    }
+                }
                 let pick = if end_ok && (step > 30 || rng.gen_bool(0.3)) {
                     eos
                 } else {
@@ -355,10 +370,11 @@ fn walks(seed: u64, schemas: usize, odd: bool, min_ended: usize) {
         }
     }
     eprintln!(
-        "{ended} statements ended (longest {longest} bytes, {requalified} requalified), {stuck} walks \
-         stuck, {} refused by SQLite",
+        "{ended} statements ended (longest {longest} bytes, {requalified} requalified), {cuts} \
+         unfinished ones cut back, {stuck} walks stuck, {} refused by SQLite",
         errors.len()
     );
+    assert!(cuts > 0, "no unfinished walk was cut back");
     for (sql, e) in errors.iter().take(40) {
         eprintln!("  {e}: {sql}");
     }

@@ -1,5 +1,5 @@
 //! SQL text in and out of the model: the gold answer on one line ([`one_line_sql`]), the SQL
-//! pulled out of a model's output ([`extract_sql`], and [`answer_sql`] with the one repair)
+//! pulled out of a model's output ([`extract_sql`], and [`answer_sql`] with the repairs)
 //! and the test that a generated answer's
 //! statement is over ([`statement_complete`]).
 //!
@@ -111,12 +111,15 @@ pub fn one_line_sql(sql: &str) -> String {
     out
 }
 
-/// The SQL of a model's output over `schema`: [`extract_sql`], then the one repair made to
-/// generated SQL, [`sqlora_sql::requalify`] (a select-list column read under an alias whose
-/// table lacks it moves to the table of the FROM clause that has it; a query the guard would
-/// accept is never changed). Every answer that is checked or run goes through this.
+/// The SQL of a model's output over `schema`: [`extract_sql`], then the two repairs made to
+/// generated SQL: an answer that stopped in the middle of a statement is cut back to its last
+/// complete one ([`sqlora_constrain::complete_prefix`]), and a select-list column read under
+/// an alias whose table lacks it moves to the table of the FROM clause that has it
+/// ([`sqlora_sql::requalify`]). A complete statement SQLite would prepare is never changed.
+/// Every answer that is checked or run goes through this.
 pub fn answer_sql(generated: &str, schema: &Schema) -> String {
     let sql = extract_sql(generated);
+    let sql = sqlora_constrain::complete_prefix(&sql, schema).unwrap_or(sql);
     sqlora_sql::requalify(&sql, schema).unwrap_or(sql)
 }
 
