@@ -620,15 +620,22 @@ fn eval_with_examples_retrieves_from_train_and_never_the_question_itself() {
     let (test, _) = leaky_dataset(dir.path());
     let details = dir.path().join("details.jsonl");
     let fx = fixtures().to_str().unwrap();
-    let o = sqlora(&[
-        "eval",
-        "--base",
-        "--model",
-        &model,
-        "--dataset",
-        test.to_str().unwrap(),
-        "--db-dir",
-        fx,
+    // `sqlora eval --base` on the leaky dataset with `extra` flags.
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--base",
+            "--model",
+            &model,
+            "--dataset",
+            test.to_str().unwrap(),
+            "--db-dir",
+            fx,
+        ];
+        args.extend_from_slice(extra);
+        sqlora(&args)
+    };
+    let o = eval(&[
         "--examples-k",
         "2",
         "--max-tokens",
@@ -651,21 +658,20 @@ fn eval_with_examples_retrieves_from_train_and_never_the_question_itself() {
         assert_eq!(shown.len(), 2, "{d}");
         assert!(!shown.iter().any(|id| id == "leak"), "{d}");
     }
+    // Without --examples-k, eval prompts as the service does (3 examples from train.jsonl);
+    // --examples-k 0 is the zero-shot prompt.
+    let k_of = |extra: &[&str]| {
+        let mut args = vec!["--limit", "1", "--max-tokens", "4", "--json"];
+        args.extend_from_slice(extra);
+        let o = eval(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v["run"]["examples_k"].clone()
+    };
+    assert_eq!(k_of(&[]), 3);
+    assert_eq!(k_of(&["--examples-k", "0"]), 0);
     // Never from the evaluated file; a bad examples file names its line.
-    let own = sqlora(&[
-        "eval",
-        "--base",
-        "--model",
-        &model,
-        "--dataset",
-        test.to_str().unwrap(),
-        "--db-dir",
-        fx,
-        "--examples-k",
-        "2",
-        "--examples",
-        test.to_str().unwrap(),
-    ]);
+    let own = eval(&["--examples-k", "2", "--examples", test.to_str().unwrap()]);
     assert!(!own.status.success());
     assert!(
         stderr(&own).contains("evaluated dataset"),
@@ -678,20 +684,7 @@ fn eval_with_examples_retrieves_from_train_and_never_the_question_itself() {
         "{\"question\": \"q\", \"sql\": \"SELECT 1\"}\n{\"question\": 3}\n",
     )
     .unwrap();
-    let o = sqlora(&[
-        "eval",
-        "--base",
-        "--model",
-        &model,
-        "--dataset",
-        test.to_str().unwrap(),
-        "--db-dir",
-        fx,
-        "--examples-k",
-        "2",
-        "--examples",
-        bad.to_str().unwrap(),
-    ]);
+    let o = eval(&["--examples-k", "2", "--examples", bad.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("bad.jsonl, line 2"), "{}", stderr(&o));
 }

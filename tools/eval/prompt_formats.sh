@@ -23,7 +23,7 @@ for v in "${variants[@]}"; do
   for d in "${domains[@]}"; do
     out="runs/prompt_formats/${model}_${v}_$d.json"
     "$SQLORA" eval --base --model "$model" "${args[@]}" --dataset "datasets/$d/dev.jsonl" \
-      --db-dir "$fixtures" --limit "$N" --json > "$out" 2> "${out%.json}.log"
+      --db-dir "$fixtures" --limit "$N" --examples-k 0 --json > "$out" 2> "${out%.json}.log"
   done
 done
 python3 - "$model" "${domains[*]}" "${variants[@]}" <<'PY'

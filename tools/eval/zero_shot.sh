@@ -12,7 +12,7 @@
 # FIXTURES (default: $SQLORA_HOME/fixtures), TAG (results go to runs/zero_shot/<split>-<TAG>,
 # e.g. TAG=free EXTRA=--no-constrain for the unconstrained column of an ablation), EXAMPLES_K
 # (retrieved training examples per prompt, `eval --examples-k`, from the domain's train.jsonl;
-# default 0, the zero-shot prompt; e.g. TAG=k3 EXAMPLES_K=3).
+# default 0, the zero-shot prompt, unless EXTRA names --examples-k; e.g. TAG=k3 EXAMPLES_K=3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -25,8 +25,9 @@ runs="runs/zero_shot/$split${TAG:+-$TAG}"
 fixtures=${FIXTURES:-${SQLORA_HOME:-$HOME/.cache/sqlora}/fixtures}
 flags=()
 [ -z "${PROMPTS:-}" ] || flags+=(--prompts "$PROMPTS")
-[ -z "${EXAMPLES_K:-}" ] || flags+=(--examples-k "$EXAMPLES_K")
 read -r -a extra <<< "${EXTRA:-}"
+# Zero-shot unless asked: `eval` itself defaults to the service's 3 retrieved examples.
+[[ " ${extra[*]} " == *" --examples-k "* ]] || flags+=(--examples-k "${EXAMPLES_K:-0}")
 flags+=("${extra[@]}")
 for d in "${domains[@]}"; do
   [ -d "$fixtures/$d" ] || { "$SQLORA" fixtures build --out "$fixtures" >/dev/null; break; }

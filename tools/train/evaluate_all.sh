@@ -6,7 +6,9 @@
 # Usage: tools/train/evaluate_all.sh [base|domain|general|ranks] [DOMAIN...]
 # Environment: SQLORA (binary, default target/release/sqlora), N (questions, default 24),
 # RANKS (default "1 2 4 8"), ADAPTER (for ranks), ADAPTERS (the folder of the base model's
-# adapters, default adapters/smollm2-135m-instruct), MODEL (passed as --model when set).
+# adapters, default adapters/smollm2-135m-instruct), MODEL (passed as --model when set),
+# EXAMPLES_K (retrieved examples per prompt, default 0: the prompt these tables were made with;
+# 3 is what the service does).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -23,7 +25,7 @@ mkdir -p runs/eval
 run() { # name domain args...
   local name=$1 d=$2; shift 2
   "$SQLORA" eval --dataset "datasets/$d/test.jsonl" --db-dir "$fixtures" --limit "$N" --json \
-    --train "datasets/$d/train.jsonl" "${model_args[@]}" "$@" \
+    --train "datasets/$d/train.jsonl" --examples-k "${EXAMPLES_K:-0}" "${model_args[@]}" "$@" \
     > "runs/eval/${name}_$d.json" 2> "runs/eval/${name}_$d.log"
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], round(100*r['ex'],1))" \
     "runs/eval/${name}_$d.json" "$name" "$d"

@@ -82,9 +82,11 @@ pub struct EvalModelArgs {
     pub candidates: usize,
     /// Show the K training examples whose questions are most similar to each question (BM25)
     /// in its prompt, after the schema (0: the zero-shot prompt). A question never gets
-    /// itself (same id or same words).
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    pub examples_k: usize,
+    /// itself (same id or same words). Default: what `ask` and `serve` do, 3 when there is a
+    /// source (`--examples`, or a `train.jsonl` next to the dataset that is not the dataset
+    /// itself), else 0.
+    #[arg(long, value_name = "K")]
+    pub examples_k: Option<usize>,
     /// The examples for --examples-k (JSONL with question and sql; default: train.jsonl next
     /// to --dataset). Never the evaluated file.
     #[arg(long, value_name = "FILE")]
@@ -234,33 +236,37 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
 }
 
 /// The retrieved examples of `--examples-k`: from `--examples`, else the `train.jsonl` next
-/// to `--dataset`; never the evaluated file itself. Read before the model loads, so a bad
-/// file fails fast.
+/// to `--dataset`; never the evaluated file itself. Without `--examples-k`, the service's
+/// default ([`crate::examples::DEFAULT_EXAMPLES_K`]) when there is such a source, else none.
+/// Read before the model loads, so a bad file fails fast.
 fn eval_examples(a: &EvalModelArgs) -> Result<Option<FewShot>> {
-    if a.examples_k == 0 {
+    if a.examples_k == Some(0) {
         return Ok(None);
     }
+    let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => x == y,
+    };
     let source = match &a.examples {
-        Some(p) => p.clone(),
+        Some(p) => Some(p.clone()),
         None => {
             let sibling = a
                 .dataset
                 .parent()
                 .unwrap_or(Path::new("."))
                 .join("train.jsonl");
-            if !sibling.is_file() {
-                bail!(
-                    "--examples-k {}: no {} next to the dataset; give the training examples with --examples FILE.jsonl",
-                    a.examples_k,
-                    sibling.display()
-                );
-            }
-            sibling
+            // The default never retrieves from the evaluated file (evaluating train.jsonl).
+            (sibling.is_file() && (a.examples_k.is_some() || !same(&sibling, &a.dataset)))
+                .then_some(sibling)
         }
     };
-    let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => x == y,
+    let (source, k) = match (source, a.examples_k) {
+        (Some(s), k) => (s, k.unwrap_or(crate::examples::DEFAULT_EXAMPLES_K)),
+        (None, None) => return Ok(None),
+        (None, Some(k)) => bail!(
+            "--examples-k {k}: no train.jsonl next to {}; give the training examples with --examples FILE.jsonl",
+            a.dataset.display()
+        ),
     };
     if same(&source, &a.dataset) {
         bail!(
@@ -268,7 +274,7 @@ fn eval_examples(a: &EvalModelArgs) -> Result<Option<FewShot>> {
             source.display()
         );
     }
-    crate::examples::few_shot(&source, a.examples_k)
+    crate::examples::few_shot(&source, k)
 }
 
 /// Generates and scores one configuration (model + adapter at one rank); writes its files

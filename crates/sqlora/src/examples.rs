@@ -10,8 +10,8 @@ use sqlora_sqlgen::{ExampleIndex, FewShot};
 
 use crate::paths;
 
-/// Retrieved examples per prompt when `ask` and `serve` have a training split and no
-/// `--examples-k` is given (`eval` defaults to 0, the zero-shot prompt). Measured on the first
+/// Retrieved examples per prompt when `ask`, `serve` and `eval` have a training split and no
+/// `--examples-k` is given. Measured on the first
 /// 10 dev questions of retail, hr and library with Qwen2.5-Coder-0.5B (constrained): EX 6.7%
 /// with none, 56.7% with 3, 56.7% with 5; 3 costs less prompt.
 pub const DEFAULT_EXAMPLES_K: usize = 3;
