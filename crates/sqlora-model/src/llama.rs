@@ -884,7 +884,17 @@ pub struct Model {
     rotary: Rotary,
     cfg: Config,
     device: Device,
+    /// Prompt positions per pass when a prompt is prefilled into a cache without a mask
+    /// ([`PREFILL_CHUNK`] by default; 0: one pass).
+    prefill_chunk: usize,
 }
+
+/// Positions per pass of a long prompt prefilled into a KV cache (see
+/// [`Model::forward_with`]): the activations of one pass (the MLP's intermediate rows, the
+/// attention scores of `chunk × keys`) grow with the rows, so a 750-token prompt in one pass
+/// holds tens of MB that a chunk of 256 does not, while each chunk is still long enough for
+/// the prompt kernels' tiles (llama.cpp's `n_ubatch` plays the same role).
+pub const PREFILL_CHUNK: usize = 256;
 
 impl Model {
     /// Builds the model from Hugging Face tensor names (`model.embed_tokens.weight`,
@@ -915,7 +925,15 @@ impl Model {
             rotary: Rotary::new(cfg, &device)?,
             cfg: cfg.clone(),
             device,
+            prefill_chunk: PREFILL_CHUNK,
         })
+    }
+
+    /// Sets the positions per pass of a prompt prefilled into a cache (0: one pass); see
+    /// [`PREFILL_CHUNK`]. Any chunk size gives the results of one pass up to the order of
+    /// attention's sums, as the prefix cache does.
+    pub fn set_prefill_chunk(&mut self, chunk: usize) {
+        self.prefill_chunk = chunk;
     }
 
     /// The hyper-parameters.
@@ -1053,6 +1071,12 @@ impl Model {
 
     /// [`Model::forward`] with LoRA adapters: each projection adds the LoRA term of the adapter
     /// its batch row names in `adapters` (see [`crate::lora::AdapterSet::batch`]).
+    ///
+    /// A prompt longer than the prefill chunk ([`PREFILL_CHUNK`]) going into a cache with plain
+    /// causal attention is run chunk by chunk, each attending to the cache the previous ones
+    /// filled, exactly as a prompt continues a cached prefix: the keys, values and hidden
+    /// states of one pass up to the order of attention's sums, with the activations of one
+    /// chunk alive at a time.
     pub fn forward_with(
         &self,
         input_ids: &Tensor,
@@ -1068,6 +1092,21 @@ impl Model {
                 positions.dims(),
                 input_ids.dims()
             )));
+        }
+        let chunk = self.prefill_chunk;
+        if let (Some(c), None, true) = (cache.as_deref_mut(), attn_mask, chunk > 0 && t > chunk) {
+            let mut outs = Vec::with_capacity(t.div_ceil(chunk));
+            for start in (0..t).step_by(chunk) {
+                let n = chunk.min(t - start);
+                outs.push(self.forward_with(
+                    &input_ids.narrow(1, start, n)?,
+                    &positions.narrow(1, start, n)?,
+                    None,
+                    Some(&mut *c),
+                    adapters,
+                )?);
+            }
+            return Ok(Tensor::cat(&outs, 1)?);
         }
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
         let own_mask;

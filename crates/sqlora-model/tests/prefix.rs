@@ -431,3 +431,94 @@ fn real_model_prefix_path_with_an_adapter() {
     let adapter = random_adapter(&m.model, 4, 3, 0.05);
     real_case(m, Some(&adapter));
 }
+
+/// Hidden states and cached keys/values of `ids` prefilled into a fresh cache by `model` with
+/// prompt chunks of `chunk` positions (0: one pass).
+fn prefilled(model: &Model, ids: &[u32], chunk: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut model = model.clone();
+    model.set_prefill_chunk(chunk);
+    let dev = Device::Cpu;
+    let input = candle_core::Tensor::new(ids, &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let pos: Vec<u32> = (0..ids.len() as u32).collect();
+    let pos = candle_core::Tensor::new(pos.as_slice(), &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let mut cache = sqlora_model::llama::Cache::new(model.config());
+    let h = model.forward(&input, &pos, None, Some(&mut cache)).unwrap();
+    assert_eq!(cache.len(), ids.len());
+    // The cache, through what it feeds: the next token's hidden state.
+    let next = candle_core::Tensor::new(&[ids[0]], &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let at = candle_core::Tensor::new(&[ids.len() as u32], &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let after = model.forward(&next, &at, None, Some(&mut cache)).unwrap();
+    let flat = |t: candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    (flat(h), flat(after))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn a_prompt_prefilled_in_chunks_equals_one_pass() {
+    let model = tiny_model(5);
+    let mut rng = StdRng::seed_from_u64(3);
+    let ids = random_tokens(&mut rng, 61);
+    let (h, after) = prefilled(&model, &ids, 0);
+    for chunk in [1, 7, 16, 60, 61, 200] {
+        let (hc, ac) = prefilled(&model, &ids, chunk);
+        assert!(
+            max_diff(&h, &hc) < 1e-5,
+            "chunk {chunk}: {}",
+            max_diff(&h, &hc)
+        );
+        assert!(max_diff(&after, &ac) < 1e-5, "chunk {chunk}");
+    }
+}
+
+#[test]
+fn real_model_prompt_chunks_give_the_next_token_of_one_pass() {
+    // Chunks attend over the cache as the prefix path does (attention's products and sums
+    // run in another order), so hidden states agree to rounding, not bit for bit, and the
+    // next token is the same.
+    let Some(m) = testing::real_model() else {
+        return;
+    };
+    let text =
+        "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL);\n"
+            .repeat(4);
+    let ids = m.tokenizer.encode(&text, false).unwrap();
+    let (h, after) = prefilled(&m.model, &ids, 0);
+    let scale = h.iter().fold(0f32, |a, x| a.max(x.abs()));
+    let hidden = m.config.hidden_size;
+    let next = |h: &[f32]| {
+        let last = candle_core::Tensor::new(&h[h.len() - hidden..], &Device::Cpu).unwrap();
+        let logits = m.model.logits(&last.unsqueeze(0).unwrap()).unwrap();
+        sqlora_model::generate::argmax(&logits.squeeze(0).unwrap().to_vec1::<f32>().unwrap())
+    };
+    for chunk in [16, 37, 64] {
+        let (hc, ac) = prefilled(&m.model, &ids, chunk);
+        assert!(
+            max_diff(&h, &hc) < 0.05 * scale && max_diff(&after, &ac) < 0.05 * scale,
+            "chunk {chunk} of {} tokens: {} / {} of {scale}",
+            ids.len(),
+            max_diff(&h, &hc),
+            max_diff(&after, &ac)
+        );
+        assert_eq!(next(&h), next(&hc), "chunk {chunk}");
+        assert_eq!(next(&after), next(&ac), "chunk {chunk}");
+    }
+}
