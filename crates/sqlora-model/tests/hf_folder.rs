@@ -9,7 +9,7 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sqlora_model::llama::{attention_mask, Proj};
-use sqlora_model::testing::{rand_tensor, word_level_tokenizer_json, TinyLlama};
+use sqlora_model::testing::{max_abs_diff, rand_tensor, word_level_tokenizer_json, TinyLlama};
 use sqlora_model::{generate, load, n_best, FinishReason, GenerateParams, LoadedModel, ModelError};
 
 const VOCAB: usize = 64;
@@ -82,14 +82,6 @@ fn batched_last_logits(m: &LoadedModel, prompts: &[Vec<u32>]) -> Vec<Vec<f32>> {
     let h = m.model.forward(&ids, &pos, Some(&mask), None).unwrap();
     let last = h.i((.., longest - 1, ..)).unwrap().contiguous().unwrap();
     m.model.logits(&last).unwrap().to_vec2().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn assert_batch_equals_alone(m: &LoadedModel, params: &GenerateParams) {

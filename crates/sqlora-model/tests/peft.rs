@@ -22,7 +22,7 @@ use sqlora_model::lora::{AdapterError, LoraAdapter, LoraConfig, TargetModules};
 use sqlora_model::peft::{
     inspect, load_adapter, read_adapter, save_adapter, CONFIG_FILE, WEIGHTS_FILE,
 };
-use sqlora_model::testing::{adapted_last_logits, merged_last_logits, real_model_f32};
+use sqlora_model::testing::{self, adapted_last_logits, merged_last_logits, real_model_f32};
 
 // ---------------------------------------------------------------- tiny model
 
@@ -390,14 +390,6 @@ fn prompts() -> Vec<(String, Vec<u32>)> {
     out
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
@@ -416,8 +408,8 @@ fn check_parity(label: &str, ours: &[f32], ours_base: &[f32], theirs: &[f32], th
     let ours_delta: Vec<f32> = ours.iter().zip(ours_base).map(|(a, b)| a - b).collect();
     let theirs_delta: Vec<f32> = theirs.iter().zip(theirs_base).map(|(a, b)| a - b).collect();
     let effect = theirs_delta.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let d = max_diff(ours, theirs);
-    let dd = max_diff(&ours_delta, &theirs_delta);
+    let d = testing::max_abs_diff(ours, theirs);
+    let dd = testing::max_abs_diff(&ours_delta, &theirs_delta);
     eprintln!(
         "{label}: adapter moves logits by up to {effect:.4}; |ours - PEFT| <= {d:.5}; |our change - PEFT's change| <= {dd:.5}"
     );
@@ -570,7 +562,7 @@ fn both_adapters_in_one_mixed_batch_give_peft_logits_row_by_row() {
             &theirs_base,
         );
         assert!(
-            max_diff(&mixed[1], &base) < 1e-3,
+            testing::max_abs_diff(&mixed[1], &base) < 1e-3,
             "{name}: the row without adapter"
         );
         check_parity(

@@ -464,14 +464,6 @@ fn prefilled(model: &Model, ids: &[u32], chunk: usize) -> (Vec<f32>, Vec<f32>) {
     (flat(h), flat(after))
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn a_prompt_prefilled_in_chunks_equals_one_pass() {
     let model = tiny_model(5);
@@ -481,11 +473,11 @@ fn a_prompt_prefilled_in_chunks_equals_one_pass() {
     for chunk in [1, 7, 16, 60, 61, 200] {
         let (hc, ac) = prefilled(&model, &ids, chunk);
         assert!(
-            max_diff(&h, &hc) < 1e-5,
+            testing::max_abs_diff(&h, &hc) < 1e-5,
             "chunk {chunk}: {}",
-            max_diff(&h, &hc)
+            testing::max_abs_diff(&h, &hc)
         );
-        assert!(max_diff(&after, &ac) < 1e-5, "chunk {chunk}");
+        assert!(testing::max_abs_diff(&after, &ac) < 1e-5, "chunk {chunk}");
     }
 }
 
@@ -512,11 +504,12 @@ fn real_model_prompt_chunks_give_the_next_token_of_one_pass() {
     for chunk in [16, 37, 64] {
         let (hc, ac) = prefilled(&m.model, &ids, chunk);
         assert!(
-            max_diff(&h, &hc) < 0.05 * scale && max_diff(&after, &ac) < 0.05 * scale,
+            testing::max_abs_diff(&h, &hc) < 0.05 * scale
+                && testing::max_abs_diff(&after, &ac) < 0.05 * scale,
             "chunk {chunk} of {} tokens: {} / {} of {scale}",
             ids.len(),
-            max_diff(&h, &hc),
-            max_diff(&after, &ac)
+            testing::max_abs_diff(&h, &hc),
+            testing::max_abs_diff(&after, &ac)
         );
         assert_eq!(next(&h), next(&hc), "chunk {chunk}");
         assert_eq!(next(&after), next(&ac), "chunk {chunk}");
