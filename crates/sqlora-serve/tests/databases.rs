@@ -20,24 +20,7 @@ use sqlora_serve::{App, DatabaseSpec, ServeConfig};
 
 use common::{get, post, request, Kind};
 
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn start(model: LoadedModel, dbs: Vec<DatabaseSpec>, db_root: Option<PathBuf>) -> Server {
+fn start(model: LoadedModel, dbs: Vec<DatabaseSpec>, db_root: Option<PathBuf>) -> common::Running {
     let app = App::new(
         model,
         dbs,
@@ -49,25 +32,7 @@ fn start(model: LoadedModel, dbs: Vec<DatabaseSpec>, db_root: Option<PathBuf>) -
         },
     )
     .unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            app.serve(listener, async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    Server {
-        addr: addr_rx.recv().unwrap(),
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
+    common::Running::spawn(app)
 }
 
 /// The quirk fixture (tests/fixtures/quirks/quirks.sql) written to `path`.

@@ -20,21 +20,10 @@ use common::{post, Kind};
 const SCRIPTED_SQL: &str = "SELECT COUNT ( * ) FROM customers";
 
 struct Server {
+    /// Dropped first: the server stops before its folders go.
+    _run: common::Running,
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
     _dirs: Vec<tempfile::TempDir>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// A server over the `shop` database with the scripted model and `feedback_db`.
@@ -57,24 +46,10 @@ fn start(feedback_db: Option<PathBuf>) -> Server {
         },
     )
     .unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            app.serve(listener, async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
+    let run = common::Running::spawn(app);
     Server {
-        addr: addr_rx.recv().unwrap(),
-        stop: Some(stop_tx),
-        thread: Some(thread),
+        addr: run.addr,
+        _run: run,
         _dirs: vec![mdir, ddir],
     }
 }

@@ -17,23 +17,12 @@ use sqlora_serve::{
 use common::{get, post, request, Kind};
 
 struct Server {
+    /// Dropped first: the server stops before its folders go.
+    _run: common::Running,
     addr: SocketAddr,
     engine: EngineHandle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
     _dirs: Vec<tempfile::TempDir>,
     adapters_dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Starts a server with a tiny model, the `shop` database and adapters made by `adapters`
@@ -63,27 +52,13 @@ fn start(
     )
     .unwrap();
     let engine = app.engine().clone();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            app.serve(listener, async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    let addr = addr_rx.recv().unwrap();
+    let run = common::Running::spawn(app);
+    let addr = run.addr;
     let adapters_dir = adir.path().to_path_buf();
     Server {
+        _run: run,
         addr,
         engine,
-        stop: Some(stop_tx),
-        thread: Some(thread),
         _dirs: vec![mdir, ddir, adir],
         adapters_dir,
     }
