@@ -67,6 +67,24 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// A request's `max_rows` (default 100), checked against [`Limits::max_rows`]: a 400
+    /// (`bad_max_rows`) outside `1..=max_rows`.
+    pub(crate) fn rows_of(&self, requested: Option<i64>) -> std::result::Result<usize, ServeError> {
+        let max_rows = requested.unwrap_or(100);
+        if max_rows < 1 || max_rows as u64 > self.max_rows as u64 {
+            return Err(ServeError::bad(
+                "bad_max_rows",
+                format!(
+                    "max_rows must be between 1 and {}, got {max_rows}",
+                    self.max_rows
+                ),
+            ));
+        }
+        Ok(max_rows as usize)
+    }
+}
+
 /// Everything the handlers share.
 pub struct AppState {
     /// The generation engine.
@@ -343,17 +361,7 @@ async fn query(
             ServeError::bad("bad_question", "the question contains a NUL character").into(),
         );
     }
-    let max_rows = b.max_rows.unwrap_or(100);
-    if max_rows < 1 || max_rows as u64 > s.limits.max_rows as u64 {
-        return Err(ServeError::bad(
-            "bad_max_rows",
-            format!(
-                "max_rows must be between 1 and {}, got {max_rows}",
-                s.limits.max_rows
-            ),
-        )
-        .into());
-    }
+    let max_rows = s.limits.rows_of(b.max_rows)?;
     let candidates = b.candidates.unwrap_or(1);
     if candidates < 1 || candidates as u64 > s.limits.max_candidates as u64 {
         return Err(ServeError::bad(
@@ -429,7 +437,7 @@ async fn query(
         primed: true,
         execute: b.execute.unwrap_or(true),
         limits: ExecLimits {
-            max_rows: max_rows as usize,
+            max_rows,
             ..ExecLimits::default()
         },
         select: if b.vote.unwrap_or(true) {

@@ -220,18 +220,8 @@ pub(crate) async fn run_sql(
     let b: SqlBody = parse_body(body)?;
     let db = database(&s, &b.database)?;
     let sql = nonempty_sql(&b.sql)?;
-    let max_rows = b.max_rows.unwrap_or(100);
-    if max_rows < 1 || max_rows as u64 > s.limits.max_rows as u64 {
-        return Err(ServeError::bad(
-            "bad_max_rows",
-            format!(
-                "max_rows must be between 1 and {}, got {max_rows}",
-                s.limits.max_rows
-            ),
-        )
-        .into());
-    }
-    let r = run_guarded(db.clone(), sql.clone(), max_rows as usize).await?;
+    let max_rows = s.limits.rows_of(b.max_rows)?;
+    let r = run_guarded(db.clone(), sql.clone(), max_rows).await?;
     Ok(Json(json!({
         "database": db.name,
         "sql": sql,
