@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 use sqlora_sql::exec::{ExecError, ExecLimits};
 use sqlora_sqlgen::{
-    answer, render_chat, AnswerOptions, ChatMessage, FewShot, PromptBuilder, Selection,
+    answer, needs_fallback, render_chat, with_fallback, AnswerOptions, ChatMessage, FewShot,
+    PromptBuilder, Selection, DEFAULT_FALLBACK,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -274,6 +275,10 @@ struct QueryBody {
     max_rows: Option<i64>,
     #[serde(default)]
     candidates: Option<i64>,
+    /// Beams to try when the one greedy answer fails the guard or SQLite (default
+    /// [`DEFAULT_FALLBACK`]; 0: none); the first that passes is the answer.
+    #[serde(default)]
+    fallback: Option<i64>,
     /// Constrain the answer to SQL over the database's schema (default true).
     #[serde(default)]
     constrain: Option<bool>,
@@ -362,17 +367,20 @@ async fn query(
         );
     }
     let max_rows = s.limits.rows_of(b.max_rows)?;
-    let candidates = b.candidates.unwrap_or(1);
-    if candidates < 1 || candidates as u64 > s.limits.max_candidates as u64 {
-        return Err(ServeError::bad(
-            "bad_candidates",
-            format!(
-                "candidates must be between 1 and {}, got {candidates}",
-                s.limits.max_candidates
-            ),
-        )
-        .into());
-    }
+    let candidates = bounded(
+        ("candidates", "bad_candidates"),
+        b.candidates,
+        1,
+        1,
+        s.limits.max_candidates,
+    )?;
+    let fallback = bounded(
+        ("fallback", "bad_fallback"),
+        b.fallback,
+        DEFAULT_FALLBACK,
+        0,
+        s.limits.max_candidates,
+    )?;
     let adapter = match &b.adapter {
         Some(name) => resolve_adapter(&s, name)?,
         None => s
@@ -381,20 +389,13 @@ async fn query(
             .has_adapter(&db.name)
             .then(|| db.name.clone()),
     };
-    let k = match b.examples {
-        None => s.examples_k,
-        Some(k) if k < 0 || k as u64 > s.limits.max_examples as u64 => {
-            return Err(ServeError::bad(
-                "bad_examples",
-                format!(
-                    "examples must be between 0 and {}, got {k}",
-                    s.limits.max_examples
-                ),
-            )
-            .into())
-        }
-        Some(k) => k as usize,
-    };
+    let k = bounded(
+        ("examples", "bad_examples"),
+        b.examples,
+        s.examples_k,
+        0,
+        s.limits.max_examples,
+    )?;
     let shots = match (&db.examples, k) {
         (_, 0) => Vec::new(),
         (Some(index), k) => FewShot::new(index.clone(), k).for_question(question, None),
@@ -426,12 +427,22 @@ async fn query(
             len: db.prefix_tokens.len(),
         });
     let constrain = b.constrain.unwrap_or(true);
-    let mut req = new_request(&s, ids, prefix, adapter.clone(), s.limits.query_max_tokens);
-    req.candidates = candidates as usize;
-    if constrain {
-        let row = db.constraints.row().map_err(ServeError::from)?;
-        req.constraint = Some(row);
-    }
+    let request = |n: usize| -> Result<GenRequest> {
+        let mut req = new_request(
+            &s,
+            ids.clone(),
+            prefix.clone(),
+            adapter.clone(),
+            s.limits.query_max_tokens,
+        );
+        req.candidates = n;
+        if constrain {
+            req.constraint = Some(db.constraints.row().map_err(ServeError::from)?);
+        }
+        Ok(req)
+    };
+    let req = request(candidates)?;
+    let deadline = req.deadline;
     let out = generate(&s, req).await?;
     let opts = AnswerOptions {
         primed: true,
@@ -446,12 +457,42 @@ async fn query(
             Selection::FirstValid
         },
     };
+    // The guard and SQLite off the async threads.
+    let judge = |texts: Vec<String>, opts: AnswerOptions| {
+        let (db, metrics) = (db.clone(), s.metrics.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                db.with_db(|conn| answer(conn, &texts, &opts, |e| count_failure(&metrics, e)))
+            })
+            .await
+            .map_err(|e| ServeError::Internal(format!("query execution failed: {e}")))
+        }
+    };
+    let mut ans = judge(out.texts.clone(), opts.clone()).await?;
+    let (mut generate_ms, mut completion_tokens) = (out.generate_ms, out.completion_tokens);
+    // A failed greedy answer: beam search, best effort within the request's deadline (an
+    // overloaded or late retry leaves the first answer as it is).
+    if needs_fallback(&ans, candidates, fallback) && Instant::now() < deadline {
+        let mut req = request(fallback)?;
+        req.deadline = deadline;
+        if let Ok(retry) = generate(&s, req).await {
+            generate_ms += retry.generate_ms;
+            completion_tokens += retry.completion_tokens;
+            let first_valid = AnswerOptions {
+                select: Selection::FirstValid,
+                ..opts
+            };
+            ans = with_fallback(ans, judge(retry.texts, first_valid).await?);
+        }
+    }
+    let (store, asked, by, db2) = (
+        s.feedback.clone(),
+        question.to_string(),
+        adapter.clone(),
+        db.clone(),
+    );
     let metrics = s.metrics.clone();
-    let texts = out.texts.clone();
-    let db2 = db.clone();
-    let (store, asked, by) = (s.feedback.clone(), question.to_string(), adapter.clone());
     let (ans, query_id) = tokio::task::spawn_blocking(move || {
-        let ans = db2.with_db(|conn| answer(conn, &texts, &opts, |e| count_failure(&metrics, e)));
         // On disk before the answer goes out, so feedback on it always finds it.
         let id = crate::http_feedback::record_answer(
             store.as_deref(),
@@ -484,15 +525,34 @@ async fn query(
             .collect::<Vec<_>>(),
         "timings": {
             "queue_ms": out.queue_ms,
-            "generate_ms": out.generate_ms,
+            "generate_ms": generate_ms,
             "execute_ms": ans.execute_ms,
         },
         "usage": {
             "prompt_tokens": out.prompt_tokens,
             "cached_prompt_tokens": out.cached_tokens,
-            "completion_tokens": out.completion_tokens,
+            "completion_tokens": completion_tokens,
         },
     })))
+}
+
+/// The integer request field `name`: `default` when absent, else it must lie in
+/// `min..=max` (a 400 with `code`, `bad_<name>`, otherwise).
+fn bounded(
+    (name, code): (&str, &'static str),
+    v: Option<i64>,
+    default: usize,
+    min: i64,
+    max: usize,
+) -> Result<usize> {
+    match v {
+        None => Ok(default),
+        Some(k) if k < min || k as u64 > max as u64 => Err(ServeError::bad(
+            code,
+            format!("{name} must be between {min} and {max}, got {k}"),
+        )),
+        Some(k) => Ok(k as usize),
+    }
 }
 
 /// Counts a refused or failed candidate of `/v1/query`.

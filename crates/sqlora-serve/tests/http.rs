@@ -391,6 +391,20 @@ fn every_bad_input_gets_a_clear_4xx() {
         (
             "POST",
             "/v1/query",
+            json!({"database": "shop", "question": "x", "fallback": -1}).to_string(),
+            400,
+            "bad_fallback",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            json!({"database": "shop", "question": "x", "fallback": 1000}).to_string(),
+            400,
+            "bad_fallback",
+        ),
+        (
+            "POST",
+            "/v1/query",
             json!({"database": "shop", "question": "x", "examples": -1}).to_string(),
             400,
             "bad_examples",

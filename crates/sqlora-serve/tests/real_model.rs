@@ -125,7 +125,11 @@ fn real_model_answers_like_ask_inside_the_batch() {
         let sql = got["sql"].as_str().unwrap();
         if got["valid"] == true {
             valid += 1;
-            assert_eq!(sql, want, "{q}");
+            if sql != want {
+                // The greedy answer failed and a beam of the fallback ran: it is listed first.
+                assert_eq!(got["attempts"][0]["sql"], json!(want), "{q}");
+                assert_eq!(got["candidates"][0]["sql"], json!(want), "{q}");
+            }
             assert!(got["columns"].as_array().is_some_and(|c| !c.is_empty()));
         } else {
             // Not executable: then it is the reference's own first attempt that failed.

@@ -271,6 +271,53 @@ pub fn answer(
     }
 }
 
+/// Beams of the fallback by default: when the one greedy answer fails the guard or SQLite,
+/// this many beam-search candidates are generated and the first that passes is the answer
+/// (see [`with_fallback`]). Chosen by measurement (EVALUATION.md); 0 turns it off.
+pub const DEFAULT_FALLBACK: usize = 4;
+
+/// True when a request for `candidates` should fall back to `fallback` beams after `first`
+/// (its answer from those candidates): only a single greedy candidate that failed, and only
+/// when the fallback asks for more than one beam.
+pub fn needs_fallback(first: &Answer, candidates: usize, fallback: usize) -> bool {
+    !first.valid && candidates <= 1 && fallback > 1
+}
+
+/// The answer after a fallback: `retry`'s outcome (chosen among beam candidates with
+/// [`Selection::FirstValid`]) when it is valid, else `first`'s; either way every attempt and
+/// every candidate of both, the greedy one first, so a client sees what was tried.
+pub fn with_fallback(first: Answer, retry: Answer) -> Answer {
+    let mut attempts = first.attempts;
+    attempts.extend(retry.attempts);
+    let mut candidates = first.candidates;
+    let execute_ms = first.execute_ms + retry.execute_ms;
+    if retry.valid {
+        for b in &mut candidates {
+            b.chosen = false;
+        }
+        candidates.extend(retry.candidates);
+        Answer {
+            attempts,
+            candidates,
+            execute_ms,
+            ..retry
+        }
+    } else {
+        candidates.extend(
+            retry
+                .candidates
+                .into_iter()
+                .map(|b| Ballot { chosen: false, ..b }),
+        );
+        Answer {
+            attempts,
+            candidates,
+            execute_ms,
+            ..first
+        }
+    }
+}
+
 /// Batched generation with one adapter (or none) for every row.
 pub fn generate(
     model: &LoadedModel,
@@ -323,6 +370,9 @@ pub struct AskOptions {
     pub prompts: PromptBuilder,
     /// Candidates to try in order (beam search when more than 1; default 1).
     pub candidates: usize,
+    /// Beams to try when the single greedy candidate fails the guard or SQLite (default
+    /// [`DEFAULT_FALLBACK`]; 0 or 1: none), see [`with_fallback`].
+    pub fallback: usize,
     /// Most new tokens per candidate (default 128).
     pub max_new_tokens: usize,
     /// Priming, execution and budgets (the prompt is primed when `answer.primed`).
@@ -339,6 +389,7 @@ impl Default for AskOptions {
         AskOptions {
             prompts: PromptBuilder::builtin(),
             candidates: 1,
+            fallback: DEFAULT_FALLBACK,
             max_new_tokens: 128,
             answer: AnswerOptions::default(),
             constrain: None,
@@ -414,8 +465,24 @@ pub fn ask(
         &params,
         constraint.as_ref(),
     )?;
-    let generate_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let answer = answer(db, &texts, &opts.answer, |_| {});
+    let mut answer = answer(db, &texts, &opts.answer, |_| {});
+    if needs_fallback(&answer, opts.candidates, opts.fallback) {
+        let texts = candidates(
+            model,
+            adapter,
+            &ids,
+            opts.fallback,
+            &params,
+            constraint.as_ref(),
+        )?;
+        let first_valid = AnswerOptions {
+            select: Selection::FirstValid,
+            ..opts.answer.clone()
+        };
+        let retry = self::answer(db, &texts, &first_valid, |_| {});
+        answer = with_fallback(answer, retry);
+    }
+    let generate_ms = t0.elapsed().as_secs_f64() * 1e3 - answer.execute_ms;
     Ok(Asked {
         answer,
         generate_ms,

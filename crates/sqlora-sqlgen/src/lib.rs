@@ -37,8 +37,9 @@ pub mod retrieve;
 pub mod sql;
 
 pub use answer::{
-    answer, ask, ask_prompt, candidates, error_json, generate, result_key, Answer, AnswerOptions,
-    AskOptions, Asked, Attempt, Ballot, Selection,
+    answer, ask, ask_prompt, candidates, error_json, generate, needs_fallback, result_key,
+    with_fallback, Answer, AnswerOptions, AskOptions, Asked, Attempt, Ballot, Selection,
+    DEFAULT_FALLBACK,
 };
 pub use constrain::{Constrainer, SchemaConstraints};
 pub use error::{Result, SqlgenError};

@@ -5,8 +5,10 @@
 //! ([`PromptBuilder::prompt`]: the messages rendered with the model's chat template, then the
 //! answer prime); the prompts of one database share the system + schema part, so its tokens
 //! (the longest common token prefix of the group) are prefilled once and every batch of
-//! questions starts from that KV cache ([`sqlora_model::prefix`]). Generation is greedy, so
-//! the SQL is the one `ask` would print for the same question.
+//! questions starts from that KV cache ([`sqlora_model::prefix`]). Generation is greedy (a
+//! prediction that fails the guard or SQLite falls back to beam search's first passing
+//! candidate, [`PredictOptions::fallback`]), so the SQL is the one `ask` would print for the
+//! same question.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +26,9 @@ use sqlora_model::LoadedModel;
 use sqlora_sql::exec::ReadOnlyDb;
 use sqlora_sql::schema::Schema;
 
-use crate::answer::{answer, AnswerOptions, Ballot, Selection};
+use crate::answer::{
+    answer, needs_fallback, with_fallback, AnswerOptions, Ballot, Selection, DEFAULT_FALLBACK,
+};
 
 use crate::constrain::Constrainer;
 use crate::error::{Result, SqlgenError};
@@ -58,6 +62,10 @@ pub struct PredictOptions {
     /// ([`answer`](crate::answer::answer) with [`Selection::Vote`]), as `/v1/query` answers
     /// with `candidates`.
     pub candidates: usize,
+    /// Beams to try when a greedy prediction fails the guard or SQLite on its database
+    /// (default [`DEFAULT_FALLBACK`]; 0 or 1: none): the first beam-search candidate that
+    /// passes replaces it, as `ask` and `/v1/query` do ([`with_fallback`]).
+    pub fallback: usize,
     /// Retrieved examples in every prompt (default: none). A question never gets itself: an
     /// example with its id or its words is left out ([`crate::ExampleIndex::retrieve`]).
     pub examples: Option<FewShot>,
@@ -73,6 +81,7 @@ impl Default for PredictOptions {
             stop_at_statement_end: true,
             constrain: None,
             candidates: 1,
+            fallback: DEFAULT_FALLBACK,
             examples: None,
         }
     }
@@ -255,51 +264,61 @@ pub fn predict(
         };
         // The prompt building and prefix prefill are shared by the group's questions.
         let shared_ms = t_group.elapsed().as_secs_f64() * 1e3 / members.len() as f64;
-        if opts.candidates > 1 {
-            let db = ReadOnlyDb::open(&path).map_err(|source| SqlgenError::Exec {
-                path: path.clone(),
-                source,
+        // Beam search's n-best for member `k` from the shared prefix (or its whole prompt),
+        // answered on the database with `select`.
+        let beams = |k: usize, n: usize, select: Selection, db: &ReadOnlyDb| -> Result<_> {
+            let constraint = constraints.as_ref().map(|c| c.row()).transpose()?;
+            let cands = model.with_token_info(|info| match &cache {
+                Some(cache) => n_best_from_prefix_constrained(
+                    &model.model,
+                    info,
+                    cache,
+                    &suffixes[k],
+                    n,
+                    &params,
+                    batch.as_ref(),
+                    constraint,
+                ),
+                None => sqlora_model::generate::n_best_constrained(
+                    &model.model,
+                    info,
+                    &prompts[k],
+                    n,
+                    &params,
+                    batch.as_ref(),
+                    constraint,
+                ),
             })?;
-            let vote = AnswerOptions {
+            let texts: Vec<String> = cands.iter().map(|c| c.text.clone()).collect();
+            let opts_answer = AnswerOptions {
                 primed: opts.prime,
-                select: Selection::Vote,
+                select,
                 ..AnswerOptions::default()
             };
+            let chosen = answer(db, &texts, &opts_answer, |_| {});
+            let pick = chosen.candidates.iter().position(|b| b.chosen).unwrap_or(0);
+            let raw = primed_answer(opts.prime, texts.get(pick).map_or("", |t| t));
+            let tokens = cands.get(pick).map_or(0, |c| c.tokens.len());
+            Ok((chosen, raw, tokens))
+        };
+        let open_db = || {
+            ReadOnlyDb::open(&path).map_err(|source| SqlgenError::Exec {
+                path: path.clone(),
+                source,
+            })
+        };
+        if opts.candidates > 1 {
+            let db = open_db()?;
             for (k, &i) in members.iter().enumerate() {
                 let t0 = Instant::now();
                 let q = &questions[i];
-                let constraint = constraints.as_ref().map(|c| c.row()).transpose()?;
-                let cands = model.with_token_info(|info| match &cache {
-                    Some(cache) => n_best_from_prefix_constrained(
-                        &model.model,
-                        info,
-                        cache,
-                        &suffixes[k],
-                        opts.candidates,
-                        &params,
-                        batch.as_ref(),
-                        constraint,
-                    ),
-                    None => sqlora_model::generate::n_best_constrained(
-                        &model.model,
-                        info,
-                        &prompts[k],
-                        opts.candidates,
-                        &params,
-                        batch.as_ref(),
-                        constraint,
-                    ),
-                })?;
-                let texts: Vec<String> = cands.iter().map(|c| c.text.clone()).collect();
-                let chosen = answer(&db, &texts, &vote, |_| {});
-                let pick = chosen.candidates.iter().position(|b| b.chosen).unwrap_or(0);
-                let raw = primed_answer(opts.prime, texts.get(pick).map_or("", |t| t));
+                let (chosen, raw, new_tokens) = beams(k, opts.candidates, Selection::Vote, &db)?;
                 out[i] = Some(Prediction {
                     id: q.id.to_string(),
                     db_id: q.db_id.to_string(),
                     sql: chosen.sql,
                     raw,
-                    new_tokens: cands.get(pick).map_or(0, |c| c.tokens.len()),
+                    new_tokens,
                     examples: shown[k].clone(),
                     latency_ms: t0.elapsed().as_secs_f64() * 1e3 + shared_ms,
                     candidates: chosen.candidates,
@@ -310,6 +329,15 @@ pub fn predict(
             }
             continue;
         }
+        let db = if opts.fallback > 1 {
+            Some(open_db()?)
+        } else {
+            None
+        };
+        let greedy = AnswerOptions {
+            primed: opts.prime,
+            ..AnswerOptions::default()
+        };
         // Similar suffix lengths together: less padding (rows are independent).
         let mut by_len: Vec<usize> = (0..members.len()).collect();
         by_len.sort_by_key(|&k| suffixes[k].len());
@@ -345,7 +373,7 @@ pub fn predict(
                 let i = members[k];
                 let q = &questions[i];
                 let raw = primed_answer(opts.prime, &g.text);
-                out[i] = Some(Prediction {
+                let mut p = Prediction {
                     id: q.id.to_string(),
                     db_id: q.db_id.to_string(),
                     sql: answer_sql(&raw, &schema),
@@ -354,7 +382,24 @@ pub fn predict(
                     examples: shown[k].clone(),
                     latency_ms: each_ms + shared_ms,
                     candidates: Vec::new(),
-                });
+                };
+                if let Some(db) = &db {
+                    let first = answer(db, std::slice::from_ref(&g.text), &greedy, |_| {});
+                    if needs_fallback(&first, 1, opts.fallback) {
+                        let t1 = Instant::now();
+                        let (retry, raw, new_tokens) =
+                            beams(k, opts.fallback, Selection::FirstValid, db)?;
+                        if retry.valid {
+                            p.raw = raw;
+                            p.new_tokens = new_tokens;
+                        }
+                        let both = with_fallback(first, retry);
+                        p.sql = both.sql;
+                        p.candidates = both.candidates;
+                        p.latency_ms += t1.elapsed().as_secs_f64() * 1e3;
+                    }
+                }
+                out[i] = Some(p);
             }
             if let Some(bar) = progress {
                 bar.inc(chunk.len() as u64);
@@ -419,6 +464,7 @@ mod tests {
             batch_size: 2,
             max_new_tokens: 24,
             stop_at_statement_end: false,
+            fallback: 0,
             ..PredictOptions::default()
         };
         let full = predict(&m, None, &questions, &full_opts, None).unwrap();
@@ -499,13 +545,84 @@ mod tests {
             let most = p.candidates.iter().map(|b| b.votes).max().unwrap();
             assert!(!chosen[0].valid || chosen[0].votes == most);
         }
-        // One candidate: greedy, and no ballots listed.
+        // One candidate without the fallback: greedy, and no ballots listed.
         let greedy = PredictOptions {
             candidates: 1,
+            fallback: 0,
             ..opts.clone()
         };
         let preds = predict(&m, None, &questions, &greedy, None).unwrap();
         assert!(preds.iter().all(|p| p.candidates.is_empty()));
+    }
+
+    #[test]
+    fn a_failed_greedy_prediction_falls_back_to_the_first_beam_that_runs() {
+        let Some(m) = real_model() else { return };
+        let datasets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Domain::open(&datasets.join("retail")).unwrap();
+        sqlora_data::fixtures::build_domain(&d, tmp.path(), 1).unwrap();
+        let examples: Vec<Example> = d.split("test").unwrap().into_iter().take(8).collect();
+        let path = tmp.path().join("retail").join("retail.sqlite");
+        let questions: Vec<Question<'_>> = examples
+            .iter()
+            .map(|e| Question::new(&e.id, &e.db_id, &e.question, path.clone()))
+            .collect();
+        // Free decoding with a short budget: the small model's greedy answers often fail.
+        let plain = PredictOptions {
+            max_new_tokens: 24,
+            fallback: 0,
+            ..PredictOptions::default()
+        };
+        let rescued = PredictOptions {
+            fallback: 3,
+            ..plain.clone()
+        };
+        let greedy = predict(&m, None, &questions, &plain, None).unwrap();
+        let with = predict(&m, None, &questions, &rescued, None).unwrap();
+        let db = ReadOnlyDb::open(&path).unwrap();
+        let schema = Schema::introspect(&path).unwrap();
+        let params = GenerateParams {
+            max_new_tokens: 24,
+            ..GenerateParams::default()
+        };
+        let limits = sqlora_sql::exec::ExecLimits::default();
+        let mut fell_back = 0;
+        for ((g, w), ex) in greedy.iter().zip(&with).zip(&examples) {
+            if db.execute(&g.sql, &limits).is_ok() {
+                // A greedy answer that runs is kept as it is.
+                assert_eq!(w.sql, g.sql, "{}", ex.id);
+                assert!(w.candidates.is_empty());
+                continue;
+            }
+            fell_back += 1;
+            // The greedy answer first, then beam search's n-best on the same prompt, looked
+            // at up to the first that runs, which is the answer (else the greedy one stays).
+            let prompt = plain
+                .prompts
+                .prompt(&m, &schema, &ex.question, true)
+                .unwrap();
+            let ids = m.tokenizer.encode(&prompt, false).unwrap();
+            let beams = crate::answer::candidates(&m, None, &ids, 3, &params, None).unwrap();
+            let beam_sqls: Vec<String> = beams
+                .iter()
+                .map(|t| answer_sql(&primed_answer(true, t), &schema))
+                .collect();
+            let got: Vec<&str> = w.candidates.iter().map(|b| b.sql.as_str()).collect();
+            assert_eq!(got[0], g.sql, "{}", ex.id);
+            let runs = beam_sqls
+                .iter()
+                .position(|s| db.execute(s, &limits).is_ok());
+            let looked = runs.map_or(beam_sqls.len(), |i| i + 1);
+            assert_eq!(&got[1..], &beam_sqls[..looked], "{}", ex.id);
+            assert_eq!(
+                w.sql,
+                runs.map_or(&g.sql, |i| &beam_sqls[i]).as_str(),
+                "{}",
+                ex.id
+            );
+        }
+        assert!(fell_back > 0, "no greedy answer failed: {greedy:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use sqlora_sql::exec::{ExecError, ExecLimits, ReadOnlyDb};
 use sqlora_sql::exec::{QueryResult, Value};
-use sqlora_sqlgen::{answer, result_key, AnswerOptions, Selection};
+use sqlora_sqlgen::{answer, needs_fallback, result_key, with_fallback, AnswerOptions, Selection};
 
 fn shop(dir: &std::path::Path) -> PathBuf {
     let path = dir.join("shop.sqlite");
@@ -233,4 +233,59 @@ fn without_execution_the_sql_is_only_checked_and_budgets_cut_rows() {
     );
     assert!(cut.valid && cut.truncated);
     assert_eq!(cut.rows.len(), 2);
+}
+
+#[test]
+fn a_failed_greedy_answer_falls_back_to_the_first_passing_beam_and_keeps_every_attempt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = ReadOnlyDb::open(&shop(tmp.path())).unwrap();
+    let greedy = AnswerOptions::default();
+    let first_valid = AnswerOptions {
+        select: Selection::FirstValid,
+        ..AnswerOptions::default()
+    };
+    let first = answer(&db, &texts(&[" nme FROM customers"]), &greedy, |_| {});
+    assert!(!first.valid);
+    // Only one failed greedy candidate, and only with more than one beam, falls back.
+    assert!(needs_fallback(&first, 1, 4));
+    assert!(!needs_fallback(&first, 1, 1) && !needs_fallback(&first, 1, 0));
+    assert!(!needs_fallback(&first, 3, 4));
+    let ok = answer(&db, &texts(&[" name FROM customers"]), &greedy, |_| {});
+    assert!(!needs_fallback(&ok, 1, 4));
+
+    // The beams: the greedy text again, then a valid one, then one never looked at.
+    let beams = texts(&[
+        " nme FROM customers",
+        " city FROM customers",
+        " id FROM customers",
+    ]);
+    let retry = answer(&db, &beams, &first_valid, |_| {});
+    let both = with_fallback(first.clone(), retry);
+    assert!(both.valid);
+    assert_eq!(both.sql, "SELECT city FROM customers");
+    assert_eq!(both.rows.len(), 3);
+    let sqls: Vec<&str> = both.candidates.iter().map(|b| b.sql.as_str()).collect();
+    assert_eq!(
+        sqls,
+        [
+            "SELECT nme FROM customers",
+            "SELECT nme FROM customers",
+            "SELECT city FROM customers"
+        ]
+    );
+    let chosen: Vec<bool> = both.candidates.iter().map(|b| b.chosen).collect();
+    assert_eq!(chosen, [false, false, true]);
+    assert_eq!(both.attempts.len(), 2);
+    assert!(both.error.is_none());
+
+    // No beam passes either: the greedy answer and its error stay, every attempt is listed.
+    let retry = answer(&db, &texts(&[" nmae FROM customers"]), &first_valid, |_| {});
+    let both = with_fallback(first.clone(), retry);
+    assert!(!both.valid);
+    assert_eq!(both.sql, first.sql);
+    assert_eq!(both.error, first.error);
+    assert_eq!(both.attempts.len(), 2);
+    assert_eq!(both.attempts[1].sql, "SELECT nmae FROM customers");
+    let chosen: Vec<bool> = both.candidates.iter().map(|b| b.chosen).collect();
+    assert_eq!(chosen, [true, false]);
 }

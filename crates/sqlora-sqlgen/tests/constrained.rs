@@ -49,6 +49,8 @@ fn run(
         batch_size,
         max_new_tokens: MAX_NEW,
         constrain: constrain.then(|| Constrainer::new(m)),
+        // The constraint alone: no beam-search rescue of failed answers.
+        fallback: 0,
         ..PredictOptions::default()
     };
     predict(m, None, &questions, &opts, None).unwrap()

@@ -80,6 +80,11 @@ pub struct EvalModelArgs {
     /// (as `/v1/query` with `candidates`).
     #[arg(long, default_value_t = 1)]
     pub candidates: usize,
+    /// Beams to try when a greedy prediction fails the guard or SQLite: the first beam-search
+    /// candidate that passes replaces it (as `ask` and `/v1/query` do; 0: keep the failed
+    /// prediction).
+    #[arg(long, value_name = "BEAMS", default_value_t = sqlora_sqlgen::DEFAULT_FALLBACK)]
+    pub fallback: usize,
     /// Show the K training examples whose questions are most similar to each question (BM25)
     /// in its prompt, after the schema (0: the zero-shot prompt). A question never gets
     /// itself (same id or same words). Default: what `ask` and `serve` do, 3 when there is a
@@ -297,6 +302,7 @@ fn one_run(
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(m)),
         candidates: a.candidates.max(1),
+        fallback: a.fallback,
         examples: few_shot.cloned(),
     };
     let bar = progress_bar(examples.len());
@@ -334,6 +340,7 @@ fn one_run(
         "early_stop": !a.no_early_stop,
         "constrained": !a.no_constrain,
         "candidates": a.candidates.max(1),
+        "fallback": a.fallback,
         "prompts": a.prompts.as_ref().map(|p| p.display().to_string()),
         "examples_k": few_shot.map_or(0, |f| f.k),
         "examples": few_shot

@@ -77,6 +77,10 @@ pub struct AskArgs {
     /// run, and the answer is the result most of them agree on (ties: the best-ranked).
     #[arg(long, default_value_t = 1)]
     pub candidates: usize,
+    /// Beams to try when the one greedy answer fails the guard or SQLite: the first
+    /// beam-search candidate that passes is the answer (0: report the failure).
+    #[arg(long, value_name = "BEAMS", default_value_t = sqlora_sqlgen::DEFAULT_FALLBACK)]
+    pub fallback: usize,
     /// With several candidates, answer with the first one that passes the guard and runs
     /// instead of voting.
     #[arg(long)]
@@ -261,6 +265,7 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     };
     let opts = AskOptions {
         candidates: a.candidates,
+        fallback: a.fallback,
         max_new_tokens: a.max_tokens,
         answer: AnswerOptions {
             primed: !a.no_prime,

@@ -354,6 +354,9 @@ fn score(
         |e: &Example| dbs.get(&e.db_id).cloned().unwrap_or_default(),
         &PredictOptions {
             constrain: Some(sqlora_sqlgen::Constrainer::new(model)),
+            // The adapter's own answers: a beam-search rescue would blur what a checkpoint
+            // learned and cost a beam search per failed dev question.
+            fallback: 0,
             ..PredictOptions::default()
         },
         Some(&bar),
