@@ -24,9 +24,12 @@
 //! The SIMD kernels decode one weight block into registers (AVX2: `_mm256_maddubs_epi16` and
 //! `_mm256_madd_epi16` with the sub-block scales, like ggml; AVX-512BW the same on 64 bytes; the
 //! 32-weight formats use VNNI's `_mm512_dpbusd_epi32` where the CPU has it) and multiply it
-//! with up to [`group_max`] activation rows. Prompts of K-quants on AVX-512 VNNI take the tiles
-//! of `q8_tiles.rs` instead ([`tiles_apply`]): weights unpacked once per 16 rows, `vpdpbusd`
-//! with broadcast activations, the sub-block scales applied once per sub-block.
+//! with up to [`group_max`] activation rows. Products of several rows of K-quants on AVX-512
+//! VNNI (decode batches from 2 rows for Q4_K and 8 for Q6_K, and prompts) take the tiles of
+//! `q8_tiles.rs` instead ([`tiles_apply`]): weights unpacked once per 16 rows, `vpdpbusd` with
+//! broadcast activations, the sub-block scales applied once per sub-block. Every Q8_0 and Q5_0
+//! product on AVX-512 VNNI takes them too (an exact integer sum per block with the weights'
+//! zero point folded in, one f32 rounding per block).
 
 use half::f16;
 
@@ -234,20 +237,44 @@ impl Q8Rows {
 #[path = "q8_tiles.rs"]
 mod tiles;
 
-/// Fewest activation rows for which [`tiles_apply`] takes the tile kernels (below, unpacking
-/// the weights costs more than it saves).
-pub(crate) const TILES_MIN_ROWS: usize = 16;
+/// Fewest activation rows for which [`tiles_apply`] takes the tile kernels, per format: below,
+/// unpacking the weights costs more than it saves. Measured with `kquant_bench` ([8960, 1536],
+/// one thread, Zen 4): Q4_K tiles take 0.76× the one-row kernels' time at 2 rows, 0.63× at 8
+/// and 0.45× at 64; Q6_K's unpacking is dearer (2× at 1 row, 0.86× at 8, 0.49× at 64).
+pub(crate) const TILES_MIN_ROWS_Q4K: usize = 2;
+/// See [`TILES_MIN_ROWS_Q4K`].
+pub(crate) const TILES_MIN_ROWS_Q6K: usize = 8;
 
-/// Whether the tile kernels ([`dispatch_tiles`]) take `n` rows of `fmt` with `isa`: the
-/// K-quants on AVX-512 VNNI, from [`TILES_MIN_ROWS`] rows. Their results are bit for bit
-/// those of [`dispatch`].
+/// The fewest rows for the tiles of `fmt`: the K-quants' measured thresholds (or
+/// `SQLORA_TILES_MIN_ROWS`, for benchmarks that compare the kernels, `kquant_bench`: their
+/// results are the same bit for bit either way); every product of Q8_0 and Q5_0, whose tiles
+/// sum the blocks in another f32 order than their one-row kernels, so that a row's result never
+/// depends on how many rows share it; never for the others.
+fn tiles_min_rows(fmt: QFormat) -> usize {
+    static MIN: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let set = || {
+        *MIN.get_or_init(|| {
+            std::env::var("SQLORA_TILES_MIN_ROWS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+    };
+    match fmt {
+        QFormat::Q4_K => set().unwrap_or(TILES_MIN_ROWS_Q4K),
+        QFormat::Q6_K => set().unwrap_or(TILES_MIN_ROWS_Q6K),
+        QFormat::Q8_0 | QFormat::Q5_0 => 1,
+        QFormat::Q4_1 | QFormat::F32 => usize::MAX,
+    }
+}
+
+/// Whether the tile kernels ([`dispatch_tiles`]) take `n` rows of `fmt` with `isa` (AVX-512
+/// VNNI): the K-quants from [`TILES_MIN_ROWS_Q4K`] / [`TILES_MIN_ROWS_Q6K`] rows, with results
+/// bit for bit those of [`dispatch`]; Q8_0 and Q5_0 always (their own f32 order, one rounding
+/// per block).
 pub(crate) fn tiles_apply(isa: Isa, fmt: QFormat, n: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        n >= TILES_MIN_ROWS
-            && isa == Isa::Avx512
-            && matches!(fmt, QFormat::Q4_K | QFormat::Q6_K)
-            && simd::vnni()
+        isa == Isa::Avx512 && n >= tiles_min_rows(fmt) && simd::vnni()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -577,7 +604,7 @@ mod simd {
     /// Two Q5_0 blocks at `p` as unsigned 5-bit weights (the −16 is applied through `Σa`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn q5_0_pair(p: *const u8, two: bool) -> __m512i {
+    pub(super) unsafe fn q5_0_pair(p: *const u8, two: bool) -> __m512i {
         let n0 = _mm_loadu_si128(p.add(4) as *const __m128i);
         let qh0 = (p as *const u32).read_unaligned() as u64;
         let (n1, qh1) = if two {
@@ -603,7 +630,7 @@ mod simd {
     /// Two Q8_0 blocks at `p` as unsigned `w + 128` (the −128 is applied through `Σa`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn q8_0_pair(p: *const u8, two: bool) -> __m512i {
+    pub(super) unsafe fn q8_0_pair(p: *const u8, two: bool) -> __m512i {
         let mask = if two { u64::MAX } else { 0xFFFF_FFFF };
         let q = _mm512_maskz_loadu_epi8(mask, p as *const i8);
         _mm512_maskz_mov_epi8(mask, _mm512_xor_si512(q, _mm512_set1_epi8(-128)))
@@ -1181,9 +1208,9 @@ mod tests {
         let mut seed = 100;
         for format in FORMATS {
             let k = format.block_len() / super::super::BLOCK;
-            for (rows, cols) in [(1, 32 * k), (37, 96 * k), (70, 224 * k)] {
+            for (rows, cols) in [(1, 32 * k), (37, 96 * k), (70, 224 * k), (200, 1536)] {
                 let w = random(format, rows, cols, seed);
-                for n in [1, 2, 3, 5, 8, 9, 13, 16] {
+                for n in [1, 2, 3, 5, 8, 9, 13, 16, 37] {
                     seed += 1;
                     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                     let x: Vec<f32> = (0..n * cols).map(|_| rng.gen_range(-2f32..2.0)).collect();
