@@ -245,11 +245,12 @@ pub(crate) const TILES_MIN_ROWS_Q4K: usize = 2;
 /// See [`TILES_MIN_ROWS_Q4K`].
 pub(crate) const TILES_MIN_ROWS_Q6K: usize = 8;
 
-/// The fewest rows for the tiles of `fmt`: the K-quants' measured thresholds (or
-/// `SQLORA_TILES_MIN_ROWS`, for benchmarks that compare the kernels, `kquant_bench`: their
-/// results are the same bit for bit either way); every product of Q8_0 and Q5_0, whose tiles
-/// sum the blocks in another f32 order than their one-row kernels, so that a row's result never
-/// depends on how many rows share it; never for the others.
+/// The fewest rows for the tiles of `fmt`: the K-quants' measured thresholds; every product of
+/// Q8_0 and Q5_0, whose tiles sum the blocks in another f32 order than their one-row kernels,
+/// so that a row's result never depends on how many rows share it; never for the others.
+/// `SQLORA_TILES_MIN_ROWS`, for benchmarks that compare the kernels (`kquant_bench`, the
+/// `speed` example), sets the K-quants' threshold (their results are the same bit for bit
+/// either way) and sends every Q8_0 and Q5_0 product to the one-row kernels.
 fn tiles_min_rows(fmt: QFormat) -> usize {
     static MIN: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     let set = || {
@@ -262,7 +263,7 @@ fn tiles_min_rows(fmt: QFormat) -> usize {
     match fmt {
         QFormat::Q4_K => set().unwrap_or(TILES_MIN_ROWS_Q4K),
         QFormat::Q6_K => set().unwrap_or(TILES_MIN_ROWS_Q6K),
-        QFormat::Q8_0 | QFormat::Q5_0 => 1,
+        QFormat::Q8_0 | QFormat::Q5_0 => set().map_or(1, |_| usize::MAX),
         QFormat::Q4_1 | QFormat::F32 => usize::MAX,
     }
 }
