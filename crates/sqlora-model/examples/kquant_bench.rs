@@ -16,6 +16,7 @@ use half::f16;
 use rand::{Rng, SeedableRng};
 use sqlora_model::llama::Linear;
 use sqlora_model::quant::{ActivationPrecision, Isa, QFormat, QWeight, MAX_ROWS};
+use sqlora_model::testing::process_cpu_ns;
 /// Random blocks of `format` (`d` small like a real model's, the rest random bits).
 fn random(format: QFormat, rows: usize, cols: usize, rng: &mut impl Rng) -> QWeight {
     let nb = rows * cols / format.block_len();
@@ -144,11 +145,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn timed(reps: usize, f: &mut dyn FnMut()) -> f64 {
     f();
     if std::env::var("KQUANT_BENCH_CPU").as_deref() == Ok("1") {
-        let start = cpu_ns();
+        let start = process_cpu_ns();
         for _ in 0..reps {
             f();
         }
-        return (cpu_ns() - start) as f64 / 1e6 / reps as f64;
+        return (process_cpu_ns() - start) as f64 / 1e6 / reps as f64;
     }
     (0..reps)
         .map(|_| {
@@ -157,15 +158,4 @@ fn timed(reps: usize, f: &mut dyn FnMut()) -> f64 {
             s.elapsed().as_secs_f64() * 1e3
         })
         .fold(f64::INFINITY, f64::min)
-}
-
-/// Nanoseconds this process's threads have run (Linux `schedstat`; 0 elsewhere).
-fn cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
 }

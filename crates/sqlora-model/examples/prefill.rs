@@ -9,6 +9,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use sqlora_model::llama::Cache;
 use sqlora_model::load;
+use sqlora_model::testing::process_cpu_ns;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -27,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ids.truncate(tokens);
     let dev = Device::Cpu;
     for rep in 0..=reps {
-        let (t0, c0) = (Instant::now(), cpu_ns());
+        let (t0, c0) = (Instant::now(), process_cpu_ns());
         let input = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
         let pos: Vec<u32> = (0..ids.len() as u32).collect();
         let pos = Tensor::new(pos.as_slice(), &dev)?.unsqueeze(0)?;
@@ -35,7 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let h = m.model.forward(&input, &pos, None, Some(&mut cache))?;
         let last = h.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
         m.model.logits(&last)?.to_vec2::<f32>()?;
-        let (wall, cpu) = (t0.elapsed().as_secs_f64(), (cpu_ns() - c0) as f64 / 1e9);
+        let (wall, cpu) = (
+            t0.elapsed().as_secs_f64(),
+            (process_cpu_ns() - c0) as f64 / 1e9,
+        );
         println!(
             "{} {tokens} tokens: wall {wall:.3} s ({:.1} tok/s), cpu {cpu:.3} s ({:.1} tok/cpu-s)",
             if rep == 0 { "warm-up" } else { "prefill" },
@@ -44,15 +48,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
-}
-
-/// Nanoseconds this process's threads have run (Linux `schedstat`; 0 elsewhere).
-fn cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
 }
