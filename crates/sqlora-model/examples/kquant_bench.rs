@@ -47,6 +47,7 @@ fn random(format: QFormat, rows: usize, cols: usize, rng: &mut impl Rng) -> QWei
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sqlora_model::quiet_candle_pool();
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| a.parse())

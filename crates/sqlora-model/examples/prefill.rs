@@ -12,6 +12,7 @@ use sqlora_model::load;
 use sqlora_model::testing::process_cpu_ns;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sqlora_model::quiet_candle_pool();
     let mut args = std::env::args().skip(1);
     let path = args
         .next()

@@ -37,5 +37,23 @@ pub mod testing;
 pub mod tokenizer;
 
 pub use error::{ModelError, Result};
+
+/// Keeps candle's element-wise thread pool from spinning beside ours. Call it first thing in
+/// `main`, before any thread starts (it sets an environment variable).
+///
+/// candle runs element-wise operations of 64K values or more (a decode batch's MLP
+/// activations, a prompt's residual adds) on its own pool, whose workers spin 25,000 rounds
+/// after every such operation before they sleep. Our products run on rayon's pool right after
+/// them, so on a machine with as many cores as threads a spinning candle worker takes a core
+/// from a product: Qwen2.5-Coder-1.5B decoded a batch of 8 at 44 tokens/s with the spin and
+/// 53–55 without it on 2 cores (BENCHMARKS.md, session 11). With
+/// `CANDLE_BARRIER_POOL_SPIN_LIMIT=0` its workers sleep as soon as an operation ends; a value
+/// the user set is kept.
+pub fn quiet_candle_pool() {
+    const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+    if std::env::var_os(VAR).is_none() {
+        std::env::set_var(VAR, "0");
+    }
+}
 pub use generate::{generate, n_best, Candidate, FinishReason, GenerateParams, Generation};
 pub use loaded::{load, LoadedModel};

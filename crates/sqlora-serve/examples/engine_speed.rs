@@ -26,6 +26,7 @@ const QUESTIONS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sqlora_model::quiet_candle_pool();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         return Err("usage: engine_speed MODEL DB.sqlite [N] [MAX_TOKENS]".into());

@@ -21,6 +21,7 @@ use sqlora_train::forward::{
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sqlora_model::quiet_candle_pool();
     let args: Vec<String> = std::env::args().collect();
     let model_path = args
         .get(1)

@@ -30,6 +30,7 @@ use sqlora_train::optim::{clip_grad_norm, AdamW, AdamWParams};
 const USAGE: &str = "usage: train_bench MODEL DOMAIN ROWS STEPS OUT_JSON [MAX_SEQ_LEN]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sqlora_model::quiet_candle_pool();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
         return Err(USAGE.into());

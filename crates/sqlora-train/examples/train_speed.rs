@@ -16,6 +16,7 @@ use sqlora_train::trainer::{train, RunInfo, TrainData, TrainOptions};
 use sqlora_train::TrainConfig;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sqlora_model::quiet_candle_pool();
     let args: Vec<String> = std::env::args().collect();
     let model_path = args
         .get(1)

@@ -95,6 +95,7 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    sqlora_model::quiet_candle_pool();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(a) => cmd_serve::run(&a),
