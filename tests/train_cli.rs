@@ -236,4 +236,65 @@ fn bad_training_arguments_are_refused_clearly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"));
+    // Retrieved examples in dev EX are scored one database at a time: refused before the
+    // model loads (no model is given here, so reaching the load would fail differently).
+    let out = Command::new(bin())
+        .args(["train", "--domain", "all", "--examples-k", "3"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env("SQLORA_MODEL", tmp.path().join("no_model_here"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--examples-k 3") && err.contains("databases"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dev_ex_can_be_scored_with_retrieved_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    tiny_model_folder(&model);
+    let (train, db) = tiny_dataset(tmp.path());
+    let (out, run) = (tmp.path().join("adapter"), tmp.path().join("run"));
+    // Dev questions with gold queries that run (the training split's are word salad).
+    let dev = tmp.path().join("dev.jsonl");
+    std::fs::write(
+        &dev,
+        concat!(
+            r#"{"id": "d1", "db_id": "tiny", "question": "w5 w6 how many", "sql": "SELECT COUNT(*) FROM t", "difficulty": "easy"}"#,
+            "\n",
+            r#"{"id": "d2", "db_id": "tiny", "question": "w7 every b", "sql": "SELECT b FROM t", "difficulty": "easy"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(bin());
+    c.args(["train", "--dataset"])
+        .arg(&train)
+        .arg("--dev")
+        .arg(&dev)
+        .arg("--db")
+        .arg(&db)
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(["--rank", "2", "--max-steps", "2", "--micro-batch", "4"])
+        .args(["--examples-k", "2", "--dev-questions", "2", "--no-test"])
+        .args(["--set", "eval_interval=2", "--set", "save_interval=0"])
+        .env("RAYON_NUM_THREADS", "1");
+    let o = run_ok(c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("dev and test EX with 2 retrieved training examples per prompt"),
+        "{err}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"dev_ex\""), "{metrics}");
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -18,7 +19,7 @@ use sqlora_eval::report::{evaluate, EvalItem, EvalOptions, Report};
 use sqlora_model::lora::LoraAdapter;
 use sqlora_model::LoadedModel;
 use sqlora_sql::schema::Schema;
-use sqlora_sqlgen::{progress_bar, PredictOptions, PromptBuilder};
+use sqlora_sqlgen::{progress_bar, ExampleIndex, FewShot, PredictOptions, PromptBuilder, Shot};
 use sqlora_train::batch::{dataset_hash, render, tokenize, TokenizedExample};
 use sqlora_train::trainer::{
     latest_checkpoint, train_with, Meta, RunInfo, TrainData, TrainHooks, TrainOptions, META_FILE,
@@ -34,7 +35,8 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "dataset")]
     pub domain: Option<String>,
     /// A training set in the documented JSONL format (id, db_id, question, sql, difficulty)
-    /// instead of a bundled domain; needs --db.
+    /// instead of a bundled domain; needs --db. The adapter is named after its database when
+    /// every example is about one (else after the file).
     #[arg(long, requires = "db")]
     pub dataset: Option<PathBuf>,
     /// The dev set of --dataset (for dev EX during training); optional.
@@ -117,6 +119,12 @@ pub struct TrainArgs {
     /// Skip the test-split evaluation after training.
     #[arg(long)]
     pub no_test: bool,
+    /// Retrieved training examples per prompt when dev and test EX are scored (BM25 over this
+    /// run's training split, as `eval --examples-k`), so the checkpoint kept is the best under
+    /// the service's decoding (which shows 3). 0: the adapter's own zero-shot answers. One
+    /// database per run only.
+    #[arg(long, default_value_t = 0)]
+    pub examples_k: usize,
     /// `cpu` or `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -211,10 +219,15 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
         };
         dbs.insert(e.db_id.clone(), path);
     }
-    let name = train
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "adapter".into());
+    // One database: the adapter is that database's (`--dataset datasets/hr/train.jsonl` makes
+    // `hr`, not `train`); several: the file's name.
+    let name = match dbs.keys().next() {
+        Some(only) if dbs.len() == 1 => only.clone(),
+        _ => train
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "adapter".into()),
+    };
     Ok(Source {
         name,
         train: train_ex,
@@ -316,6 +329,7 @@ fn build_config(a: &TrainArgs, init: Option<&Path>) -> Result<TrainConfig> {
 /// Dev-set execution accuracy through the real generator, guard and evaluator.
 struct DevEx<'a> {
     model: &'a LoadedModel,
+    few_shot: Option<&'a FewShot>,
     examples: Vec<Example>,
     dbs: &'a BTreeMap<String, PathBuf>,
     db_dir: Option<&'a Path>,
@@ -340,6 +354,7 @@ fn first_per_database(examples: &[Example], n: usize) -> Vec<Example> {
 fn score(
     model: &LoadedModel,
     adapter: &LoraAdapter,
+    few_shot: Option<&FewShot>,
     examples: &[Example],
     dbs: &BTreeMap<String, PathBuf>,
     db_dir: Option<&Path>,
@@ -357,6 +372,7 @@ fn score(
             // The adapter's own answers: a beam-search rescue would blur what a checkpoint
             // learned and cost a beam search per failed dev question.
             fallback: 0,
+            examples: few_shot.cloned(),
             ..PredictOptions::default()
         },
         Some(&bar),
@@ -397,6 +413,7 @@ impl TrainHooks for DevEx<'_> {
         score(
             self.model,
             adapter,
+            self.few_shot,
             &self.examples,
             self.dbs,
             self.db_dir,
@@ -405,6 +422,28 @@ impl TrainHooks for DevEx<'_> {
         .map(|r| Some(r.ex))
         .map_err(|e| TrainError::Hook(format!("{e:#}")))
     }
+}
+
+/// `k` examples per scored prompt retrieved from the run's own training split (`--examples-k`).
+fn train_few_shot(src: &Source, k: usize) -> Result<Option<FewShot>> {
+    if k == 0 {
+        return Ok(None);
+    }
+    if src.dbs.len() > 1 {
+        bail!(
+            "--examples-k {k}: this run has {} databases; retrieved examples are scored one database at a time (train one domain, or score with `sqlora eval --examples-k`)",
+            src.dbs.len()
+        );
+    }
+    let shots: Vec<Shot> = src
+        .train
+        .iter()
+        .map(|e| Shot::new(e.id.clone(), e.question.clone(), e.sql.clone()))
+        .collect();
+    if shots.is_empty() {
+        bail!("--examples-k {k}: the training split is empty");
+    }
+    Ok(Some(FewShot::new(Arc::new(ExampleIndex::new(shots)), k)))
 }
 
 /// Picks `n` examples spread evenly over `all` (every database and difficulty represented).
@@ -490,6 +529,14 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         );
     }
     src.train.extend(extra);
+    // Before the model loads, so a bad combination fails fast.
+    let few_shot = train_few_shot(&src, a.examples_k)?;
+    if let Some(f) = &few_shot {
+        eprintln!(
+            "dev and test EX with {} retrieved training examples per prompt",
+            f.k
+        );
+    }
     let model = load_model_on(&a.model, &device)?;
     let own = crate::paths::adapters_root(&model).join(&src.name);
     let init = match &a.init {
@@ -634,6 +681,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     let dev_n = a.dev_questions.unwrap_or(src.dev.len());
     let mut hooks = DevEx {
         model: &model,
+        few_shot: few_shot.as_ref(),
         examples: spread(&src.dev, dev_n),
         dbs: &src.dbs,
         db_dir: src.db_dir.as_deref(),
@@ -668,6 +716,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         let report = score(
             &model,
             &adapter,
+            few_shot.as_ref(),
             &test,
             &src.dbs,
             src.db_dir.as_deref(),
