@@ -58,6 +58,15 @@ fn tiny_dataset(dir: &Path) -> (PathBuf, PathBuf) {
     (train, db)
 }
 
+/// The tiny model folder and dataset in `dir`: (model folder, train.jsonl, database).
+fn tiny_setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    tiny_model_folder(&model);
+    let (train, db) = tiny_dataset(dir);
+    (model, train, db)
+}
+
 fn train_cmd(model: &Path, train: &Path, db: &Path, out: &Path, run: &Path) -> Command {
     let mut c = Command::new(bin());
     c.args(["train", "--dataset"])
@@ -112,10 +121,7 @@ fn run_ok(mut c: Command) -> Output {
 #[test]
 fn sigkill_mid_training_then_resume_gives_the_uninterrupted_adapter() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    tiny_model_folder(&model);
-    let (train, db) = tiny_dataset(tmp.path());
+    let (model, train, db) = tiny_setup(tmp.path());
 
     // The uninterrupted run.
     let (out_a, run_a) = (tmp.path().join("a"), tmp.path().join("run_a"));
@@ -255,10 +261,7 @@ fn bad_training_arguments_are_refused_clearly() {
 #[test]
 fn dev_ex_can_be_scored_with_retrieved_examples() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    tiny_model_folder(&model);
-    let (train, db) = tiny_dataset(tmp.path());
+    let (model, train, db) = tiny_setup(tmp.path());
     let (out, run) = (tmp.path().join("adapter"), tmp.path().join("run"));
     // Dev questions with gold queries that run (the training split's are word salad).
     let dev = tmp.path().join("dev.jsonl");
