@@ -440,20 +440,18 @@ unsafe fn prefetch_rows(w: &Args, o: usize, rows: usize) {
     if o >= end {
         return;
     }
-    let (p, len) = (w.w.add(o * w.row_bytes), (end - o) * w.row_bytes);
-    let mut off = 0;
-    while off < len {
-        _mm_prefetch::<_MM_HINT_T1>(p.add(off) as *const i8);
-        off += 64;
-    }
-    let (s, len) = (
+    prefetch_bytes(w.w.add(o * w.row_bytes), (end - o) * w.row_bytes);
+    prefetch_bytes(
         w.s.add(o * w.row_scales) as *const u8,
         (end - o) * w.row_scales * 2,
     );
-    let mut off = 0;
-    while off < len {
-        _mm_prefetch::<_MM_HINT_T1>(s.add(off) as *const i8);
-        off += 64;
+}
+
+/// Asks for the `len` bytes at `p` to be brought into L2, one request per 64-byte line.
+#[inline(always)]
+unsafe fn prefetch_bytes(p: *const u8, len: usize) {
+    for off in (0..len).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T1>(p.add(off) as *const i8);
     }
 }
 
