@@ -12,7 +12,9 @@
 # FIXTURES (default: $SQLORA_HOME/fixtures), TAG (results go to runs/zero_shot/<split>-<TAG>,
 # e.g. TAG=free EXTRA=--no-constrain for the unconstrained column of an ablation), EXAMPLES_K
 # (retrieved training examples per prompt, `eval --examples-k`, from the domain's train.jsonl;
-# default 0, the zero-shot prompt, unless EXTRA names --examples-k; e.g. TAG=k3 EXAMPLES_K=3).
+# default 0, the zero-shot prompt, unless EXTRA names --examples-k; e.g. TAG=k3 EXAMPLES_K=3),
+# POOL (the files of datasets/<domain>/ to retrieve from, e.g. "train.jsonl"; default: the
+# service's pool, human_train.jsonl and train.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -37,8 +39,10 @@ for m in "${models[@]}"; do
   "$SQLORA" model fetch "$m" >/dev/null
   for d in "${domains[@]}"; do
     out="$runs/${m}_$d.json"
+    pool=()
+    for f in ${POOL:-}; do pool+=(--examples "datasets/$d/$f"); done
     "$SQLORA" eval --base --model "$m" --dataset "datasets/$d/$split.jsonl" --db-dir "$fixtures" \
-      --limit "$N" --batch "${BATCH:-8}" --train "datasets/$d/train.jsonl" --json "${flags[@]}" \
+      --limit "$N" --batch "${BATCH:-8}" --train "datasets/$d/train.jsonl" --json "${flags[@]}" "${pool[@]}" \
       --details "$runs/${m}_$d.details.jsonl" \
       > "$out" 2> "$runs/${m}_$d.log"
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], round(100*r['ex'],1), round(r.get('mean_latency_ms',0)))" \

@@ -140,20 +140,15 @@ impl ExampleIndex {
     /// lines are skipped; a missing file or a malformed line is an error naming the file (and
     /// the 1-based line).
     pub fn from_jsonl(path: &Path) -> Result<Self, SqlgenError> {
-        let file = fs::File::open(path).map_err(|e| SqlgenError::io(path, e))?;
+        Self::from_jsonl_files(&[path])
+    }
+
+    /// [`ExampleIndex::from_jsonl`] over several files, one pool: their examples in the order
+    /// of the files (ties in retrieval go to the earlier file).
+    pub fn from_jsonl_files<P: AsRef<Path>>(paths: &[P]) -> Result<Self, SqlgenError> {
         let mut shots = Vec::new();
-        for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|e| SqlgenError::io(path, e))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let shot: Shot =
-                serde_json::from_str(&line).map_err(|source| SqlgenError::ExamplesLine {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    source,
-                })?;
-            shots.push(shot);
+        for path in paths {
+            read_shots(path.as_ref(), &mut shots)?;
         }
         Ok(ExampleIndex::new(shots))
     }
@@ -235,6 +230,25 @@ impl ExampleIndex {
     }
 }
 
+/// Appends the examples of one JSONL file to `shots`.
+fn read_shots(path: &Path, shots: &mut Vec<Shot>) -> Result<(), SqlgenError> {
+    let file = fs::File::open(path).map_err(|e| SqlgenError::io(path, e))?;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| SqlgenError::io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let shot: Shot =
+            serde_json::from_str(&line).map_err(|source| SqlgenError::ExamplesLine {
+                path: path.to_path_buf(),
+                line: i + 1,
+                source,
+            })?;
+        shots.push(shot);
+    }
+    Ok(())
+}
+
 /// Few-shot prompting: `k` retrieved examples from `index` per question (none when `k` is 0).
 #[derive(Debug, Clone)]
 pub struct FewShot {
@@ -242,8 +256,8 @@ pub struct FewShot {
     pub index: Arc<ExampleIndex>,
     /// Examples per prompt.
     pub k: usize,
-    /// Where the examples came from (a file name), for reports.
-    pub source: Option<PathBuf>,
+    /// Where the examples came from (files, in pool order), for reports.
+    pub sources: Vec<PathBuf>,
 }
 
 impl FewShot {
@@ -252,7 +266,7 @@ impl FewShot {
         FewShot {
             index,
             k,
-            source: None,
+            sources: Vec::new(),
         }
     }
 

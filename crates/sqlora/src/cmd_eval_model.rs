@@ -88,14 +88,15 @@ pub struct EvalModelArgs {
     /// Show the K training examples whose questions are most similar to each question (BM25)
     /// in its prompt, after the schema (0: the zero-shot prompt). A question never gets
     /// itself (same id or same words). Default: what `ask` and `serve` do, 3 when there is a
-    /// source (`--examples`, or a `train.jsonl` next to the dataset that is not the dataset
-    /// itself), else 0.
+    /// pool (`--examples`, or the human_train.jsonl and train.jsonl next to the dataset, never
+    /// the dataset itself), else 0.
     #[arg(long, value_name = "K")]
     pub examples_k: Option<usize>,
-    /// The examples for --examples-k (JSONL with question and sql; default: train.jsonl next
-    /// to --dataset). Never the evaluated file.
+    /// The examples for --examples-k (JSONL with question and sql; repeatable, the files make
+    /// one pool; default: human_train.jsonl and train.jsonl next to --dataset, the service's
+    /// pool of a bundled domain). Never the evaluated file.
     #[arg(long, value_name = "FILE")]
-    pub examples: Option<PathBuf>,
+    pub examples: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArg,
     /// Write report.json, predictions.jsonl and ex_by_difficulty.svg into this folder.
@@ -240,10 +241,10 @@ pub fn run(a: &EvalModelArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The retrieved examples of `--examples-k`: from `--examples`, else the `train.jsonl` next
-/// to `--dataset`; never the evaluated file itself. Without `--examples-k`, the service's
-/// default ([`crate::examples::DEFAULT_EXAMPLES_K`]) when there is such a source, else none.
-/// Read before the model loads, so a bad file fails fast.
+/// The retrieved examples of `--examples-k`: from `--examples`, else the pool files next to
+/// `--dataset` ([`crate::examples::pool_in`]); never the evaluated file itself. Without
+/// `--examples-k`, the service's default ([`crate::examples::DEFAULT_EXAMPLES_K`]) when there
+/// is such a pool, else none. Read before the model loads, so a bad file fails fast.
 fn eval_examples(a: &EvalModelArgs) -> Result<Option<FewShot>> {
     if a.examples_k == Some(0) {
         return Ok(None);
@@ -252,34 +253,31 @@ fn eval_examples(a: &EvalModelArgs) -> Result<Option<FewShot>> {
         (Ok(x), Ok(y)) => x == y,
         _ => x == y,
     };
-    let source = match &a.examples {
-        Some(p) => Some(p.clone()),
-        None => {
-            let sibling = a
-                .dataset
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join("train.jsonl");
-            // The default never retrieves from the evaluated file (evaluating train.jsonl).
-            (sibling.is_file() && (a.examples_k.is_some() || !same(&sibling, &a.dataset)))
-                .then_some(sibling)
-        }
+    let pool = if a.examples.is_empty() {
+        // The default never retrieves from the evaluated file (evaluating train.jsonl).
+        let dir = a.dataset.parent().unwrap_or(Path::new("."));
+        crate::examples::pool_in(dir)
+            .into_iter()
+            .filter(|p| !same(p, &a.dataset))
+            .collect()
+    } else {
+        a.examples.clone()
     };
-    let (source, k) = match (source, a.examples_k) {
-        (Some(s), k) => (s, k.unwrap_or(crate::examples::DEFAULT_EXAMPLES_K)),
-        (None, None) => return Ok(None),
-        (None, Some(k)) => bail!(
-            "--examples-k {k}: no train.jsonl next to {}; give the training examples with --examples FILE.jsonl",
+    let k = match (pool.is_empty(), a.examples_k) {
+        (false, k) => k.unwrap_or(crate::examples::DEFAULT_EXAMPLES_K),
+        (true, None) => return Ok(None),
+        (true, Some(k)) => bail!(
+            "--examples-k {k}: no training examples next to {}; give them with --examples FILE.jsonl",
             a.dataset.display()
         ),
     };
-    if same(&source, &a.dataset) {
+    if let Some(p) = pool.iter().find(|p| same(p, &a.dataset)) {
         bail!(
             "--examples {} is the evaluated dataset: retrieve from the training split",
-            source.display()
+            p.display()
         );
     }
-    crate::examples::few_shot(&source, k)
+    crate::examples::few_shot(&pool, k)
 }
 
 /// Generates and scores one configuration (model + adapter at one rank); writes its files
@@ -343,9 +341,7 @@ fn one_run(
         "fallback": a.fallback,
         "prompts": a.prompts.as_ref().map(|p| p.display().to_string()),
         "examples_k": few_shot.map_or(0, |f| f.k),
-        "examples": few_shot
-            .and_then(|f| f.source.as_ref())
-            .map(|p| p.display().to_string()),
+        "examples": few_shot.map(|f| crate::examples::show(&f.sources)),
     });
     let mut summary = serde_json::to_value(&report)?;
     if let Some(obj) = summary.as_object_mut() {

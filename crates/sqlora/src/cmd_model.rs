@@ -104,10 +104,11 @@ pub struct AskArgs {
     #[arg(long)]
     pub no_constrain: bool,
     /// Training examples to show in the prompt (JSONL with question and sql): the K whose
-    /// questions are most similar to this one. Default: the bundled domain's train.jsonl when
-    /// --db is a bundled domain, else none.
+    /// questions are most similar to this one; repeatable, the files make one pool. Default:
+    /// the bundled domain's pool (human_train.jsonl and train.jsonl) when --db is a bundled
+    /// domain, else none.
     #[arg(long, value_name = "FILE")]
-    pub examples: Option<PathBuf>,
+    pub examples: Vec<PathBuf>,
     /// How many retrieved examples the prompt shows (0: none; default 3 when there are
     /// examples).
     #[arg(long, visible_alias = "k", value_name = "K")]
@@ -257,7 +258,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
 pub fn ask(a: AskArgs) -> Result<ExitCode> {
     let path = paths::resolve_db(&a.db)?;
     let db = ReadOnlyDb::open(&path)?;
-    let examples = crate::examples::for_database(&a.db, a.examples.as_deref(), a.examples_k)?;
+    let examples = crate::examples::for_database(&a.db, &a.examples, a.examples_k)?;
     let m = load_model(&a.model)?;
     let adapter = match &a.adapter {
         Some(p) => Some(load_adapter(&m, p)?),

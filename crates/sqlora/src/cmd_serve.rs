@@ -44,8 +44,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512)]
     pub prefix_cache_mib: usize,
     /// Training examples of a database for few-shot prompts: NAME=FILE.jsonl (question and
-    /// sql on every line); repeatable. A database named after a bundled domain gets the
-    /// domain's train.jsonl unless given here.
+    /// sql on every line); repeatable, and files given for one name make one pool. A database
+    /// named after a bundled domain gets the domain's pool (human_train.jsonl and train.jsonl)
+    /// unless given here.
     #[arg(long, value_name = "NAME=FILE")]
     pub examples: Vec<String>,
     /// Retrieved examples per `/v1/query` prompt when a request does not say (`examples`);
@@ -78,7 +79,7 @@ pub fn default_feedback_db() -> PathBuf {
 fn example_files(
     args: &[String],
     dbs: &[DatabaseSpec],
-) -> Result<std::collections::BTreeMap<String, PathBuf>> {
+) -> Result<std::collections::BTreeMap<String, Vec<PathBuf>>> {
     let mut out = std::collections::BTreeMap::new();
     for spec in args {
         let Some((name, file)) = spec.split_once('=') else {
@@ -93,17 +94,20 @@ fn example_files(
                     .join(", ")
             );
         }
-        out.insert(name.to_string(), PathBuf::from(file));
+        out.entry(name.to_string())
+            .or_insert_with(Vec::new)
+            .push(PathBuf::from(file));
     }
     for d in dbs {
         if !out.contains_key(&d.name) {
-            if let Some(train) = crate::examples::domain_train(&d.name) {
-                out.insert(d.name.clone(), train);
+            let pool = crate::examples::domain_examples(&d.name);
+            if !pool.is_empty() {
+                out.insert(d.name.clone(), pool);
             }
         }
     }
-    for file in out.values() {
-        crate::examples::load_index(file)?;
+    for files in out.values() {
+        crate::examples::load_index(files)?;
     }
     Ok(out)
 }
