@@ -8,7 +8,9 @@
 //! executes; ≥ 90 % of gold queries return rows on the base database; the
 //! difficulty label equals `hardness(sql)`; no test question or normalised
 //! test query appears in train or dev; ≥ 40 % of test examples have a
-//! skeleton that appears nowhere in train.
+//! skeleton that appears nowhere in train; no hand-written training example
+//! (`human_train.jsonl`) is a near-duplicate of a held-out hand-written
+//! question ([`crate::near`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -20,6 +22,7 @@ use crate::dataset::{list_domains, read_jsonl, write_jsonl, Domain, Example, SPL
 use crate::deps::{hardness, normalize_sql, skeleton, ExecLimits, Guard, ReadOnlyDb, Schema};
 use crate::error::DataError;
 use crate::fixtures::db_path;
+use crate::near;
 
 /// One rule violation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -448,6 +451,36 @@ pub fn check_domain_with(
                     test.len(),
                     100.0 * stats.novel_skeleton_fraction,
                     100.0 * limits.min_novel_skeletons
+                ),
+            );
+        }
+    }
+
+    // Hand-written training examples against the held-out hand-written questions.
+    let hand = domain.dir.join(format!("{}.jsonl", near::HAND_TRAIN));
+    if hand.is_file() {
+        let train = read_jsonl(&hand)?;
+        let mut held = Vec::new();
+        for stem in near::HELD_OUT {
+            let p = domain.dir.join(format!("{stem}.jsonl"));
+            if p.is_file() {
+                held.extend(read_jsonl(&p)?);
+            }
+        }
+        for n in near::near_duplicates(&train, &held, &db) {
+            issue(
+                Some(&n.train_id),
+                "near-duplicate",
+                format!(
+                    "too close to the held-out {} ({}; query similarity {:.2}, question {:.2})",
+                    n.held_id,
+                    if n.same_rows {
+                        "same rows"
+                    } else {
+                        "paraphrase"
+                    },
+                    n.query,
+                    n.question
                 ),
             );
         }

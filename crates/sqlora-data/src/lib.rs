@@ -7,12 +7,15 @@
 //!   test-suite variants ([`build_domain`], [`build_all`], [`content_checksum`]).
 //! * [`spider`] — Spider / BIRD import into the domain layout ([`import_spider`]).
 //! * [`check`] — the dataset linter ([`check_domain`], [`check_all`]).
+//! * [`near`] — near-duplicates between hand-written training examples and held-out
+//!   questions ([`near::near_duplicates`]), one of the linter's rules.
 
 pub mod check;
 pub mod dataset;
 mod deps;
 pub mod error;
 pub mod fixtures;
+pub mod near;
 pub mod spider;
 
 pub use check::{
