@@ -521,11 +521,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         eprintln!(
             "{} extra training examples from {}",
             extra.len(),
-            a.extra
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::examples::show(&a.extra)
         );
     }
     src.train.extend(extra);

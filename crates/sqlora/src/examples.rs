@@ -16,11 +16,11 @@ use crate::paths;
 /// with none, 56.7% with 3, 56.7% with 5; 3 costs less prompt.
 pub const DEFAULT_EXAMPLES_K: usize = 3;
 
-/// The files of a bundled domain that make its pool of retrievable examples, in pool order
-/// (ties in retrieval go to the earlier file): the hand-written training examples, then the
-/// generated training split. The hand-written evaluation files (`human.jsonl`,
-/// `human_dev.jsonl`) are never in it.
-pub const POOL_FILES: [&str; 2] = ["human_train.jsonl", "train.jsonl"];
+/// The files of a bundled domain that make its pool of retrievable examples (stems of
+/// `<stem>.jsonl`), in pool order (ties in retrieval go to the earlier file): the hand-written
+/// training examples, then the generated training split. The held-out hand-written files
+/// ([`sqlora_data::near::HELD_OUT`]) are never in it.
+pub const POOL_FILES: [&str; 2] = [sqlora_data::near::HAND_TRAIN, "train"];
 
 /// Reads JSONL examples files (`question` and `sql` on every line) into one index.
 pub fn load_index(paths: &[PathBuf]) -> Result<Arc<ExampleIndex>> {
@@ -56,7 +56,7 @@ pub fn few_shot(paths: &[PathBuf], k: usize) -> Result<Option<FewShot>> {
 pub fn pool_in(dir: &Path) -> Vec<PathBuf> {
     POOL_FILES
         .iter()
-        .map(|f| dir.join(f))
+        .map(|stem| dir.join(format!("{stem}.jsonl")))
         .filter(|p| p.is_file())
         .collect()
 }
