@@ -301,3 +301,43 @@ fn dev_ex_can_be_scored_with_retrieved_examples() {
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert!(metrics.contains("\"dev_ex\""), "{metrics}");
 }
+
+#[test]
+fn training_prompts_can_show_retrieved_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, train, db) = tiny_setup(tmp.path());
+    // The mean training prompt length `train` reports, with `k` retrieved examples a prompt.
+    let mean_tokens = |k: &str| -> f64 {
+        let dir = tmp.path().join(format!("k{k}"));
+        let mut c = Command::new(bin());
+        c.args(["train", "--dataset"])
+            .arg(&train)
+            .arg("--db")
+            .arg(&db)
+            .arg("--model")
+            .arg(&model)
+            .arg("--out")
+            .arg(dir.join("adapter"))
+            .arg("--run-dir")
+            .arg(dir.join("run"))
+            .args(["--rank", "2", "--max-steps", "1", "--micro-batch", "4"])
+            .args(["--train-examples-k", k, "--no-test"])
+            .args(["--set", "save_interval=0"])
+            .env("RAYON_NUM_THREADS", "1");
+        let o = run_ok(c);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        let shown = err.contains(&format!("{k} retrieved examples in every training prompt"));
+        assert_eq!(shown, k != "0", "{err}");
+        let mean = err
+            .split("mean ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok());
+        mean.unwrap_or_else(|| panic!("no mean prompt length in: {err}"))
+    };
+    let (zero_shot, with_examples) = (mean_tokens("0"), mean_tokens("2"));
+    assert!(
+        with_examples > zero_shot + 10.0,
+        "{zero_shot} tokens zero-shot, {with_examples} with 2 examples"
+    );
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14's recipe on the default base: trains DOMAIN's adapter on Qwen2.5-Coder-1.5B-Instruct
 # with configs/domain_qwen.toml, keeping the checkpoint with the best EX on the domain's
-# hand-written dev questions (datasets/<d>/human_dev.jsonl; the adapter's own greedy, constrained
-# answers), then scores base and adapter on human_dev and on the hand-written evaluation
+# hand-written dev questions (datasets/<d>/human_dev.jsonl, scored as `eval` scores: constrained,
+# beam fallback, the fixture's test-suite variants; DEV_K retrieved examples), then scores base and adapter on human_dev and on the hand-written evaluation
 # questions (human.jsonl, never trained or tuned on), each zero-shot (k0: constrained, fallback,
 # no retrieved examples) and with the service's decoding (k3: + 3 retrieved training examples).
 # Results: OUT/<base|adapter>_<split>_k<K>.json (`sqlora eval --json`) and a table at the end.

@@ -345,8 +345,21 @@ impl PromptBuilder {
         schema: &Schema,
         sql: &str,
     ) -> Result<TrainingExample, SqlgenError> {
+        self.training_example_with_examples(question, schema, sql, &[])
+    }
+
+    /// [`training_example`](Self::training_example) whose prompt shows retrieved `examples`,
+    /// as the service's prompts do ([`messages_with_examples`](Self::messages_with_examples)),
+    /// so an adapter learns on the prompts it will answer.
+    pub fn training_example_with_examples(
+        &self,
+        question: &str,
+        schema: &Schema,
+        sql: &str,
+        examples: &[Shot],
+    ) -> Result<TrainingExample, SqlgenError> {
         Ok(TrainingExample {
-            messages: self.messages(question, schema)?,
+            messages: self.messages_with_examples(question, schema, examples)?,
             answer: one_line_sql(sql),
         })
     }

@@ -228,6 +228,31 @@ impl ExampleIndex {
         .map(|i| &self.shots[i])
         .collect()
     }
+
+    /// The `k` examples to show in the training prompt of the pair (`question`, `sql`) with id
+    /// `id`: as [`retrieve`](Self::retrieve), and never an example with the same SQL (up to
+    /// layout, [`one_line_sql`]). A generated training split holds several paraphrases of one
+    /// query; showing one of them would teach the adapter to copy an example's answer, where
+    /// the service's examples are only ever alike.
+    pub fn retrieve_for_training(
+        &self,
+        question: &str,
+        sql: &str,
+        k: usize,
+        id: Option<&str>,
+    ) -> Vec<&Shot> {
+        let key = words(question).join(" ");
+        let answer = one_line_sql(sql);
+        let id = id.filter(|i| !i.is_empty());
+        self.top_k(question, k, |i| {
+            self.keys[i] == key
+                || id.is_some_and(|id| self.shots[i].id == id)
+                || one_line_sql(&self.shots[i].sql) == answer
+        })
+        .into_iter()
+        .map(|i| &self.shots[i])
+        .collect()
+    }
 }
 
 /// Appends the examples of one JSONL file to `shots`.
@@ -360,6 +385,37 @@ mod tests {
         assert_ne!(got[0].id, "a");
         let got = ix.retrieve("how many customers live in paris today", 1, None);
         assert_eq!(got[0].id, "a");
+    }
+
+    #[test]
+    fn a_training_prompt_never_shows_its_own_answer() {
+        let ix = ExampleIndex::new(vec![
+            Shot::new(
+                "p1",
+                "How many orders are there?",
+                "SELECT count(*) FROM orders",
+            ),
+            Shot::new("p2", "Count the orders.", "SELECT count(*)\n  FROM orders;"),
+            Shot::new(
+                "c",
+                "How many customers are there?",
+                "SELECT count(*) FROM customers",
+            ),
+        ]);
+        // A paraphrase with the same query (up to layout) is left out; a similar one is not.
+        let got = ix.retrieve_for_training(
+            "Number of orders?",
+            "SELECT count(*) FROM orders",
+            3,
+            Some("p3"),
+        );
+        let ids: Vec<&str> = got.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["c"]);
+        // Plain retrieval shows them.
+        assert_eq!(ix.retrieve("Number of orders?", 3, Some("p3")).len(), 3);
+        // Itself, by id, is left out as well.
+        let got = ix.retrieve_for_training("How many orders?", "SELECT 9", 3, Some("p1"));
+        assert!(got.iter().all(|s| s.id != "p1"), "{got:?}");
     }
 
     #[test]

@@ -119,12 +119,22 @@ pub struct TrainArgs {
     /// Skip the test-split evaluation after training.
     #[arg(long)]
     pub no_test: bool,
-    /// Retrieved training examples per prompt when dev and test EX are scored (BM25 over this
-    /// run's training split, as `eval --examples-k`), so the checkpoint kept is the best under
-    /// the service's decoding (which shows 3). 0: the adapter's own zero-shot answers. One
-    /// database per run only.
+    /// Retrieved training examples per prompt when dev and test EX are scored (BM25 over the
+    /// run's pool: the --extra files first, then the training split, as the service puts a
+    /// domain's hand-written examples before its generated ones), so the checkpoint kept is the
+    /// best under the service's decoding (which shows 3). 0: the adapter's own zero-shot
+    /// answers. One database per run only.
     #[arg(long, default_value_t = 0)]
     pub examples_k: usize,
+    /// Retrieved examples shown in every training prompt (from the same pool; never the
+    /// example itself nor one with the same SQL), so the adapter learns on the prompts the
+    /// service shows it. 0: zero-shot training prompts. One database per run only.
+    #[arg(long, default_value_t = 0)]
+    pub train_examples_k: usize,
+    /// Beams tried when a scored dev or test answer fails the guard or SQLite, as `eval` and
+    /// the service do (0: score the greedy answer as it is).
+    #[arg(long, value_name = "BEAMS", default_value_t = sqlora_sqlgen::DEFAULT_FALLBACK)]
+    pub fallback: usize,
     /// `cpu` or `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -196,7 +206,7 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
     let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
     let test = a.test.as_deref().map(read).transpose()?.unwrap_or_default();
     let mut dbs = BTreeMap::new();
-    let mut db_dir = None;
+    let mut db_dir = evaluation_layout(db);
     for e in train_ex.iter().chain(&dev).chain(&test) {
         if dbs.contains_key(&e.db_id) {
             continue;
@@ -219,6 +229,13 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
         };
         dbs.insert(e.db_id.clone(), path);
     }
+    if db.is_file()
+        && dbs
+            .keys()
+            .any(|id| db_dir.as_deref() != evaluation_layout_for(db, id))
+    {
+        db_dir = None;
+    }
     // One database: the adapter is that database's (`--dataset datasets/hr/train.jsonl` makes
     // `hr`, not `train`); several: the file's name.
     let name = match dbs.keys().next() {
@@ -236,6 +253,24 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
         dbs,
         db_dir,
     })
+}
+
+/// The folder `D` when `db` is laid out as `D/<name>/<name>.sqlite` (the fixtures' layout, where
+/// the test-suite variants sit next to the database): scoring there uses every variant, as
+/// `eval --db-dir D` does.
+fn evaluation_layout(db: &Path) -> Option<PathBuf> {
+    let stem = db.file_stem()?.to_str()?;
+    evaluation_layout_for(db, stem).map(Path::to_path_buf)
+}
+
+/// [`evaluation_layout`] for the database `id`: `Some` only when `db` is `D/<id>/<id>.sqlite`.
+fn evaluation_layout_for<'a>(db: &'a Path, id: &str) -> Option<&'a Path> {
+    if !db.is_file() || db.file_stem()?.to_str()? != id {
+        return None;
+    }
+    let folder = db.parent()?;
+    (folder.file_name()?.to_str()? == id).then_some(())?;
+    folder.parent()
 }
 
 /// The LoRA shape keys an adapter's `sqlora_meta.json` config gives a run continuing it.
@@ -326,13 +361,20 @@ fn build_config(a: &TrainArgs, init: Option<&Path>) -> Result<TrainConfig> {
     Ok(cfg)
 }
 
-/// Dev-set execution accuracy through the real generator, guard and evaluator.
-struct DevEx<'a> {
+/// How a run scores an adapter: the decoding `eval` uses by default (constrained, `fallback`
+/// beams, `few_shot` retrieved examples) and the databases to score on.
+struct Scorer<'a> {
     model: &'a LoadedModel,
     few_shot: Option<&'a FewShot>,
-    examples: Vec<Example>,
+    fallback: usize,
     dbs: &'a BTreeMap<String, PathBuf>,
     db_dir: Option<&'a Path>,
+}
+
+/// Dev-set execution accuracy through the real generator, guard and evaluator.
+struct DevEx<'a> {
+    scorer: &'a Scorer<'a>,
+    examples: Vec<Example>,
 }
 
 /// The first `n` examples of every database, in their order.
@@ -349,56 +391,56 @@ fn first_per_database(examples: &[Example], n: usize) -> Vec<Example> {
         .collect()
 }
 
-/// Generates SQL for `examples` with `adapter`, constrained to the schema as `eval` does by
-/// default, and scores it (Spider test-suite EX).
-fn score(
-    model: &LoadedModel,
-    adapter: &LoraAdapter,
-    few_shot: Option<&FewShot>,
-    examples: &[Example],
-    dbs: &BTreeMap<String, PathBuf>,
-    db_dir: Option<&Path>,
-    label: &str,
-) -> Result<Report> {
-    let bar = progress_bar(examples.len());
-    bar.set_message(label.to_string());
-    let preds = predict(
-        model,
-        Some(adapter),
-        examples,
-        |e: &Example| dbs.get(&e.db_id).cloned().unwrap_or_default(),
-        &PredictOptions {
-            constrain: Some(sqlora_sqlgen::Constrainer::new(model)),
-            // The adapter's own answers: a beam-search rescue would blur what a checkpoint
-            // learned and cost a beam search per failed dev question.
-            fallback: 0,
-            examples: few_shot.cloned(),
-            ..PredictOptions::default()
-        },
-        Some(&bar),
-    )?;
-    bar.finish_and_clear();
-    let items: Vec<EvalItem> = examples.iter().map(Example::eval_item).collect();
-    let sqls: Vec<String> = preds.into_iter().map(|p| p.sql).collect();
-    let opts = EvalOptions {
-        keep_distinct: false,
-        timeout: Duration::from_secs(10),
-        train_skeletons: None,
-    };
-    let report = match db_dir {
-        Some(dir) => evaluate(&items, &sqls, dir, &opts)?,
-        None => {
-            // A single database file: lay it out as the evaluator expects.
-            let tmp = tempfile::tempdir()?;
-            for (id, path) in dbs {
-                let d = tmp.path().join(id);
-                std::fs::create_dir_all(&d)?;
-                std::fs::copy(path, d.join(format!("{id}.sqlite")))?;
+/// Generates SQL for `examples` with `adapter`, constrained to the schema and with the beam
+/// fallback as `eval` does by default, and scores it (Spider test-suite EX over the variants
+/// when `db_dir` has them).
+impl Scorer<'_> {
+    fn score(&self, adapter: &LoraAdapter, examples: &[Example], label: &str) -> Result<Report> {
+        let Scorer {
+            model,
+            few_shot,
+            fallback,
+            dbs,
+            db_dir,
+        } = *self;
+        let bar = progress_bar(examples.len());
+        bar.set_message(label.to_string());
+        let preds = predict(
+            model,
+            Some(adapter),
+            examples,
+            |e: &Example| dbs.get(&e.db_id).cloned().unwrap_or_default(),
+            &PredictOptions {
+                constrain: Some(sqlora_sqlgen::Constrainer::new(model)),
+                fallback,
+                examples: few_shot.cloned(),
+                ..PredictOptions::default()
+            },
+            Some(&bar),
+        )?;
+        bar.finish_and_clear();
+        let items: Vec<EvalItem> = examples.iter().map(Example::eval_item).collect();
+        let sqls: Vec<String> = preds.into_iter().map(|p| p.sql).collect();
+        let opts = EvalOptions {
+            keep_distinct: false,
+            timeout: Duration::from_secs(10),
+            train_skeletons: None,
+        };
+        let report = match db_dir {
+            Some(dir) => evaluate(&items, &sqls, dir, &opts)?,
+            None => {
+                // A single database file: lay it out as the evaluator expects.
+                let tmp = tempfile::tempdir()?;
+                for (id, path) in dbs {
+                    let d = tmp.path().join(id);
+                    std::fs::create_dir_all(&d)?;
+                    std::fs::copy(path, d.join(format!("{id}.sqlite")))?;
+                }
+                evaluate(&items, &sqls, tmp.path(), &opts)?
             }
-            evaluate(&items, &sqls, tmp.path(), &opts)?
-        }
-    };
-    Ok(report)
+        };
+        Ok(report)
+    }
 }
 
 impl TrainHooks for DevEx<'_> {
@@ -410,40 +452,51 @@ impl TrainHooks for DevEx<'_> {
         if self.examples.is_empty() {
             return Ok(None);
         }
-        score(
-            self.model,
-            adapter,
-            self.few_shot,
-            &self.examples,
-            self.dbs,
-            self.db_dir,
-            &format!("dev EX after step {step}"),
-        )
-        .map(|r| Some(r.ex))
-        .map_err(|e| TrainError::Hook(format!("{e:#}")))
+        self.scorer
+            .score(
+                adapter,
+                &self.examples,
+                &format!("dev EX after step {step}"),
+            )
+            .map(|r| Some(r.ex))
+            .map_err(|e| TrainError::Hook(format!("{e:#}")))
     }
 }
 
-/// `k` examples per scored prompt retrieved from the run's own training split (`--examples-k`).
-fn train_few_shot(src: &Source, k: usize) -> Result<Option<FewShot>> {
-    if k == 0 {
+/// The run's pool of retrievable examples (`--examples-k`, `--train-examples-k`): the --extra
+/// examples first, then the training split, each example once (by id), the order the service
+/// gives a bundled domain's hand-written and generated examples. `None` when neither flag asks
+/// for examples.
+fn example_pool(
+    src: &Source,
+    extra: &[Example],
+    examples_k: usize,
+    train_examples_k: usize,
+) -> Result<Option<Arc<ExampleIndex>>> {
+    let flags = [
+        ("--examples-k", examples_k),
+        ("--train-examples-k", train_examples_k),
+    ];
+    let Some((flag, k)) = flags.into_iter().find(|(_, k)| *k > 0) else {
         return Ok(None);
-    }
+    };
     if src.dbs.len() > 1 {
         bail!(
-            "--examples-k {k}: this run has {} databases; retrieved examples are scored one database at a time (train one domain, or score with `sqlora eval --examples-k`)",
+            "{flag} {k}: this run has {} databases; retrieved examples are used one database at a time (train one domain, or score with `sqlora eval --examples-k`)",
             src.dbs.len()
         );
     }
-    let shots: Vec<Shot> = src
-        .train
+    let mut seen = std::collections::BTreeSet::new();
+    let shots: Vec<Shot> = extra
         .iter()
+        .chain(&src.train)
+        .filter(|e| e.id.is_empty() || seen.insert(e.id.as_str()))
         .map(|e| Shot::new(e.id.clone(), e.question.clone(), e.sql.clone()))
         .collect();
     if shots.is_empty() {
-        bail!("--examples-k {k}: the training split is empty");
+        bail!("{flag} {k}: the training split is empty");
     }
-    Ok(Some(FewShot::new(Arc::new(ExampleIndex::new(shots)), k)))
+    Ok(Some(Arc::new(ExampleIndex::new(shots))))
 }
 
 /// Picks `n` examples spread evenly over `all` (every database and difficulty represented).
@@ -524,15 +577,37 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
             crate::examples::show(&a.extra)
         );
     }
-    src.train.extend(extra);
     // Before the model loads, so a bad combination fails fast.
-    let few_shot = train_few_shot(&src, a.examples_k)?;
+    let pool = example_pool(&src, &extra, a.examples_k, a.train_examples_k)?;
+    src.train.extend(extra);
+    let few_shot = pool
+        .clone()
+        .filter(|_| a.examples_k > 0)
+        .map(|p| FewShot::new(p, a.examples_k));
     if let Some(f) = &few_shot {
         eprintln!(
             "dev and test EX with {} retrieved training examples per prompt",
             f.k
         );
     }
+    if let Some(p) = pool.as_ref().filter(|_| a.train_examples_k > 0) {
+        eprintln!(
+            "{} retrieved examples in every training prompt, from a pool of {}",
+            a.train_examples_k,
+            p.len()
+        );
+    }
+    // The examples a training prompt shows (none without --train-examples-k).
+    let shots_for = |e: &Example| -> Vec<Shot> {
+        match &pool {
+            Some(p) if a.train_examples_k > 0 => p
+                .retrieve_for_training(&e.question, &e.sql, a.train_examples_k, Some(&e.id))
+                .into_iter()
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
     let model = load_model_on(&a.model, &device)?;
     let own = crate::paths::adapters_root(&model).join(&src.name);
     let init = match &a.init {
@@ -591,7 +666,8 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         let schema = schemas
             .get(&e.db_id)
             .with_context(|| format!("{}: unknown database '{}'", e.id, e.db_id))?;
-        let t = builder.training_example(&e.question, schema, &e.sql)?;
+        let t =
+            builder.training_example_with_examples(&e.question, schema, &e.sql, &shots_for(e))?;
         rendered.push(render(&t, chat, &end_marker)?);
         groups.push(group_of.get(e.db_id.as_str()).copied().unwrap_or(0));
     }
@@ -622,7 +698,12 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     let mut dev_tok = Vec::new();
     for e in &src.dev {
         if let Some(schema) = schemas.get(&e.db_id) {
-            let t = builder.training_example(&e.question, schema, &e.sql)?;
+            let t = builder.training_example_with_examples(
+                &e.question,
+                schema,
+                &e.sql,
+                &shots_for(e),
+            )?;
             dev_tok.push(tokenize(
                 &render(&t, chat, &end_marker)?,
                 &model.tokenizer,
@@ -675,12 +756,16 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         }
     }
     let dev_n = a.dev_questions.unwrap_or(src.dev.len());
-    let mut hooks = DevEx {
+    let scorer = Scorer {
         model: &model,
         few_shot: few_shot.as_ref(),
-        examples: spread(&src.dev, dev_n),
+        fallback: a.fallback,
         dbs: &src.dbs,
         db_dir: src.db_dir.as_deref(),
+    };
+    let mut hooks = DevEx {
+        scorer: &scorer,
+        examples: spread(&src.dev, dev_n),
     };
     let dev_tok: Vec<TokenizedExample> = if a.dev_loss_examples >= dev_tok.len() {
         dev_tok
@@ -709,15 +794,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         // base-model and adapter numbers are over the same questions.
         let n = a.test_questions.unwrap_or(src.test.len());
         let test = first_per_database(&src.test, n);
-        let report = score(
-            &model,
-            &adapter,
-            few_shot.as_ref(),
-            &test,
-            &src.dbs,
-            src.db_dir.as_deref(),
-            "test EX",
-        )?;
+        let report = scorer.score(&adapter, &test, "test EX")?;
         meta.test_ex = Some(report.ex);
         meta.test_questions = Some(test.len());
         eprintln!(
@@ -770,6 +847,54 @@ mod tests {
             sql: "SELECT 1".into(),
             difficulty: sqlora_eval::hardness::Difficulty::Easy,
         }
+    }
+
+    #[test]
+    fn the_pool_puts_extra_examples_first_and_each_once() {
+        let src = Source {
+            name: "a".into(),
+            train: vec![ex("g1", "a"), ex("h1", "a"), ex("g2", "a")],
+            dev: Vec::new(),
+            test: Vec::new(),
+            dbs: BTreeMap::from([("a".to_string(), PathBuf::from("a.sqlite"))]),
+            db_dir: None,
+        };
+        // --extra given twice (to weight it in training) and overlapping the split.
+        let extra = [ex("h1", "a"), ex("h2", "a"), ex("h1", "a"), ex("h2", "a")];
+        assert!(example_pool(&src, &extra, 0, 0).unwrap().is_none());
+        let pool = example_pool(&src, &extra, 0, 3).unwrap().unwrap();
+        let ids: Vec<&str> = pool.shots().iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["h1", "h2", "g1", "g2"]);
+        let two = Source {
+            dbs: BTreeMap::from([
+                ("a".to_string(), PathBuf::from("a.sqlite")),
+                ("b".to_string(), PathBuf::from("b.sqlite")),
+            ]),
+            ..src
+        };
+        let err = example_pool(&two, &[], 3, 0).unwrap_err().to_string();
+        assert!(
+            err.contains("--examples-k 3") && err.contains("2 databases"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_fixture_file_is_scored_over_its_folder_of_variants() {
+        let dir = tempfile::tempdir().unwrap();
+        let hr = dir.path().join("hr").join("hr.sqlite");
+        std::fs::create_dir_all(hr.parent().unwrap()).unwrap();
+        std::fs::write(&hr, b"").unwrap();
+        assert_eq!(evaluation_layout(&hr).as_deref(), Some(dir.path()));
+        assert_eq!(evaluation_layout_for(&hr, "retail"), None);
+        // A file not in its own folder, or missing: scored on itself only.
+        let flat = dir.path().join("hr.sqlite");
+        std::fs::write(&flat, b"").unwrap();
+        assert_eq!(evaluation_layout(&flat), None);
+        assert_eq!(
+            evaluation_layout(&dir.path().join("x").join("x.sqlite")),
+            None
+        );
     }
 
     #[test]
