@@ -14,7 +14,9 @@
 # (retrieved training examples per prompt, `eval --examples-k`, from the domain's train.jsonl;
 # default 0, the zero-shot prompt, unless EXTRA names --examples-k; e.g. TAG=k3 EXAMPLES_K=3),
 # POOL (the files of datasets/<domain>/ to retrieve from, e.g. "train.jsonl"; default: the
-# service's pool, human_train.jsonl and train.jsonl).
+# service's pool, human_train.jsonl and train.jsonl), POOL_DIR (where POOL's files are instead
+# of datasets/, laid out <dir>/<domain>/<file>: e.g. an older commit's datasets, for an A/B of
+# two pools on the same fixtures).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SQLORA=${SQLORA:-target/release/sqlora}
@@ -40,7 +42,7 @@ for m in "${models[@]}"; do
   for d in "${domains[@]}"; do
     out="$runs/${m}_$d.json"
     pool=()
-    for f in ${POOL:-}; do pool+=(--examples "datasets/$d/$f"); done
+    for f in ${POOL:-}; do pool+=(--examples "${POOL_DIR:-datasets}/$d/$f"); done
     "$SQLORA" eval --base --model "$m" --dataset "datasets/$d/$split.jsonl" --db-dir "$fixtures" \
       --limit "$N" --batch "${BATCH:-8}" --train "datasets/$d/train.jsonl" --json "${flags[@]}" "${pool[@]}" \
       --details "$runs/${m}_$d.details.jsonl" \
