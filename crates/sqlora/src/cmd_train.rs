@@ -597,16 +597,18 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
             p.len()
         );
     }
-    // The examples a training prompt shows (none without --train-examples-k).
-    let shots_for = |e: &Example| -> Vec<Shot> {
-        match &pool {
-            Some(p) if a.train_examples_k > 0 => p
-                .retrieve_for_training(&e.question, &e.sql, a.train_examples_k, Some(&e.id))
-                .into_iter()
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
-        }
+    // The examples a prompt shows (none without --train-examples-k): a training row's never
+    // share its SQL; a dev row's are retrieved as the service would, by its question alone.
+    let shots_for = |e: &Example, training: bool| -> Vec<Shot> {
+        let (Some(p), k) = (&pool, a.train_examples_k) else {
+            return Vec::new();
+        };
+        let shots = if training {
+            p.retrieve_for_training(&e.question, &e.sql, k, Some(&e.id))
+        } else {
+            p.retrieve(&e.question, k, Some(&e.id))
+        };
+        shots.into_iter().cloned().collect()
     };
     let model = load_model_on(&a.model, &device)?;
     let own = crate::paths::adapters_root(&model).join(&src.name);
@@ -666,8 +668,12 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         let schema = schemas
             .get(&e.db_id)
             .with_context(|| format!("{}: unknown database '{}'", e.id, e.db_id))?;
-        let t =
-            builder.training_example_with_examples(&e.question, schema, &e.sql, &shots_for(e))?;
+        let t = builder.training_example_with_examples(
+            &e.question,
+            schema,
+            &e.sql,
+            &shots_for(e, true),
+        )?;
         rendered.push(render(&t, chat, &end_marker)?);
         groups.push(group_of.get(e.db_id.as_str()).copied().unwrap_or(0));
     }
@@ -702,7 +708,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
                 &e.question,
                 schema,
                 &e.sql,
-                &shots_for(e),
+                &shots_for(e, false),
             )?;
             dev_tok.push(tokenize(
                 &render(&t, chat, &end_marker)?,
