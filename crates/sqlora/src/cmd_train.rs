@@ -661,6 +661,10 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, k)| (k.as_str(), i))
         .collect();
+    // A row's prompt and answer, with the examples `shots_for` picks.
+    let example_for = |e: &Example, schema: &Schema, training: bool| {
+        builder.training_example_with_examples(&e.question, schema, &e.sql, &shots_for(e, training))
+    };
     let t0 = Instant::now();
     let mut rendered = Vec::with_capacity(src.train.len());
     let mut groups = Vec::with_capacity(src.train.len());
@@ -668,12 +672,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
         let schema = schemas
             .get(&e.db_id)
             .with_context(|| format!("{}: unknown database '{}'", e.id, e.db_id))?;
-        let t = builder.training_example_with_examples(
-            &e.question,
-            schema,
-            &e.sql,
-            &shots_for(e, true),
-        )?;
+        let t = example_for(e, schema, true)?;
         rendered.push(render(&t, chat, &end_marker)?);
         groups.push(group_of.get(e.db_id.as_str()).copied().unwrap_or(0));
     }
@@ -704,12 +703,7 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     let mut dev_tok = Vec::new();
     for e in &src.dev {
         if let Some(schema) = schemas.get(&e.db_id) {
-            let t = builder.training_example_with_examples(
-                &e.question,
-                schema,
-                &e.sql,
-                &shots_for(e, false),
-            )?;
+            let t = example_for(e, schema, false)?;
             dev_tok.push(tokenize(
                 &render(&t, chat, &end_marker)?,
                 &model.tokenizer,
