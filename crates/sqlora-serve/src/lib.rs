@@ -55,9 +55,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// The base model's name in `/v1/models` (default: the model file's or folder's name).
     pub model_id: Option<String>,
-    /// Training examples (JSONL files with `question` and `sql`, one pool) by database name, for few-shot
-    /// prompts in `/v1/query`.
-    pub examples: BTreeMap<String, Vec<PathBuf>>,
+    /// Indexed training examples (one pool) by database name, for few-shot prompts in
+    /// `/v1/query` (e.g. [`ExampleIndex::from_jsonl_files`]; built once by the caller, which
+    /// can then report a bad file before the model loads).
+    pub examples: BTreeMap<String, Arc<ExampleIndex>>,
     /// Retrieved examples per `/v1/query` prompt when a request does not say (default 0).
     pub examples_k: usize,
     /// The feedback store's SQLite file (created if missing); `None` (the default): no
@@ -147,8 +148,8 @@ impl App {
                 )));
             }
             let mut db = Database::open(&d.name, &d.path, &model, &builder, &constrainer)?;
-            if let Some(files) = cfg.examples.get(&d.name) {
-                db.examples = Some(Arc::new(ExampleIndex::from_jsonl_files(files)?));
+            if let Some(index) = cfg.examples.get(&d.name) {
+                db.examples = Some(index.clone());
             }
             dbs.insert(d.name.clone(), Arc::new(db));
         }

@@ -260,7 +260,9 @@ fn retrieved_examples_go_after_the_cached_schema_and_come_back_listed() {
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&file, text).unwrap();
     let mut c = cfg(4, 16, 4);
-    c.examples.insert("shop".to_string(), vec![file]);
+    let index = sqlora_sqlgen::ExampleIndex::from_jsonl(&file).unwrap();
+    c.examples
+        .insert("shop".to_string(), std::sync::Arc::new(index));
     c.examples_k = 1;
     let s = start(Kind::Scripted, c, no_adapters);
     let dbs = get(s.addr, "/v1/databases").json();

@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use sqlora_serve::{App, DatabaseSpec, EngineConfig, Limits, ServeConfig};
+use sqlora_sqlgen::ExampleIndex;
 
 use crate::cmd_model::{load_model, ModelArg};
 use crate::paths;
@@ -73,13 +75,13 @@ pub fn default_feedback_db() -> PathBuf {
     sqlora_model::fetch::sqlora_home().join("feedback.sqlite3")
 }
 
-/// The examples file of each served database: `--examples NAME=FILE`, else the bundled
-/// domain's training split. Every file is read once here, so a bad one fails before the model
-/// loads, naming the file and line.
-fn example_files(
+/// The example pool of each served database, indexed: `--examples NAME=FILE` (repeatable: one
+/// pool), else the bundled domain's pool. Every file is read once, here, so a bad one fails
+/// before the model loads, naming the file and line.
+fn example_pools(
     args: &[String],
     dbs: &[DatabaseSpec],
-) -> Result<std::collections::BTreeMap<String, Vec<PathBuf>>> {
+) -> Result<std::collections::BTreeMap<String, Arc<ExampleIndex>>> {
     let mut out = std::collections::BTreeMap::new();
     for spec in args {
         let Some((name, file)) = spec.split_once('=') else {
@@ -106,10 +108,9 @@ fn example_files(
             }
         }
     }
-    for files in out.values() {
-        crate::examples::load_index(files)?;
-    }
-    Ok(out)
+    out.into_iter()
+        .map(|(name, files)| Ok((name, crate::examples::load_index(&files)?)))
+        .collect()
 }
 
 /// The databases of `--db-dir`, or the bundled domains (built on first use).
@@ -173,7 +174,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     let examples = if args.examples_k == 0 && args.examples.is_empty() {
         Default::default()
     } else {
-        example_files(&args.examples, &dbs)?
+        example_pools(&args.examples, &dbs)?
     };
     let model = load_model(&ModelArg {
         model: args.model.model.clone(),
