@@ -219,14 +219,7 @@ impl ExampleIndex {
     /// itself: examples with the id `id` (when given and not empty) or with the same words as
     /// `question` are left out.
     pub fn retrieve(&self, question: &str, k: usize, id: Option<&str>) -> Vec<&Shot> {
-        let key = words(question).join(" ");
-        let id = id.filter(|i| !i.is_empty());
-        self.top_k(question, k, |i| {
-            self.keys[i] == key || id.is_some_and(|id| self.shots[i].id == id)
-        })
-        .into_iter()
-        .map(|i| &self.shots[i])
-        .collect()
+        self.retrieve_unless(question, k, id, |_| false)
     }
 
     /// The `k` examples to show in the training prompt of the pair (`question`, `sql`) with id
@@ -241,13 +234,23 @@ impl ExampleIndex {
         k: usize,
         id: Option<&str>,
     ) -> Vec<&Shot> {
-        let key = words(question).join(" ");
         let answer = one_line_sql(sql);
+        self.retrieve_unless(question, k, id, |s| one_line_sql(&s.sql) == answer)
+    }
+
+    /// [`retrieve`](Self::retrieve), also leaving out the examples `skip` picks.
+    fn retrieve_unless(
+        &self,
+        question: &str,
+        k: usize,
+        id: Option<&str>,
+        skip: impl Fn(&Shot) -> bool,
+    ) -> Vec<&Shot> {
+        let key = words(question).join(" ");
         let id = id.filter(|i| !i.is_empty());
         self.top_k(question, k, |i| {
-            self.keys[i] == key
-                || id.is_some_and(|id| self.shots[i].id == id)
-                || one_line_sql(&self.shots[i].sql) == answer
+            let shot = &self.shots[i];
+            self.keys[i] == key || id.is_some_and(|id| shot.id == id) || skip(shot)
         })
         .into_iter()
         .map(|i| &self.shots[i])

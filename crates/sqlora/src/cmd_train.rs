@@ -206,7 +206,7 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
     let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
     let test = a.test.as_deref().map(read).transpose()?.unwrap_or_default();
     let mut dbs = BTreeMap::new();
-    let mut db_dir = evaluation_layout(db);
+    let mut db_dir = None;
     for e in train_ex.iter().chain(&dev).chain(&test) {
         if dbs.contains_key(&e.db_id) {
             continue;
@@ -229,12 +229,8 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
         };
         dbs.insert(e.db_id.clone(), path);
     }
-    if db.is_file()
-        && dbs
-            .keys()
-            .any(|id| db_dir.as_deref() != evaluation_layout_for(db, id))
-    {
-        db_dir = None;
+    if db.is_file() {
+        db_dir = variants_dir(db, &dbs);
     }
     // One database: the adapter is that database's (`--dataset datasets/hr/train.jsonl` makes
     // `hr`, not `train`); several: the file's name.
@@ -255,22 +251,12 @@ fn resolve_source(a: &TrainArgs) -> Result<Source> {
     })
 }
 
-/// The folder `D` when `db` is laid out as `D/<name>/<name>.sqlite` (the fixtures' layout, where
-/// the test-suite variants sit next to the database): scoring there uses every variant, as
-/// `eval --db-dir D` does.
-fn evaluation_layout(db: &Path) -> Option<PathBuf> {
-    let stem = db.file_stem()?.to_str()?;
-    evaluation_layout_for(db, stem).map(Path::to_path_buf)
-}
-
-/// [`evaluation_layout`] for the database `id`: `Some` only when `db` is `D/<id>/<id>.sqlite`.
-fn evaluation_layout_for<'a>(db: &'a Path, id: &str) -> Option<&'a Path> {
-    if !db.is_file() || db.file_stem()?.to_str()? != id {
-        return None;
-    }
-    let folder = db.parent()?;
-    (folder.file_name()?.to_str()? == id).then_some(())?;
-    folder.parent()
+/// The folder `D` when the database file `db` is the only database of the run and sits in the
+/// fixtures' layout, `D/<name>/<name>.sqlite`: scoring there uses every test-suite variant
+/// beside it, as `eval --db-dir D` does.
+fn variants_dir(db: &Path, dbs: &BTreeMap<String, PathBuf>) -> Option<PathBuf> {
+    let (name, dir) = crate::examples::fixture_layout(db).filter(|_| db.is_file())?;
+    (dbs.len() == 1 && dbs.contains_key(name)).then(|| dir.to_path_buf())
 }
 
 /// The LoRA shape keys an adapter's `sqlora_meta.json` config gives a run continuing it.
@@ -885,16 +871,15 @@ mod tests {
         let hr = dir.path().join("hr").join("hr.sqlite");
         std::fs::create_dir_all(hr.parent().unwrap()).unwrap();
         std::fs::write(&hr, b"").unwrap();
-        assert_eq!(evaluation_layout(&hr).as_deref(), Some(dir.path()));
-        assert_eq!(evaluation_layout_for(&hr, "retail"), None);
+        let only = |id: &str| BTreeMap::from([(id.to_string(), PathBuf::from("any"))]);
+        assert_eq!(variants_dir(&hr, &only("hr")).as_deref(), Some(dir.path()));
+        assert_eq!(variants_dir(&hr, &only("retail")), None);
         // A file not in its own folder, or missing: scored on itself only.
         let flat = dir.path().join("hr.sqlite");
         std::fs::write(&flat, b"").unwrap();
-        assert_eq!(evaluation_layout(&flat), None);
-        assert_eq!(
-            evaluation_layout(&dir.path().join("x").join("x.sqlite")),
-            None
-        );
+        assert_eq!(variants_dir(&flat, &only("hr")), None);
+        let x = dir.path().join("x").join("x.sqlite");
+        assert_eq!(variants_dir(&x, &only("x")), None);
     }
 
     #[test]

@@ -77,9 +77,17 @@ pub fn domain_of_db(db: &str) -> Option<String> {
     if !as_path.is_file() {
         return Some(db.trim_end_matches(".sqlite").to_string());
     }
-    let stem = as_path.file_stem()?.to_str()?;
-    let parent = as_path.parent()?.file_name()?.to_str()?;
-    (stem == parent).then(|| stem.to_string())
+    fixture_layout(as_path).map(|(name, _)| name.to_string())
+}
+
+/// `(name, D)` when `db` is named `<name>.sqlite` inside a folder `<name>` of `D`: the fixtures'
+/// layout (`D/<name>/<name>.sqlite`, the test-suite variants beside it), which `eval --db-dir D`
+/// reads.
+pub fn fixture_layout(db: &Path) -> Option<(&str, &Path)> {
+    let stem = db.file_stem()?.to_str()?;
+    let folder = db.parent()?;
+    (folder.file_name()?.to_str()? == stem).then_some(())?;
+    Some((stem, folder.parent()?))
 }
 
 /// The examples for a database: the `--examples` files when given, else the bundled domain's
