@@ -22,6 +22,9 @@ use sqlora_train::forward::{
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     sqlora_model::quiet_candle_pool();
+    if std::env::var_os("SQLORA_GLIBC_DEFAULTS").is_none() {
+        sqlora_train::alloc::keep_freed_memory();
+    }
     let args: Vec<String> = std::env::args().collect();
     let model_path = args
         .get(1)

@@ -14,6 +14,8 @@
 //! are counted as full sequences (every real token of every row, prompt included) per second
 //! of step wall time. `CHECKPOINTING=0` in the environment runs the step without activation
 //! checkpointing (every layer's graph kept, nothing recomputed), as configs/domain.toml does.
+//! Freed memory stays in the heap as in `sqlora train` ([`sqlora_train::alloc`]);
+//! `SQLORA_GLIBC_DEFAULTS=1` keeps glibc's defaults instead, for an A/B.
 
 use std::path::Path;
 use std::time::Instant;
@@ -25,12 +27,16 @@ use sqlora_sql::Schema;
 use sqlora_sqlgen::PromptBuilder;
 use sqlora_train::batch::{render, tokenize, TokenizedExample};
 use sqlora_train::forward::{loss_and_grads_with, make_prefix_batch, AdapterMode, PassOptions};
+use sqlora_train::memory::{dequantized_bytes, step_memory, BatchShape, Resident};
 use sqlora_train::optim::{clip_grad_norm, AdamW, AdamWParams};
 
 const USAGE: &str = "usage: train_bench MODEL DOMAIN ROWS STEPS OUT_JSON [MAX_SEQ_LEN]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     sqlora_model::quiet_candle_pool();
+    if std::env::var_os("SQLORA_GLIBC_DEFAULTS").is_none() {
+        sqlora_train::alloc::keep_freed_memory();
+    }
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
         return Err(USAGE.into());
@@ -106,6 +112,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut losses = Vec::with_capacity(steps);
     let (mut tokens, mut computed, mut answer, mut prefix_len) = (0, 0, 0, 0);
     let checkpointing = std::env::var("CHECKPOINTING").as_deref() != Ok("0");
+    // What the trainer's memory check would estimate for this step, against what it takes:
+    // the peak resident set is reset here (after loading), so it measures the steps alone.
+    let params: usize = vars.iter().map(|v| v.as_tensor().elem_count()).sum();
+    // All layers adapted, no dropout, no frozen-layer cache; the weights dequantized by the
+    // first step are counted, as the trainer counts them.
+    let dequantized = dequantized_bytes(&m.model, 0);
+    let resident = Resident {
+        adapter_params: params,
+        dequantized,
+        ..Resident::default()
+    };
+    let estimate = step_memory(
+        m.model.config(),
+        &BatchShape::of(&refs),
+        &resident,
+        checkpointing,
+    );
+    let rss_before = rss_mb("VmRSS:");
+    let load_peak = rss_mb("VmHWM:");
+    // Writing 5 to clear_refs resets VmHWM to the current resident set.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     for _ in 0..steps {
         let t0 = Instant::now();
         // Built inside the step, as the trainer builds its micro-batches.
@@ -157,7 +184,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "step_seconds_all": times,
         "losses": losses,
         "tokens_per_s": tokens as f64 / median,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": load_peak.max(rss_mb("VmHWM:")),
+        "rss_before_steps_mb": rss_before,
+        "step_peak_rss_mb": rss_mb("VmHWM:"),
+        "estimated_step_mb": estimate.total / (1 << 20),
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
         "loadavg_1m": loadavg_1m(),
     });
@@ -166,12 +196,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The process's peak resident set (VmHWM) in MB, 0 where /proc is unavailable.
-fn peak_rss_mb() -> u64 {
+/// A `/proc/self/status` size (`VmHWM:` the peak resident set, `VmRSS:` the current one) in MB,
+/// 0 where /proc is unavailable.
+fn rss_mb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<u64>().ok())

@@ -69,6 +69,30 @@ pub struct PrefixBatch {
     row_ids: Vec<Vec<u32>>,
 }
 
+/// The prefix `examples` share in a [`PrefixBatch`]: their longest common prefix, kept shorter
+/// than every answer start (so each position that predicts an answer token lies in the suffix).
+pub fn shared_prefix_len(examples: &[&TokenizedExample]) -> usize {
+    let Some(first) = examples.first() else {
+        return 0;
+    };
+    let mut p = examples
+        .iter()
+        .map(|e| e.answer_start.saturating_sub(1))
+        .min()
+        .unwrap_or(0);
+    for e in &examples[1..] {
+        p = p.min(
+            first
+                .ids
+                .iter()
+                .zip(&e.ids)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    p
+}
+
 /// Splits `examples` into their longest common prefix (kept shorter than every answer start, so
 /// each position that predicts an answer token lies in the suffix) and right-padded suffixes.
 pub fn make_prefix_batch(
@@ -88,21 +112,7 @@ pub fn make_prefix_batch(
             ));
         }
     }
-    let mut p = examples
-        .iter()
-        .map(|e| e.answer_start - 1)
-        .min()
-        .unwrap_or(0);
-    for e in &examples[1..] {
-        p = p.min(
-            first
-                .ids
-                .iter()
-                .zip(&e.ids)
-                .take_while(|(a, b)| a == b)
-                .count(),
-        );
-    }
+    let p = shared_prefix_len(examples);
     let rows = examples.len();
     let s = examples.iter().map(|e| e.len() - p).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(rows * s);
@@ -836,7 +846,8 @@ fn run_layer_graph(
 }
 
 /// The layer index of a module path like `model.layers.12.mlp.up_proj`.
-fn layer_of(key: &str) -> Option<usize> {
+/// The layer index in a module key such as `model.layers.7.self_attn.q_proj`.
+pub(crate) fn layer_of(key: &str) -> Option<usize> {
     let rest = &key[key.find("layers.")? + "layers.".len()..];
     rest.split('.').next()?.parse().ok()
 }

@@ -7,11 +7,13 @@
 //! * [`optim`]: AdamW over the LoRA variables, gradient clipping, the learning-rate schedule.
 //! * [`trainer`]: the loop, metrics, checkpoints, resume, the final PEFT adapter.
 
+pub mod alloc;
 pub mod batch;
 pub mod config;
 pub mod error;
 pub mod forward;
 pub mod loss;
+pub mod memory;
 pub mod optim;
 pub mod plot;
 pub mod trainer;

@@ -45,7 +45,8 @@ use crate::forward::{
 };
 
 /// At most this many bytes of frozen-layer hidden states are kept between epochs.
-const FROZEN_CACHE_BYTES: usize = 2 << 30;
+pub const FROZEN_CACHE_BYTES: usize = 2 << 30;
+use crate::memory::{self, RunMemory};
 use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWParams};
 
 /// File name of the run's metadata inside the adapter folder.
@@ -108,6 +109,12 @@ pub struct TrainOptions {
     pub progress: bool,
     /// The padding token id.
     pub pad_id: u32,
+    /// Memory the run may use, in bytes (e.g. [`crate::memory::available_bytes`] after the
+    /// model is loaded): before the first step the trainer estimates its steps' peak
+    /// ([`crate::memory`]), switches activation checkpointing on when they would not fit
+    /// without it, and warns (with `progress`) when they may not fit even with it. `None`: no
+    /// check.
+    pub memory_budget: Option<u64>,
 }
 
 impl TrainOptions {
@@ -120,6 +127,7 @@ impl TrainOptions {
             stop_after: None,
             progress: false,
             pad_id: 0,
+            memory_budget: None,
         }
     }
 }
@@ -145,6 +153,11 @@ pub struct TrainReport {
     pub tokens: usize,
     /// The PEFT folder of the final adapter (`None` when stopped early).
     pub adapter_dir: Option<PathBuf>,
+    /// The memory estimate of the largest step, when a budget was given.
+    pub memory: Option<RunMemory>,
+    /// Whether the steps ran with activation checkpointing (the config's choice, or switched on
+    /// because the run would not fit without it).
+    pub checkpointing: bool,
 }
 
 /// The run's metadata written next to the final adapter.
@@ -259,6 +272,73 @@ impl Plan<'_> {
     }
 }
 
+/// The memory estimate of `data`'s largest step and whether to checkpoint: as the config says
+/// when it fits `opts.memory_budget` (or there is none), else on; said on stderr when
+/// `opts.progress`.
+fn check_memory(
+    model: &Model,
+    config: &TrainConfig,
+    data: &TrainData,
+    adapter: &LoraAdapter,
+    opts: &TrainOptions,
+) -> Result<(Option<RunMemory>, bool)> {
+    let Some(budget) = opts.memory_budget else {
+        return Ok((None, config.checkpointing));
+    };
+    let lowest = adapter
+        .modules()
+        .keys()
+        .filter_map(|k| crate::forward::layer_of(k))
+        .min()
+        .unwrap_or(0);
+    let params: usize = adapter.vars().iter().map(|v| v.elem_count()).sum();
+    let dequantized = memory::dequantized_bytes(model, lowest);
+    let run = memory::run_memory(
+        model.config(),
+        config,
+        &data.examples,
+        &data.groups,
+        memory::Resident {
+            lowest,
+            dropout: config.dropout > 0.0,
+            adapter_params: params,
+            frozen_cache: FROZEN_CACHE_BYTES as u64,
+            dequantized,
+        },
+    );
+    let plan = memory::choose(&run, config.checkpointing, budget);
+    if opts.progress {
+        let need = if plan.checkpointing {
+            run.checkpointed.total
+        } else {
+            run.plain.total
+        };
+        if plan.switched {
+            eprintln!(
+                "memory: the largest step may need up to {} without activation checkpointing and \
+                 {} can be planned for: checkpointing switched on (up to {} a step; the same \
+                 numbers, about a quarter more compute)",
+                memory::gb(run.plain.total),
+                memory::gb((budget as f64 * memory::USABLE_SHARE) as u64),
+                memory::gb(need),
+            );
+        } else {
+            eprintln!(
+                "memory: the largest step may need up to {} (activation checkpointing {}); {} \
+                 available",
+                memory::gb(need),
+                if plan.checkpointing { "on" } else { "off" },
+                memory::gb(budget),
+            );
+        }
+        if plan.over_budget {
+            eprintln!("{}", memory::over_budget_warning(&run, budget));
+        }
+    }
+    let checkpointing = plan.checkpointing;
+    Ok((Some(run), checkpointing))
+}
+
 /// Trains a fresh adapter for `model` on `data` (evaluating on `eval` when given) and saves it
 /// under `opts.out_dir/adapter`. Returns the trained adapter (with its variables) and a report.
 pub fn train(
@@ -362,6 +442,7 @@ pub fn train_with(
     if let (Some(dir), None) = (&opts.init, &opts.resume) {
         init_from(&adapter, dir, model)?;
     }
+    let (memory, checkpointing) = check_memory(model, config, data, &adapter, opts)?;
     let params = AdamWParams {
         beta1: config.beta1,
         beta2: config.beta2,
@@ -405,7 +486,13 @@ pub fn train_with(
                     dir.display()
                 )));
             }
-            if state.config != *config {
+            // Checkpointing changes how a step is computed, not its numbers: a run switched
+            // to it (or off it) for memory resumes all the same.
+            let saved = TrainConfig {
+                checkpointing: config.checkpointing,
+                ..state.config.clone()
+            };
+            if saved != *config {
                 return Err(TrainError::Checkpoint(format!(
                     "{} was made with another training config",
                     dir.display()
@@ -481,6 +568,8 @@ pub fn train_with(
         train_seconds: 0.0,
         tokens: 0,
         adapter_dir: None,
+        memory,
+        checkpointing,
     };
     let run_start = Instant::now();
     for step in start_step..total_steps {
@@ -521,7 +610,7 @@ pub fn train_with(
                 1.0 / answer_total as f64,
                 &mut grads,
                 &mut PassOptions {
-                    checkpointing: config.checkpointing,
+                    checkpointing,
                     cache: Some(&mut frozen),
                 },
             )?;

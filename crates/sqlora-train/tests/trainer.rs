@@ -401,3 +401,99 @@ fn a_run_can_start_from_a_saved_adapter() {
         Ok(_) => panic!("a rank-4 adapter continued at rank 2"),
     }
 }
+
+#[test]
+fn a_run_that_would_not_fit_is_checkpointed_or_refused() {
+    use sqlora_train::memory::{dequantized_bytes, run_memory, Resident, USABLE_SHARE};
+    use sqlora_train::trainer::FROZEN_CACHE_BYTES;
+    let model = common::tiny_model(8);
+    let plain_cfg = TrainConfig {
+        checkpointing: false,
+        max_steps: Some(4),
+        ..config()
+    };
+    let train_data = data(12, 5);
+    // The tiny model's 2 layers, all adapted (rank 4, all seven projections).
+    let adapter = LoraAdapter::init("x", &model, plain_cfg.lora_config().unwrap(), 0).unwrap();
+    let params: usize = adapter.vars().iter().map(|v| v.elem_count()).sum();
+    let run = run_memory(
+        model.config(),
+        &plain_cfg,
+        &train_data.examples,
+        &train_data.groups,
+        Resident {
+            lowest: 0,
+            dropout: false,
+            adapter_params: params,
+            frozen_cache: FROZEN_CACHE_BYTES as u64,
+            dequantized: dequantized_bytes(&model, 0),
+        },
+    );
+    assert!(run.checkpointed.total < run.plain.total, "{run:?}");
+    let budget_for = |bytes: u64| (bytes as f64 / USABLE_SHARE) as u64 + 1;
+
+    // Room for the checkpointed step only: checkpointing is switched on, and the run computes
+    // exactly what a run configured with it does.
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = TrainOptions::new(dir.path());
+    opts.memory_budget = Some(budget_for(run.checkpointed.total));
+    let (_, switched) = train(&model, &plain_cfg, &train_data, None, &info(), &opts).unwrap();
+    assert!(switched.checkpointing);
+    assert_eq!(switched.memory, Some(run));
+    let ckpt_cfg = TrainConfig {
+        checkpointing: true,
+        ..plain_cfg.clone()
+    };
+    let other = tempfile::tempdir().unwrap();
+    let (_, configured) = train(
+        &model,
+        &ckpt_cfg,
+        &train_data,
+        None,
+        &info(),
+        &TrainOptions::new(other.path()),
+    )
+    .unwrap();
+    // Checkpointing recomputes the same products: the same losses, up to rounding.
+    let same = |a: &[f64], b: &[f64]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-5 * y.abs().max(1.0))
+    };
+    assert!(same(&switched.losses, &configured.losses));
+
+    // Room for the plain step: as configured.
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = TrainOptions::new(dir.path());
+    opts.memory_budget = Some(budget_for(run.plain.total));
+    let (_, plain) = train(&model, &plain_cfg, &train_data, None, &info(), &opts).unwrap();
+    assert!(!plain.checkpointing);
+    assert!(same(&plain.losses, &configured.losses));
+
+    // Not even that: it still trains, checkpointed (the estimate errs high).
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = TrainOptions::new(dir.path());
+    opts.memory_budget = Some(run.checkpointed.total / 2);
+    let (_, tight) = train(&model, &plain_cfg, &train_data, None, &info(), &opts).unwrap();
+    assert!(tight.checkpointing);
+    assert!(same(&tight.losses, &configured.losses));
+
+    // A checkpoint made without checkpointing resumes with it (and the other way round).
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = TrainOptions::new(dir.path());
+    opts.stop_after = Some(2);
+    let saving = TrainConfig {
+        save_interval: 2,
+        ..plain_cfg.clone()
+    };
+    train(&model, &saving, &train_data, None, &info(), &opts).unwrap();
+    let mut resume = TrainOptions::new(dir.path());
+    resume.resume = latest_checkpoint(dir.path());
+    let resumed_cfg = TrainConfig {
+        checkpointing: true,
+        ..saving
+    };
+    let (_, resumed) = train(&model, &resumed_cfg, &train_data, None, &info(), &resume).unwrap();
+    assert!(same(&resumed.losses, &configured.losses[2..]));
+}

@@ -119,6 +119,11 @@ pub struct TrainArgs {
     /// Skip the test-split evaluation after training.
     #[arg(long)]
     pub no_test: bool,
+    /// Skip the memory check before the first step. By default the trainer estimates the
+    /// largest step's memory, switches activation checkpointing on when the run would not fit
+    /// without it, and warns when it may not fit even so.
+    #[arg(long)]
+    pub no_memory_check: bool,
     /// Retrieved training examples per prompt when dev and test EX are scored (BM25 over the
     /// run's pool: the --extra files first, then the training split, as the service puts a
     /// domain's hand-written examples before its generated ones), so the checkpoint kept is the
@@ -549,6 +554,8 @@ fn read_extra(files: &[PathBuf], dbs: &BTreeMap<String, PathBuf>) -> Result<Vec<
 }
 
 pub fn run(a: &TrainArgs) -> Result<ExitCode> {
+    // This process trains and nothing else: keep freed tensors' memory for the next step.
+    sqlora_train::alloc::keep_freed_memory();
     let device = crate::cmd_model::parse_device(&a.device)?;
     let mut cfg = build_config(a, a.init.as_deref())?;
     let mut src = resolve_source(a)?;
@@ -732,6 +739,12 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode> {
     opts.progress = true;
     opts.pad_id = model.tokenizer.pad_token_id();
     opts.init = init;
+    // Read now, with the model loaded: what is left is what the steps can use.
+    opts.memory_budget = if a.no_memory_check {
+        None
+    } else {
+        sqlora_train::memory::available_bytes()
+    };
     if a.resume {
         match latest_checkpoint(&run_dir) {
             Some(c) => {

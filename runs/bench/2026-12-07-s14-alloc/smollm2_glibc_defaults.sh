@@ -1,0 +1,7 @@
+#!/bin/bash
+cd /work/main
+export RAYON_NUM_THREADS=2
+S=~/.cache/sqlora/models/SmolLM2-135M-Instruct.Q4_1.gguf
+run() { echo "== $*"; env $4 CHECKPOINTING=$1 target/release/examples/train_bench $2 retail $3 2 /tmp/tc/rows_cal.json 1024 2>&1 | tail -n1 | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print({k:r[k] for k in ["checkpointing","rows","computed_tokens_per_step","answer_tokens_per_step","rss_before_steps_mb","step_peak_rss_mb","estimated_step_mb","step_seconds"]}, "measured", r["step_peak_rss_mb"]-r["rss_before_steps_mb"])'; }
+run 1 $S 4 SQLORA_GLIBC_DEFAULTS=1
+run 1 $S 16 SQLORA_GLIBC_DEFAULTS=1
