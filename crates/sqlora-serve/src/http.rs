@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 use sqlora_sql::exec::{ExecError, ExecLimits};
 use sqlora_sqlgen::{
-    answer, needs_fallback, render_chat, with_fallback, AnswerOptions, ChatMessage, FewShot,
-    PromptBuilder, Selection, DEFAULT_FALLBACK,
+    answer, foreign_values, needs_fallback, render_chat, with_fallback, AnswerOptions, ChatMessage,
+    FewShot, PromptBuilder, Selection, DEFAULT_FALLBACK,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -456,6 +456,7 @@ async fn query(
         } else {
             Selection::FirstValid
         },
+        foreign_values: foreign_values(question, &shots),
     };
     // The guard and SQLite off the async threads.
     let judge = |texts: Vec<String>, opts: AnswerOptions| {
@@ -517,6 +518,7 @@ async fn query(
         "columns": ans.columns,
         "rows": ans.rows,
         "truncated": ans.truncated,
+        "copied": ans.copied,
         "attempts": ans.attempts,
         "candidates": ans.candidates,
         "examples": shots

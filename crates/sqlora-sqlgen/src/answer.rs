@@ -23,7 +23,7 @@ use sqlora_sql::exec::{ExecError, ExecLimits, QueryResult, ReadOnlyDb, Value};
 use crate::constrain::{Constrainer, SchemaConstraints};
 use crate::error::Result;
 use crate::prompt::{primed_answer, PromptBuilder};
-use crate::retrieve::{FewShot, Shot};
+use crate::retrieve::{copied_value, foreign_values, FewShot, Shot};
 use crate::sql::answer_sql;
 
 /// One candidate that did not make it, with why.
@@ -58,6 +58,10 @@ pub struct Answer {
     pub candidates: Vec<Ballot>,
     /// Time spent in the guard and SQLite.
     pub execute_ms: f64,
+    /// The foreign value ([`AnswerOptions::foreign_values`]) the chosen SQL holds, when every
+    /// valid candidate held one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copied: Option<String>,
 }
 
 /// One candidate's outcome in [`answer`].
@@ -78,6 +82,9 @@ pub struct Ballot {
     /// Why it failed (invalid candidates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Json>,
+    /// The foreign value it holds, if any ([`AnswerOptions::foreign_values`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copied: Option<String>,
 }
 
 /// How [`answer`] chooses among several candidates.
@@ -133,6 +140,11 @@ pub struct AnswerOptions {
     pub limits: ExecLimits,
     /// How the answer is chosen among several candidates (default [`Selection::Vote`]).
     pub select: Selection,
+    /// Entity values the retrieved examples name and the question does not
+    /// ([`crate::retrieve::foreign_values`]; default none). A candidate that holds one most
+    /// likely copied it from an example: a valid candidate without one is preferred, and a
+    /// greedy answer with one falls back to beam search like a failed one ([`needs_fallback`]).
+    pub foreign_values: Vec<String>,
 }
 
 impl Default for AnswerOptions {
@@ -142,6 +154,7 @@ impl Default for AnswerOptions {
             execute: true,
             limits: ExecLimits::default(),
             select: Selection::default(),
+            foreign_values: Vec::new(),
         }
     }
 }
@@ -173,6 +186,7 @@ pub fn answer(
     let mut results: Vec<Option<(String, Option<QueryResult>)>> = Vec::new();
     for text in generated {
         let sql = answer_sql(&primed_answer(opts.primed, text), db.guard().schema());
+        let copied = copied_value(&sql, &opts.foreign_values);
         let outcome = if opts.execute {
             db.execute(&sql, &opts.limits).map(Some)
         } else {
@@ -191,9 +205,10 @@ pub fn answer(
                     chosen: false,
                     rows: res.as_ref().map(|r| r.rows.len()),
                     error: None,
+                    copied: copied.clone(),
                 });
                 results.push(Some((key, res)));
-                if opts.select == Selection::FirstValid {
+                if opts.select == Selection::FirstValid && copied.is_none() {
                     break;
                 }
             }
@@ -211,6 +226,7 @@ pub fn answer(
                     chosen: false,
                     rows: None,
                     error: Some(error),
+                    copied,
                 });
                 results.push(None);
             }
@@ -227,9 +243,11 @@ pub fn answer(
         }
     }
     // The most votes; ties to the earliest (best-ranked) candidate, which is also the first
-    // of its group.
+    // of its group. Candidates without a copied value first: one that holds one wins only
+    // when every valid candidate does.
+    let clean = ballots.iter().any(|b| b.valid && b.copied.is_none());
     let winner = (0..ballots.len())
-        .filter(|&i| ballots[i].valid)
+        .filter(|&i| ballots[i].valid && (!clean || ballots[i].copied.is_none()))
         .max_by(|&a, &b| ballots[a].votes.cmp(&ballots[b].votes).then(b.cmp(&a)));
     let execute_ms = t0.elapsed().as_secs_f64() * 1e3;
     match winner {
@@ -248,6 +266,7 @@ pub fn answer(
                 rows,
                 truncated,
                 attempts,
+                copied: ballots[w].copied.clone(),
                 candidates: ballots,
                 execute_ms,
             }
@@ -266,6 +285,7 @@ pub fn answer(
                 attempts,
                 candidates: ballots,
                 execute_ms,
+                copied: None,
             }
         }
     }
@@ -277,21 +297,24 @@ pub fn answer(
 pub const DEFAULT_FALLBACK: usize = 4;
 
 /// True when a request for `candidates` should fall back to `fallback` beams after `first`
-/// (its answer from those candidates): only a single greedy candidate that failed, and only
-/// when the fallback asks for more than one beam.
+/// (its answer from those candidates): only a single greedy candidate that failed or holds a
+/// copied value ([`AnswerOptions::foreign_values`]), and only when the fallback asks for more
+/// than one beam.
 pub fn needs_fallback(first: &Answer, candidates: usize, fallback: usize) -> bool {
-    !first.valid && candidates <= 1 && fallback > 1
+    (!first.valid || first.copied.is_some()) && candidates <= 1 && fallback > 1
 }
 
 /// The answer after a fallback: `retry`'s outcome (chosen among beam candidates with
-/// [`Selection::FirstValid`]) when it is valid, else `first`'s; either way every attempt and
-/// every candidate of both, the greedy one first, so a client sees what was tried.
+/// [`Selection::FirstValid`]) when it is valid and holds no copied value, or is valid where
+/// `first` is not; else `first`'s. Either way every attempt and every candidate of both, the
+/// greedy one first, so a client sees what was tried.
 pub fn with_fallback(first: Answer, retry: Answer) -> Answer {
+    let take_retry = retry.valid && (retry.copied.is_none() || !first.valid);
     let mut attempts = first.attempts;
     attempts.extend(retry.attempts);
     let mut candidates = first.candidates;
     let execute_ms = first.execute_ms + retry.execute_ms;
-    if retry.valid {
+    if take_retry {
         for b in &mut candidates {
             b.chosen = false;
         }
@@ -465,7 +488,11 @@ pub fn ask(
         &params,
         constraint.as_ref(),
     )?;
-    let mut answer = answer(db, &texts, &opts.answer, |_| {});
+    let opts_answer = AnswerOptions {
+        foreign_values: foreign_values(question, &examples),
+        ..opts.answer.clone()
+    };
+    let mut answer = answer(db, &texts, &opts_answer, |_| {});
     if needs_fallback(&answer, opts.candidates, opts.fallback) {
         let texts = candidates(
             model,
@@ -477,7 +504,7 @@ pub fn ask(
         )?;
         let first_valid = AnswerOptions {
             select: Selection::FirstValid,
-            ..opts.answer.clone()
+            ..opts_answer
         };
         let retry = self::answer(db, &texts, &first_valid, |_| {});
         answer = with_fallback(answer, retry);

@@ -48,5 +48,5 @@ pub use prompt::{
     prefix_tokens, prime, primed_answer, render_chat, ChatMessage, PromptBuilder, RenderedExample,
     TrainingExample, ANSWER_PRIME, PROMPT_CONTEXT_SHARE,
 };
-pub use retrieve::{ExampleIndex, FewShot, Shot};
-pub use sql::{answer_sql, extract_sql, one_line_sql, statement_complete};
+pub use retrieve::{copied_value, foreign_values, ExampleIndex, FewShot, Shot};
+pub use sql::{answer_sql, extract_sql, one_line_sql, statement_complete, string_literals};

@@ -33,7 +33,7 @@ use crate::answer::{
 use crate::constrain::Constrainer;
 use crate::error::{Result, SqlgenError};
 use crate::prompt::{primed_answer, PromptBuilder};
-use crate::retrieve::FewShot;
+use crate::retrieve::{foreign_values, FewShot};
 use crate::sql::{answer_sql, statement_complete};
 
 /// How [`predict`] generates.
@@ -219,6 +219,7 @@ pub fn predict(
             .map(|c| c.for_schema(&schema, opts.prime));
         let mut prompts = Vec::with_capacity(members.len());
         let mut shown: Vec<Vec<String>> = Vec::with_capacity(members.len());
+        let mut foreign: Vec<Vec<String>> = Vec::with_capacity(members.len());
         for &i in &members {
             let q = &questions[i];
             let shots = opts
@@ -230,6 +231,7 @@ pub fn predict(
                 .prompts
                 .prompt_with_examples(model, &schema, q.text, &shots, opts.prime)
                 .map_err(|e| SqlgenError::question("building the prompt", q.id, e))?;
+            foreign.push(foreign_values(q.text, &shots));
             shown.push(shots.into_iter().map(|s| s.id).collect());
             let ids = model
                 .tokenizer
@@ -293,6 +295,7 @@ pub fn predict(
             let opts_answer = AnswerOptions {
                 primed: opts.prime,
                 select,
+                foreign_values: foreign[k].clone(),
                 ..AnswerOptions::default()
             };
             let chosen = answer(db, &texts, &opts_answer, |_| {});
@@ -384,16 +387,21 @@ pub fn predict(
                     candidates: Vec::new(),
                 };
                 if let Some(db) = &db {
+                    let greedy = AnswerOptions {
+                        foreign_values: foreign[k].clone(),
+                        ..greedy.clone()
+                    };
                     let first = answer(db, std::slice::from_ref(&g.text), &greedy, |_| {});
                     if needs_fallback(&first, 1, opts.fallback) {
                         let t1 = Instant::now();
                         let (retry, raw, new_tokens) =
                             beams(k, opts.fallback, Selection::FirstValid, db)?;
-                        if retry.valid {
+                        let first_sql = first.sql.clone();
+                        let both = with_fallback(first, retry);
+                        if both.sql != first_sql {
                             p.raw = raw;
                             p.new_tokens = new_tokens;
                         }
-                        let both = with_fallback(first, retry);
                         p.sql = both.sql;
                         p.candidates = both.candidates;
                         p.latency_ms += t1.elapsed().as_secs_f64() * 1e3;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SqlgenError;
 use crate::prompt::PromptBuilder;
-use crate::sql::one_line_sql;
+use crate::sql::{one_line_sql, string_literals};
 
 /// BM25's term-frequency saturation.
 const K1: f64 = 1.2;
@@ -277,6 +277,73 @@ fn read_shots(path: &Path, shots: &mut Vec<Shot>) -> Result<(), SqlgenError> {
     Ok(())
 }
 
+/// Entity values a retrieved example names that the asked question does not: string literals
+/// of an example's SQL written with a capital letter (a product, a person, a department, a
+/// title; not a lower-case code such as `'shipped'`, which is a convention worth copying) that
+/// the example's own question mentions and `question` does not. An answer holding one has most
+/// likely copied it: `'Stand Mixer'` from "…reviews of the Stand Mixer" into "Silver-tier
+/// shoppers in Germany" (EVALUATION.md, session 14). Returned as [`value_words`]; [`copied_value`]
+/// finds them in a candidate, and [`crate::answer`] prefers a candidate without one.
+///
+/// A value counts as mentioned when one of its words is in the question, a word of four
+/// letters or more by its first four (so a typo, a plural or a possessive still counts).
+pub fn foreign_values(question: &str, shots: &[Shot]) -> Vec<String> {
+    let asked = value_words(question);
+    let mut out: Vec<String> = Vec::new();
+    for shot in shots {
+        let own = value_words(&shot.question);
+        for lit in string_literals(&shot.sql) {
+            if !lit.chars().any(char::is_uppercase) {
+                continue;
+            }
+            let value = value_words(&lit);
+            if value.is_empty()
+                || !mentions(&own, &value)
+                || mentions(&asked, &value)
+                || out.contains(&value)
+            {
+                continue;
+            }
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// The first string literal of `sql` that is one of `foreign` ([`foreign_values`]), as written.
+pub fn copied_value(sql: &str, foreign: &[String]) -> Option<String> {
+    if foreign.is_empty() {
+        return None;
+    }
+    string_literals(sql)
+        .into_iter()
+        .find(|lit| foreign.contains(&value_words(lit)))
+}
+
+/// `text`'s lower-cased runs of letters and digits, joined by single spaces.
+pub fn value_words(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether `text` (as [`value_words`]) mentions one of `value`'s words: the same word, or for
+/// a word of four letters or more, a word with the same first four.
+fn mentions(text: &str, value: &str) -> bool {
+    let stem = |w: &str| w.chars().take(4).collect::<String>();
+    value.split(' ').any(|v| {
+        text.split(' ').any(|t| {
+            if v.chars().count() >= 4 {
+                t.chars().count() >= 4 && stem(t) == stem(v)
+            } else {
+                t == v
+            }
+        })
+    })
+}
+
 /// Few-shot prompting: `k` retrieved examples from `index` per question (none when `k` is 0).
 #[derive(Debug, Clone)]
 pub struct FewShot {
@@ -471,5 +538,43 @@ mod tests {
             fs.for_question("count the rows", None),
             [Shot::new("a", "count rows", "SELECT count(*) FROM t")]
         );
+    }
+
+    #[test]
+    fn an_entity_only_an_example_names_is_foreign_to_the_question() {
+        let shots = [
+            Shot::new(
+                "r1",
+                "Which customers reviewed the Stand Mixer badly?",
+                "SELECT c.name FROM customers c JOIN reviews r ON r.customer_id = c.id \
+                 JOIN products p ON p.id = r.product_id WHERE p.name = 'Stand Mixer' \
+                 AND r.rating <= 2 AND c.status = 'active'",
+            ),
+            Shot::new(
+                "r2",
+                "Orders George Vaughn placed in the UK",
+                "SELECT * FROM orders WHERE first_name = 'George' AND last_name = 'Vaughn' \
+                 AND country = 'UK' AND note = 'Gift'",
+            ),
+        ];
+        let foreign = foreign_values("Silver-tier shoppers living in Germany", &shots);
+        // Capitalised and in the example's question: foreign. 'active' is a lower-case code
+        // (a convention), and 'Gift' is not in the example's question.
+        assert_eq!(foreign, ["stand mixer", "george", "vaughn", "uk"]);
+        // Mentioned by the asked question, even with a typo or in another case: not foreign.
+        let foreign = foreign_values("who bought a stand mixr from the uk?", &shots);
+        assert_eq!(foreign, ["george", "vaughn"]);
+        assert_eq!(
+            copied_value(
+                "SELECT name FROM customers WHERE tier = 'Silver' AND name LIKE '%George%'",
+                &foreign
+            ),
+            Some("%George%".to_string())
+        );
+        assert_eq!(
+            copied_value("SELECT name FROM customers WHERE tier = 'Silver'", &foreign),
+            None
+        );
+        assert_eq!(copied_value("SELECT 'George'", &[]), None);
     }
 }

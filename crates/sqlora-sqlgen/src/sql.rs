@@ -31,6 +31,41 @@ fn quoted_chars(sql: &str) -> impl Iterator<Item = (usize, char, bool)> + '_ {
     })
 }
 
+/// The single-quoted string literals of `sql`, unescaped (`'it''s'` gives `it's`), in order;
+/// quoted identifiers (`"…"`, `` `…` ``) are not literals.
+pub fn string_literals(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars().peekable();
+    let mut ident: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if let Some(q) = ident {
+            if c == q {
+                ident = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' => ident = Some(c),
+            '\'' => {
+                let mut lit = String::new();
+                loop {
+                    match chars.next() {
+                        Some('\'') if chars.peek() == Some(&'\'') => {
+                            chars.next();
+                            lit.push('\'');
+                        }
+                        Some('\'') | None => break,
+                        Some(ch) => lit.push(ch),
+                    }
+                }
+                out.push(lit);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Where the first statement of `text` ends, outside quotes: the byte offset of the first
 /// `;`, or of the newline that starts the first blank line after some text. `None` while the
 /// statement may still go on.
@@ -236,5 +271,17 @@ mod tests {
         assert_eq!(statement_end("\n\nSELECT 1\n\nx"), Some(10));
         assert_eq!(statement_end("  ;"), Some(2));
         assert_eq!(statement_end("SELECT 'a;b'"), None);
+    }
+
+    #[test]
+    fn string_literals_are_unescaped_and_identifiers_are_not_literals() {
+        assert_eq!(
+            string_literals(
+                "SELECT \"it's\" FROM t WHERE a = 'O''Brien' AND b LIKE '%Mixer%' AND c = ''"
+            ),
+            ["O'Brien", "%Mixer%", ""]
+        );
+        assert_eq!(string_literals("SELECT 1"), Vec::<String>::new());
+        assert_eq!(string_literals("SELECT 'open"), ["open"]);
     }
 }

@@ -289,3 +289,64 @@ fn a_failed_greedy_answer_falls_back_to_the_first_passing_beam_and_keeps_every_a
     let chosen: Vec<bool> = both.candidates.iter().map(|b| b.chosen).collect();
     assert_eq!(chosen, [true, false]);
 }
+
+#[test]
+fn a_value_copied_from_an_example_is_passed_over_for_a_candidate_without_one() {
+    use sqlora_sqlgen::{foreign_values, Shot};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = shop(tmp.path());
+    let db = ReadOnlyDb::open(&path).unwrap();
+    // The retrieved example names Ada; the question does not.
+    let shots = [Shot::new(
+        "e1",
+        "Which city does Ada live in?",
+        "SELECT city FROM customers WHERE name = 'Ada'",
+    )];
+    let foreign = foreign_values("Who lives in Oslo?", &shots);
+    assert_eq!(foreign, ["ada"]);
+    let opts = AnswerOptions {
+        select: Selection::FirstValid,
+        foreign_values: foreign.clone(),
+        ..AnswerOptions::default()
+    };
+    let copied = " name FROM customers WHERE city = 'Oslo' OR name = 'Ada'";
+    let clean = " name FROM customers WHERE city = 'Oslo'";
+    // First-valid: the copying candidate runs but the next, clean one is the answer.
+    let a = answer(&db, &texts(&[copied, clean]), &opts, |_| {});
+    assert!(a.valid && a.copied.is_none());
+    assert_eq!(a.sql, "SELECT name FROM customers WHERE city = 'Oslo'");
+    assert_eq!(a.candidates[0].copied.as_deref(), Some("Ada"));
+    assert!(a.candidates[1].chosen);
+    // Voting: the copying candidate's result is not the answer while a clean one runs, even
+    // with more votes.
+    let vote = AnswerOptions {
+        select: Selection::Vote,
+        ..opts.clone()
+    };
+    let a = answer(&db, &texts(&[copied, copied, clean]), &vote, |_| {});
+    assert_eq!(a.sql, "SELECT name FROM customers WHERE city = 'Oslo'");
+    // Only copying candidates: the answer stands (valid), flagged, and a greedy one falls back.
+    let a = answer(&db, &texts(&[copied]), &opts, |_| {});
+    assert!(a.valid);
+    assert_eq!(a.copied.as_deref(), Some("Ada"));
+    assert_eq!(a.rows.len(), 2);
+    assert!(needs_fallback(&a, 1, 4));
+    // The fallback's clean beam replaces it; a retry that copies as well does not.
+    let retry = answer(&db, &texts(&[copied, clean]), &opts, |_| {});
+    let both = with_fallback(a.clone(), retry);
+    assert_eq!(both.sql, "SELECT name FROM customers WHERE city = 'Oslo'");
+    assert!(both.copied.is_none());
+    let retry = answer(&db, &texts(&[copied]), &opts, |_| {});
+    let both = with_fallback(a.clone(), retry);
+    assert_eq!(both.sql, a.sql);
+    assert!(both.valid);
+    // Without foreign values nothing changes: the first valid candidate wins.
+    let plain = AnswerOptions {
+        foreign_values: Vec::new(),
+        ..opts
+    };
+    let a = answer(&db, &texts(&[copied, clean]), &plain, |_| {});
+    assert!(a.copied.is_none());
+    assert!(a.sql.contains("'Ada'"));
+    assert!(!needs_fallback(&a, 1, 4));
+}

@@ -280,6 +280,8 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
             } else {
                 sqlora_sqlgen::Selection::Vote
             },
+            // `ask` names the values its retrieved examples bring in, question by question.
+            foreign_values: Vec::new(),
         },
         prompts: crate::paths::prompt_builder(a.prompts.as_deref())?,
         constrain: (!a.no_constrain).then(|| sqlora_sqlgen::Constrainer::new(&m)),
