@@ -44,10 +44,11 @@ use crate::forward::{
     PrefixBatch,
 };
 
-/// At most this many bytes of frozen-layer hidden states are kept between epochs.
-pub const FROZEN_CACHE_BYTES: usize = 2 << 30;
 use crate::memory::{self, RunMemory};
 use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWParams};
+
+/// At most this many bytes of frozen-layer hidden states are kept between epochs.
+pub const FROZEN_CACHE_BYTES: usize = 2 << 30;
 
 /// File name of the run's metadata inside the adapter folder.
 pub const META_FILE: &str = "sqlora_meta.json";
@@ -281,9 +282,9 @@ fn check_memory(
     data: &TrainData,
     adapter: &LoraAdapter,
     opts: &TrainOptions,
-) -> Result<(Option<RunMemory>, bool)> {
+) -> (Option<RunMemory>, bool) {
     let Some(budget) = opts.memory_budget else {
-        return Ok((None, config.checkpointing));
+        return (None, config.checkpointing);
     };
     let lowest = adapter
         .modules()
@@ -335,8 +336,7 @@ fn check_memory(
             eprintln!("{}", memory::over_budget_warning(&run, budget));
         }
     }
-    let checkpointing = plan.checkpointing;
-    Ok((Some(run), checkpointing))
+    (Some(run), plan.checkpointing)
 }
 
 /// Trains a fresh adapter for `model` on `data` (evaluating on `eval` when given) and saves it
@@ -442,7 +442,7 @@ pub fn train_with(
     if let (Some(dir), None) = (&opts.init, &opts.resume) {
         init_from(&adapter, dir, model)?;
     }
-    let (memory, checkpointing) = check_memory(model, config, data, &adapter, opts)?;
+    let (memory, checkpointing) = check_memory(model, config, data, &adapter, opts);
     let params = AdamWParams {
         beta1: config.beta1,
         beta2: config.beta2,
