@@ -179,7 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "computed_tokens_per_step": computed,
         "answer_tokens_per_step": answer,
         "shared_prefix_len": prefix_len,
-        "trainable_params": vars.iter().map(|v| v.as_tensor().elem_count()).sum::<usize>(),
+        "trainable_params": params,
         "step_seconds": median,
         "step_seconds_all": times,
         "losses": losses,

@@ -550,12 +550,7 @@ pub fn loss_and_grads_with(
     let pass = new_pass(model, adapter, batch, mode)?;
     let n = model.layers().len();
     // Below the lowest adapted layer nothing trains: the backward pass stops there.
-    let lowest = adapter
-        .modules()
-        .keys()
-        .filter_map(|k| layer_of(k))
-        .min()
-        .unwrap_or(0);
+    let lowest = lowest_adapted_layer(adapter);
     let hidden = model.config().hidden_size;
 
     // Below `lowest` the hidden states depend on the tokens only: start from the cache's.
@@ -846,8 +841,19 @@ fn run_layer_graph(
 }
 
 /// The layer index of a module path like `model.layers.12.mlp.up_proj`.
+/// The lowest layer `adapter` adapts (0 when its modules name none): below it nothing trains,
+/// so the backward pass stops there and the hidden states depend on the tokens only.
+pub fn lowest_adapted_layer(adapter: &LoraAdapter) -> usize {
+    adapter
+        .modules()
+        .keys()
+        .filter_map(|k| layer_of(k))
+        .min()
+        .unwrap_or(0)
+}
+
 /// The layer index in a module key such as `model.layers.7.self_attn.q_proj`.
-pub(crate) fn layer_of(key: &str) -> Option<usize> {
+fn layer_of(key: &str) -> Option<usize> {
     let rest = &key[key.find("layers.")? + "layers.".len()..];
     rest.split('.').next()?.parse().ok()
 }

@@ -167,13 +167,14 @@ pub fn step_memory(
     };
     let adapter = 6.0 * resident.adapter_params as f64 * f;
     let kept = saved_inputs + frozen + adapter + resident.dequantized as f64;
-    // Without checkpointing the adapted layers' graphs are all alive while the head runs and
-    // while the top one is back-propagated.
-    let peak = if checkpointing {
-        kept + head.max(backward)
+    // The peak is the head or the top layer's backward pass, whichever holds more; without
+    // checkpointing every adapted layer's graph is alive during both.
+    let alive_at_head = if checkpointing {
+        0.0
     } else {
-        kept + layer_graph * layers + head.max(backward - layer_graph)
+        layer_graph * layers
     };
+    let peak = kept + graphs.max(alive_at_head + head);
     StepMemory {
         layer_graph: layer_graph as u64,
         graphs: graphs as u64,

@@ -286,12 +286,7 @@ fn check_memory(
     let Some(budget) = opts.memory_budget else {
         return (None, config.checkpointing);
     };
-    let lowest = adapter
-        .modules()
-        .keys()
-        .filter_map(|k| crate::forward::layer_of(k))
-        .min()
-        .unwrap_or(0);
+    let lowest = crate::forward::lowest_adapted_layer(adapter);
     let params: usize = adapter.vars().iter().map(|v| v.elem_count()).sum();
     let dequantized = memory::dequantized_bytes(model, lowest);
     let run = memory::run_memory(
