@@ -11,7 +11,8 @@
 # $SQLORA_HOME/fixtures), OUT (default runs/qwen_domain/<domain>), TRAIN_ARGS (more `train`
 # flags), SKIP_TRAIN=1 (score the adapter already in OUT/adapter), KS (default "0 3"), DEV_K
 # (retrieved examples in the dev-EX prompts that pick the checkpoint, `train --examples-k`;
-# default 0, as the first hr run was made).
+# default 0, as the first hr run was made), SPLITS (the splits scored, default "human_dev human";
+# e.g. "test" for the generated test split issue 14's targets are set on).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 d=${1:?usage: tools/train/qwen_domain.sh DOMAIN}
@@ -32,7 +33,8 @@ if [ "${SKIP_TRAIN:-0}" != 1 ]; then
   tail -2 "$out/train.log"
 fi
 read -r -a ks <<< "${KS:-0 3}"
-for split in human_dev human; do
+read -r -a splits <<< "${SPLITS:-human_dev human}"
+for split in "${splits[@]}"; do
   for k in "${ks[@]}"; do
     for who in base adapter; do
       if [ "$who" = base ]; then gen=(--base); else gen=(--adapter "$out/adapter"); fi
@@ -50,7 +52,7 @@ import json, os, sys
 out, d = sys.argv[1], sys.argv[2]
 print(f"| {d} | split | retrieved examples | base EX % | adapter EX % | base valid % | adapter valid % |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-for split in ("human_dev", "human"):
+for split in ("human_dev", "human", "test"):
     for k in ("0", "3"):
         r = {}
         for who in ("base", "adapter"):

@@ -9,6 +9,15 @@
 //! plural `s` is dropped (`orders` matches `order`). Ties keep the examples' order in the
 //! file, so a retrieval is deterministic.
 //!
+//! **One example per SQL skeleton.** The `k` examples shown are the most similar ones whose
+//! queries have different skeletons ([`sqlora_eval::skeleton`]: the query with its values
+//! masked); an example whose skeleton an already chosen one has is passed over, and such
+//! examples fill the remaining places only when the pool has fewer than `k` skeletons. A
+//! generated split holds paraphrases of one template with other values ("How many current
+//! employees in Finance / Operations / Research have no phone number on file?"), and BM25
+//! ranks them side by side: three of them teach one query three times, and the model copies
+//! its predicates into a question that did not ask for them (EVALUATION.md, session 15).
+//!
 //! [`ExampleIndex::retrieve`] excludes the asked question itself (the same id or the same
 //! words), so an evaluation never shows the model the answer it is scored on.
 
@@ -19,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use sqlora_eval::skeleton;
 
 use crate::error::SqlgenError;
 use crate::prompt::PromptBuilder;
@@ -87,6 +98,8 @@ pub struct ExampleIndex {
     avg_len: f64,
     /// Each shot's question as compared for exclusion (its words joined).
     keys: Vec<String>,
+    /// Each shot's SQL skeleton, by which retrieval keeps one example per query shape.
+    skeletons: Vec<String>,
 }
 
 impl ExampleIndex {
@@ -119,6 +132,7 @@ impl ExampleIndex {
             keys.push(ws.join(" "));
             docs.push(tf);
         }
+        let skeletons = shots.iter().map(|s| skeleton(&s.sql)).collect();
         let avg_len = if lens.is_empty() {
             0.0
         } else {
@@ -132,6 +146,7 @@ impl ExampleIndex {
             df,
             avg_len,
             keys,
+            skeletons,
         }
     }
 
@@ -201,9 +216,10 @@ impl ExampleIndex {
             .collect()
     }
 
-    /// The indices of the `k` examples most similar to `question`, most similar first (ties:
-    /// the earlier example first), leaving out those `exclude` picks. Fewer than `k` when
-    /// fewer are left.
+    /// The indices of the `k` examples most similar to `question` with different SQL
+    /// skeletons, most similar first (ties: the earlier example first), leaving out those
+    /// `exclude` picks. An example whose skeleton a better one has comes after every example
+    /// with a new skeleton (module docs). Fewer than `k` when fewer are left.
     pub fn top_k(&self, question: &str, k: usize, exclude: impl Fn(usize) -> bool) -> Vec<usize> {
         if k == 0 {
             return Vec::new();
@@ -211,8 +227,24 @@ impl ExampleIndex {
         let scores = self.scores(question);
         let mut order: Vec<usize> = (0..self.shots.len()).filter(|&i| !exclude(i)).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        order.truncate(k);
-        order
+        let mut chosen: Vec<usize> = Vec::with_capacity(k);
+        let mut repeats: Vec<usize> = Vec::new();
+        for i in order {
+            if chosen.len() == k {
+                break;
+            }
+            if chosen
+                .iter()
+                .any(|&c| self.skeletons[c] == self.skeletons[i])
+            {
+                repeats.push(i);
+            } else {
+                chosen.push(i);
+            }
+        }
+        let room = k - chosen.len();
+        chosen.extend(repeats.into_iter().take(room));
+        chosen
     }
 
     /// The `k` examples most similar to `question`, most similar first, never the question
@@ -441,6 +473,43 @@ mod tests {
         ]);
         assert_eq!(ix.top_k("alpha", 3, |_| false), [0, 2, 1]);
         assert_eq!(ix.top_k("nothing in common", 3, |_| false), [0, 1, 2]);
+    }
+
+    #[test]
+    fn paraphrases_of_one_query_shape_do_not_crowd_the_prompt() {
+        let ix = ExampleIndex::new(vec![
+            Shot::new(
+                "fin",
+                "How many current employees in Finance have no phone?",
+                "SELECT COUNT(*) FROM employees WHERE dept = 'Finance' AND phone IS NULL",
+            ),
+            Shot::new(
+                "ops",
+                "How many current employees in Operations have no phone?",
+                "SELECT COUNT(*) FROM employees WHERE dept = 'Operations' AND phone IS NULL",
+            ),
+            Shot::new(
+                "res",
+                "How many current employees in Research have no phone?",
+                "select count(*) from employees where dept = \"Research\" and phone is null",
+            ),
+            Shot::new(
+                "cnt",
+                "How many employees does each department have?",
+                "SELECT dept, COUNT(*) FROM employees GROUP BY dept",
+            ),
+            Shot::new("far", "List every project.", "SELECT name FROM projects"),
+        ]);
+        let q = "How many current employees in Sales have no phone number?";
+        // By score alone the three paraphrases fill the first three places…
+        let scores = ix.scores(q);
+        assert!(scores[..3].iter().all(|&s| s > scores[3]), "{scores:?}");
+        // …but one of them stands for its shape, and the next shapes follow, however far.
+        let ids = |v: Vec<&Shot>| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(ix.retrieve(q, 3, None)), ["fin", "cnt", "far"]);
+        // With more places than shapes, the paraphrases fill them in their order.
+        assert_eq!(ids(ix.retrieve(q, 4, None)), ["fin", "cnt", "far", "ops"]);
+        assert_eq!(ix.top_k(q, 5, |_| false), [0, 3, 4, 1, 2]);
     }
 
     #[test]
