@@ -11,7 +11,7 @@
 # (a templates folder for --prompts; default: the bundled templates), EXTRA (more eval flags),
 # FIXTURES (default: $SQLORA_HOME/fixtures), TAG (results go to runs/zero_shot/<split>-<TAG>,
 # e.g. TAG=free EXTRA=--no-constrain for the unconstrained column of an ablation), EXAMPLES_K
-# (retrieved training examples per prompt, `eval --examples-k`, from the domain's train.jsonl;
+# (retrieved training examples per prompt, `eval --examples-k`, from the domain's pool (POOL);
 # default 0, the zero-shot prompt, unless EXTRA names --examples-k; e.g. TAG=k3 EXAMPLES_K=3),
 # POOL (the files of datasets/<domain>/ to retrieve from, e.g. "train.jsonl"; default: the
 # service's pool, human_train.jsonl and train.jsonl), POOL_DIR (where POOL's files are instead
